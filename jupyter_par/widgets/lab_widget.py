@@ -1,0 +1,112 @@
+"""The progress widget that the ``jupyter-par`` JupyterLab extension draws.
+
+One widget shows every worker of a run. It only carries state: whoever runs the work sets
+``workers`` and ``overall`` (about ten times a second), and the front end draws them in place.
+The trait shapes below are the contract with ``labextension/src/tokens.ts``.
+
+``workers``: a list, one dict per worker::
+
+    {"id": str, "state": "idle" | "busy" | "done" | "failed", "done": int, "assigned": int,
+     "rate": float (rows/s), "partition": int | None, "error": str | None}
+
+``overall``: one dict for the whole run::
+
+    {"done": int, "total": int | None, "percent": float (0-100), "elapsed": float (s),
+     "eta": float | None (s), "state": "running" | "done" | "failed" | "cancelled",
+     "label": str, "partitions_done": int, "partitions_total": int | None}
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets
+import traitlets
+from ipywidgets.widgets.widget import CallbackDispatcher
+
+from .._version import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+MODULE_NAME = "jupyter-par"
+
+WORKER_STATES = ("idle", "busy", "done", "failed")
+RUN_STATES = ("running", "done", "failed", "cancelled")
+WORKER_KEYS = ("id", "state", "done", "assigned", "rate", "partition", "error")
+
+
+def empty_overall(label: str = "") -> dict[str, Any]:
+    """The ``overall`` record of a run that has not made progress yet."""
+    return {
+        "done": 0,
+        "total": None,
+        "percent": 0.0,
+        "elapsed": 0.0,
+        "eta": None,
+        "state": "running",
+        "label": label,
+        "partitions_done": 0,
+        "partitions_total": None,
+    }
+
+
+class LabProgressWidget(ipywidgets.DOMWidget):
+    """Live progress of all workers of one run, drawn by the ``jupyter-par`` lab extension.
+
+    Parameters
+    ----------
+    workers : list of dict, optional
+        One record per worker (see the module docstring).
+    overall : dict, optional
+        The record of the whole run; missing keys take the values of `empty_overall`.
+
+    Examples
+    --------
+    >>> w = LabProgressWidget(overall={"label": "score", "total": 1000})
+    >>> with w.hold_sync():                     # one message for both traits
+    ...     w.workers = [{"id": "w0", "state": "busy", "done": 10, "assigned": 500,
+    ...                   "rate": 95.0, "partition": 0, "error": None}]
+    ...     w.overall = {**w.overall, "done": 10, "percent": 1.0}
+    """
+
+    _model_name = traitlets.Unicode("ProgressModel").tag(sync=True)
+    _view_name = traitlets.Unicode("ProgressView").tag(sync=True)
+    _model_module = traitlets.Unicode(MODULE_NAME).tag(sync=True)
+    _view_module = traitlets.Unicode(MODULE_NAME).tag(sync=True)
+    _model_module_version = traitlets.Unicode(__version__).tag(sync=True)
+    _view_module_version = traitlets.Unicode(__version__).tag(sync=True)
+
+    workers = traitlets.List(traitlets.Dict(), help="One progress record per worker.").tag(
+        sync=True
+    )
+    overall = traitlets.Dict(help="The progress record of the whole run.").tag(sync=True)
+
+    def __init__(
+        self,
+        workers: Sequence[dict[str, Any]] = (),
+        overall: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            workers=list(workers), overall={**empty_overall(), **(overall or {})}, **kwargs
+        )
+        self._cancel_handlers = CallbackDispatcher()
+        self.on_msg(self._handle_frontend_msg)
+
+    def on_cancel(self, callback: Callable[[], Any], remove: bool = False) -> None:
+        """Call ``callback()`` when the user presses Cancel (or runs ``jupyter-par:cancel``).
+
+        Parameters
+        ----------
+        callback : callable
+            Called with no arguments, in the kernel's thread that handles comm messages.
+        remove : bool, optional
+            Unregister ``callback`` instead.
+        """
+        self._cancel_handlers.register_callback(callback, remove=remove)
+
+    def _handle_frontend_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        """Dispatch custom messages from the view; only ``{"event": "cancel"}`` is known."""
+        if isinstance(content, dict) and content.get("event") == "cancel":
+            self._cancel_handlers()

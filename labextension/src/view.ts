@@ -1,0 +1,205 @@
+/**
+ * The widget view: one compact element for all workers of a run.
+ *
+ * Trait changes arrive up to ~10 times a second for up to 64+ workers, so the view never
+ * rebuilds its DOM: rows are created once per worker id and afterwards only the attributes and
+ * texts that changed are written, at most once per animation frame.
+ */
+
+import { DOMWidgetView } from '@jupyter-widgets/base';
+
+import {
+  clampPercent,
+  formatCount,
+  formatRate,
+  overallText,
+  workerFraction,
+  workerTooltip
+} from './format';
+import type { ProgressModel } from './model';
+import { DEFAULT_GRID_THRESHOLD, IWorkerRecord } from './tokens';
+
+/** The nodes of one worker row, and what was last written to them. */
+interface IWorkerRow {
+  node: HTMLElement;
+  bar: HTMLElement;
+  count: HTMLElement;
+  rate: HTMLElement;
+  last: Record<string, string>;
+}
+
+/** Create an element with a class, optionally inside a parent. */
+function el(tag: string, className: string, parent?: HTMLElement): HTMLElement {
+  const node = document.createElement(tag);
+  node.className = className;
+  parent?.appendChild(node);
+  return node;
+}
+
+/** Write a value only when it differs from the last one written under that key. */
+function put(
+  last: Record<string, string>,
+  key: string,
+  value: string,
+  write: (value: string) => void
+): void {
+  if (last[key] !== value) {
+    last[key] = value;
+    write(value);
+  }
+}
+
+export class ProgressView extends DOMWidgetView {
+  /** Above this many workers the view draws a grid; set from the plugin's settings. */
+  static gridThreshold = DEFAULT_GRID_THRESHOLD;
+
+  override render(): void {
+    const root = this.el as HTMLElement;
+    root.classList.add('jp-par-progress');
+
+    this._overall = el('div', 'jp-par-overall', root);
+    this._label = el('span', 'jp-par-overall-label', this._overall);
+    const track = el('div', 'jp-par-overall-track', this._overall);
+    this._overallBar = el('div', 'jp-par-overall-bar', track);
+    this._overallText = el('span', 'jp-par-overall-text', this._overall);
+    this._state = el('span', 'jp-par-overall-state', this._overall);
+    this._cancel = el('button', 'jp-par-cancel jp-mod-styled', this._overall) as HTMLButtonElement;
+    this._cancel.textContent = 'Cancel';
+    this._cancel.title = 'Stop all workers of this run';
+    this._cancel.addEventListener('click', this._onCancel);
+
+    this._workers = el('div', 'jp-par-workers', root);
+
+    this.listenTo(this.model, 'change:workers', () => this._schedule(true, false));
+    this.listenTo(this.model, 'change:overall', () => this._schedule(false, true));
+    this.progressModel.attachView(this, true);
+    this._draw(true, true);
+  }
+
+  override remove(): unknown {
+    if (this._frame !== 0) {
+      cancelAnimationFrame(this._frame);
+      this._frame = 0;
+    }
+    this._cancel?.removeEventListener('click', this._onCancel);
+    this.progressModel.attachView(this, false);
+    return super.remove();
+  }
+
+  private get progressModel(): ProgressModel {
+    return this.model as ProgressModel;
+  }
+
+  /** Coalesce changes so that many trait messages cost one paint. */
+  private _schedule(workers: boolean, overall: boolean): void {
+    this._dirtyWorkers ||= workers;
+    this._dirtyOverall ||= overall;
+    if (this._frame === 0) {
+      this._frame = requestAnimationFrame(() => {
+        this._frame = 0;
+        const w = this._dirtyWorkers;
+        const o = this._dirtyOverall;
+        this._dirtyWorkers = this._dirtyOverall = false;
+        this._draw(w, o);
+      });
+    }
+  }
+
+  private _draw(workers: boolean, overall: boolean): void {
+    if (workers) {
+      this._drawWorkers(this.progressModel.workers);
+    }
+    if (overall) {
+      this._drawOverall();
+    }
+  }
+
+  private _drawOverall(): void {
+    const overall = this.progressModel.overall;
+    const last = this._overallLast;
+    const percent = clampPercent(overall.percent);
+    put(last, 'state', overall.state, v => {
+      this._overall.dataset.state = v;
+      this.el.dataset.state = v;
+      this._state.textContent = v;
+      this._cancel.hidden = v !== 'running';
+      this._cancel.disabled = false;
+    });
+    put(last, 'label', overall.label || 'parallel', v => (this._label.textContent = v));
+    put(last, 'percent', percent.toFixed(1), v => {
+      this._overall.dataset.percent = v;
+      this._overallBar.style.width = `${v}%`;
+    });
+    put(last, 'text', overallText(overall), v => (this._overallText.textContent = v));
+  }
+
+  private _drawWorkers(workers: IWorkerRecord[]): void {
+    const grid = workers.length > ProgressView.gridThreshold;
+    put(this._rootLast, 'layout', grid ? 'grid' : 'rows', v => {
+      this.el.dataset.layout = v;
+      this._workers.classList.toggle('jp-par-grid', v === 'grid');
+    });
+    put(this._rootLast, 'count', String(workers.length), v => (this.el.dataset.workers = v));
+
+    const seen = new Set<string>();
+    for (const worker of workers) {
+      const id = String(worker.id);
+      seen.add(id);
+      let row = this._rows.get(id);
+      if (!row) {
+        row = this._createRow(id);
+        this._rows.set(id, row);
+      }
+      this._updateRow(row, worker);
+    }
+    for (const [id, row] of this._rows) {
+      if (!seen.has(id)) {
+        row.node.remove();
+        this._rows.delete(id);
+      }
+    }
+  }
+
+  private _createRow(id: string): IWorkerRow {
+    const node = el('div', 'jp-par-worker', this._workers);
+    node.dataset.workerId = id;
+    el('span', 'jp-par-worker-id', node).textContent = id;
+    const track = el('div', 'jp-par-worker-track', node);
+    const bar = el('div', 'jp-par-worker-bar', track);
+    const count = el('span', 'jp-par-worker-count', node);
+    const rate = el('span', 'jp-par-worker-rate', node);
+    return { node, bar, count, rate, last: {} };
+  }
+
+  private _updateRow(row: IWorkerRow, worker: IWorkerRecord): void {
+    const { node, last } = row;
+    put(last, 'state', worker.state, v => (node.dataset.state = v));
+    put(last, 'width', (workerFraction(worker) * 100).toFixed(2), v => {
+      row.bar.style.width = `${v}%`;
+    });
+    put(last, 'count', `${formatCount(worker.done, true)} / ${formatCount(worker.assigned, true)}`, v => {
+      row.count.textContent = v;
+    });
+    put(last, 'rate', formatRate(worker.rate), v => (row.rate.textContent = v));
+    put(last, 'title', workerTooltip(worker), v => (node.title = v));
+  }
+
+  private _onCancel = (): void => {
+    this._cancel.disabled = true;
+    this.progressModel.cancel();
+  };
+
+  private _overall!: HTMLElement;
+  private _label!: HTMLElement;
+  private _overallBar!: HTMLElement;
+  private _overallText!: HTMLElement;
+  private _state!: HTMLElement;
+  private _cancel!: HTMLButtonElement;
+  private _workers!: HTMLElement;
+  private _rows = new Map<string, IWorkerRow>();
+  private _overallLast: Record<string, string> = {};
+  private _rootLast: Record<string, string> = {};
+  private _frame = 0;
+  private _dirtyWorkers = false;
+  private _dirtyOverall = false;
+}
