@@ -1,0 +1,72 @@
+"""jupyter_par: run a notebook's own functions in parallel over pandas objects.
+
+>>> import jupyter_par as jp
+>>> jp.apply(df, score, axis=1, jobs=8)          # doctest: +SKIP
+
+In a notebook, ``%load_ext jupyter_par`` adds the ``%%parallel`` cell magic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import accessor as _accessor  # noqa: F401 - registers df.par / series.par
+from ._version import __version__
+from ._worker import progress
+from .api import apply, groupby_apply, map, map_partitions
+from .backends import register_backend
+from .backends import shutdown as _shutdown_backends
+from .config import current_defaults, set_defaults
+from .errors import (
+    CancelledError,
+    JupyterParError,
+    PartitionTimeoutError,
+    ShippingError,
+    UsageError,
+    WorkerDiedError,
+    WorkerError,
+)
+
+
+def shutdown() -> None:
+    """Stop every warm worker now (they also stop when Python exits)."""
+    _shutdown_backends()
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext jupyter_par``: register the magics (imported only now, to keep import light)."""
+    from .magic import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext jupyter_par``: remove the magics and stop the workers."""
+    from .magic import unload_ipython_extension as unload
+
+    unload(ipython)
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "jupyter-par"}]
+
+
+__all__ = [
+    "CancelledError",
+    "JupyterParError",
+    "PartitionTimeoutError",
+    "ShippingError",
+    "UsageError",
+    "WorkerDiedError",
+    "WorkerError",
+    "__version__",
+    "apply",
+    "current_defaults",
+    "groupby_apply",
+    "map",
+    "map_partitions",
+    "progress",
+    "register_backend",
+    "set_defaults",
+    "shutdown",
+]

@@ -1,0 +1,230 @@
+"""What runs around every partition, in every backend.
+
+:func:`execute` runs one operation on one partition and turns whatever happens into a
+plain record (:class:`TaskDone` or :class:`TaskFailed`), with the partition's printed
+output and warnings captured so they can be shown grouped, never interleaved.
+
+Progress travels through a :class:`ProgressSlot`: the worker stores its running row
+count there (a shared-memory integer for processes, a list cell for threads) at most a
+few dozen times a second; the parent reads it on its own clock. No message per row.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import threading
+import time
+import traceback
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pandas as pd
+
+from .errors import CancelledError
+
+#: How often, at most, a worker publishes its row count.
+FLUSH_SECONDS = 0.02
+
+
+class ProgressSlot(Protocol):
+    """Where a worker publishes the rows it has done on its current partition."""
+
+    def publish(self, rows: int) -> None: ...
+
+
+@dataclass
+class TaskContext:
+    """The state of the partition a worker is running now (one per worker thread)."""
+
+    slot: ProgressSlot | None = None
+    cancel: threading.Event | None = None
+    rows: int = 0
+    row_label: Any = None
+    has_row_label: bool = False
+    last_flush: float = 0.0
+
+    def add_rows(self, n: int) -> None:
+        """Count ``n`` more rows done; publish if enough time passed; honour cancel."""
+        self.rows += n
+        now = time.monotonic()
+        if now - self.last_flush >= FLUSH_SECONDS:
+            self.last_flush = now
+            if self.slot is not None:
+                self.slot.publish(self.rows)
+            if self.cancel is not None and self.cancel.is_set():
+                msg = "run cancelled"
+                raise CancelledError(msg)
+
+    def note_row(self, label: Any) -> None:
+        """Remember the row being worked on, so a failure can name it."""
+        self.row_label = label
+        self.has_row_label = True
+
+
+_local = threading.local()
+
+
+def current() -> TaskContext:
+    """The context of the partition this thread runs (a throwaway one outside a run)."""
+    ctx = getattr(_local, "ctx", None)
+    if ctx is None:
+        ctx = _local.ctx = TaskContext()
+    return ctx
+
+
+def progress(n: int = 1) -> None:
+    """Report ``n`` more rows (or steps) done from inside user code running in a worker."""
+    current().add_rows(n)
+
+
+@dataclass(frozen=True)
+class TaskDone:
+    """A partition that succeeded."""
+
+    task_id: int
+    value: Any
+    output: str = ""
+    warnings: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class TaskFailed:
+    """A partition that raised. ``exception`` is the live object when it could travel."""
+
+    task_id: int
+    exception: BaseException | None
+    type_name: str
+    message: str
+    traceback_text: str
+    row_label: Any = None
+    has_row_label: bool = False
+    output: str = ""
+    warnings: tuple[str, ...] = field(default=())
+
+
+class _ThreadRoutedStream(io.TextIOBase):
+    """A stand-in for sys.stdout/err that sends each worker thread's writes to its buffer."""
+
+    def __init__(self, original: Any) -> None:
+        self.original = original
+        self.buffers: dict[int, io.StringIO] = {}
+
+    def write(self, text: str) -> int:
+        buffer = self.buffers.get(threading.get_ident())
+        return (buffer if buffer is not None else self.original).write(text)
+
+    def flush(self) -> None:
+        self.original.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+_router_lock = threading.Lock()
+
+
+def _routed(name: str) -> _ThreadRoutedStream:
+    with _router_lock:
+        stream = getattr(sys, name)
+        if not isinstance(stream, _ThreadRoutedStream):
+            stream = _ThreadRoutedStream(stream)
+            setattr(sys, name, stream)
+        return stream
+
+
+@contextmanager
+def _capture(threaded: bool):
+    """Capture prints and warnings of one partition into a buffer."""
+    buffer = io.StringIO()
+    caught: list[str] = []
+    if threaded:
+        # Threads share sys.stdout, so writes are routed by thread identity instead.
+        streams = [_routed("stdout"), _routed("stderr")]
+        ident = threading.get_ident()
+        for stream in streams:
+            stream.buffers[ident] = buffer
+        try:
+            yield buffer, caught
+        finally:
+            for stream in streams:
+                stream.buffers.pop(ident, None)
+        return
+    saved = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = buffer
+    try:
+        with warnings.catch_warnings(record=True) as records:
+            warnings.simplefilter("default")
+            try:
+                yield buffer, caught
+            finally:
+                caught.extend(
+                    f"{w.category.__name__}: {w.message}" for w in records
+                )
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+_HIDDEN = (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    os.path.dirname(os.path.abspath(pd.__file__)) + os.sep,
+)
+
+
+def _format_exception(exc: BaseException) -> str:
+    """The traceback with jupyter_par's and pandas' own frames left out.
+
+    What remains are the user's frames (the function, the helpers it calls, the
+    cell), which is what a serial traceback would have pointed at.
+    """
+    formatted = traceback.TracebackException.from_exception(exc)
+    kept = [f for f in formatted.stack if not f.filename.startswith(_HIDDEN)]
+    if kept:
+        formatted.stack = traceback.StackSummary.from_list(kept)
+    return "".join(formatted.format())
+
+
+def execute(
+    task_id: int,
+    op: Any,
+    data: Any,
+    *,
+    slot: ProgressSlot | None = None,
+    cancel: threading.Event | None = None,
+    threaded: bool = False,
+) -> TaskDone | TaskFailed:
+    """Run ``op(data)`` for one partition and describe the outcome."""
+    ctx = TaskContext(slot=slot, cancel=cancel, last_flush=time.monotonic())
+    _local.ctx = ctx
+    if slot is not None:
+        slot.publish(0)
+    started = time.perf_counter()
+    try:
+        with _capture(threaded) as (buffer, caught):
+            try:
+                value = op(data)
+            except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing lost
+                failure = exc
+            else:
+                failure = None
+        if failure is not None:
+            return TaskFailed(
+                task_id,
+                failure,
+                type(failure).__qualname__,
+                str(failure),
+                _format_exception(failure),
+                ctx.row_label,
+                ctx.has_row_label,
+                buffer.getvalue(),
+                tuple(caught),
+            )
+        return TaskDone(
+            task_id, value, buffer.getvalue(), tuple(caught), time.perf_counter() - started
+        )
+    finally:
+        _local.ctx = None

@@ -1,0 +1,270 @@
+"""The plain Python API: pandas' own calls, run in parallel, returning what pandas returns.
+
+Each function cuts its input into partitions (:mod:`jupyter_par.partition`), picks the
+operation that does on one partition what pandas would do on the whole
+(:mod:`jupyter_par.operations`), runs it through the engine, and puts the results
+back together in the original order.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from . import engine, operations
+from .config import Options, resolve
+from .errors import PartialResultWarning, UsageError
+from .partition import (
+    Partition,
+    combine,
+    is_chunked_reader,
+    iter_chunks,
+    partition_count,
+    split_columns,
+    split_groups,
+    split_indexed_items,
+    split_rows,
+    split_sequence,
+)
+from .progress import ProgressSink
+from .sinks import sinks_for
+
+RunOptions = dict[str, Any]
+_OPTION_NAMES = ("jobs", "backend", "partitions", "timeout", "retries", "on_error",
+                 "start_method", "progress", "scheduler")
+
+
+def _split_options(kwargs: dict[str, Any]) -> tuple[RunOptions, dict[str, Any]]:
+    """Separate jupyter_par's own keywords from those meant for pandas or the function."""
+    ours = {name: kwargs.pop(name) for name in _OPTION_NAMES if name in kwargs}
+    return ours, kwargs
+
+
+def show_outputs(outcome: engine.RunOutcome, stream: Any = None) -> None:
+    """Print what each partition printed, grouped under one heading per partition."""
+    stream = stream or sys.stdout
+    for out in outcome.outputs:
+        if out.output:
+            stream.write(f"[partition {out.partition}, worker {out.worker}]\n")
+            stream.write(out.output if out.output.endswith("\n") else out.output + "\n")
+        for text in out.warnings:
+            stream.write(f"[partition {out.partition}, worker {out.worker}] warning: {text}\n")
+
+
+def execute(
+    parts: Sequence[Partition] | Iterable[Partition],
+    op: Any,
+    options: Options,
+    *,
+    label: str,
+    unit: str = "rows",
+    sinks: Sequence[ProgressSink] | None = None,
+    cancel: Any = None,
+) -> engine.RunOutcome:
+    """Run ``op`` over ``parts``, show captured output, warn about skipped partitions."""
+    known = isinstance(parts, Sequence)
+    outcome = engine.run(
+        parts,
+        op,
+        options,
+        sinks=sinks_for(options.progress, label) if sinks is None else sinks,
+        rows_total=sum(p.size for p in parts) if known else None,
+        partitions_total=len(parts) if known else None,
+        label=label,
+        unit=unit,
+        cancel=cancel,
+    )
+    show_outputs(outcome)
+    if outcome.failures:
+        names = ", ".join(f.site.describe() for f in outcome.failures[:5])
+        more = f" and {len(outcome.failures) - 5} more" if len(outcome.failures) > 5 else ""
+        warnings.warn(
+            f"{len(outcome.failures)} partition(s) failed and were skipped: {names}{more}",
+            PartialResultWarning,
+            stacklevel=3,
+        )
+    return outcome
+
+
+def _check_callable(func: Any, name: str = "func") -> None:
+    if not callable(func):
+        msg = f"{name} must be callable, got {type(func).__name__}: {func!r}"
+        raise UsageError(msg)
+
+
+def _check_pandas(obj: Any, kinds: tuple[type, ...], call: str) -> None:
+    if not isinstance(obj, kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        msg = f"{call} needs a {names}, got {type(obj).__name__}"
+        raise UsageError(msg)
+
+
+def apply(obj: pd.DataFrame | pd.Series, func: Callable[..., Any], axis: Any = 0,
+          **kwargs: Any) -> Any:
+    """Parallel ``obj.apply(func, axis=axis, **kwargs)``, same result as pandas.
+
+    Parameters
+    ----------
+    obj
+        A DataFrame (rows with ``axis=1``, columns with ``axis=0``) or a Series.
+    func
+        Any function, lambda or closure, including ones defined in a notebook.
+    axis
+        As in pandas; ignored for a Series.
+    **kwargs
+        jupyter_par's options (``jobs``, ``backend``, ``partitions``, ``timeout``,
+        ``retries``, ``on_error``, ``start_method``, ``progress``); every other
+        keyword goes to pandas' ``apply`` (``raw``, ``result_type``, ``args``, ...).
+
+    Examples
+    --------
+    >>> jp.apply(df, score, axis=1, jobs=8)  # doctest: +SKIP
+    """
+    _check_pandas(obj, (pd.DataFrame, pd.Series), "apply")
+    _check_callable(func)
+    ours, pandas_kwargs = _split_options(dict(kwargs))
+    options = resolve(**ours)
+    if isinstance(obj, pd.Series):
+        return _series_call(obj, func, "apply", pandas_kwargs, options)
+    axis_number = obj._get_axis_number(axis) if hasattr(obj, "_get_axis_number") else axis
+    if len(obj.index) == 0 or len(obj.columns) == 0:
+        return obj.apply(func, axis=axis, **pandas_kwargs)
+    if axis_number == 1:
+        n = partition_count(len(obj), options.jobs, options.partitions)
+        parts = split_rows(obj, n)
+        outcome = execute(parts, operations.RowApply(func, pandas_kwargs), options,
+                          label=f"apply({_name(func)}, axis=1)")
+        return combine(outcome.results)
+    n = partition_count(obj.shape[1], options.jobs, options.partitions)
+    parts = split_columns(obj, n)
+    outcome = execute(parts, operations.ColumnApply(func, pandas_kwargs), options,
+                      label=f"apply({_name(func)}, axis=0)", unit="columns")
+    frames = [r for r in outcome.results if r is not None]
+    if frames and all(isinstance(r, pd.DataFrame) for r in frames):
+        return pd.concat(frames, axis=1)
+    return combine(frames)
+
+
+def _series_call(series: pd.Series, func: Any, method: str, pandas_kwargs: dict[str, Any],
+                 options: Options) -> Any:
+    if len(series) == 0:
+        return getattr(series, method)(func, **pandas_kwargs)
+    n = partition_count(len(series), options.jobs, options.partitions)
+    outcome = execute(split_rows(series, n), operations.SeriesMap(func, method, pandas_kwargs),
+                      options, label=f"{method}({_name(func)})")
+    return combine([r for r in outcome.results if r is not None])
+
+
+def map(obj: pd.Series | Sequence[Any] | Iterable[Any], func: Callable[..., Any],
+        **kwargs: Any) -> Any:
+    """Parallel ``series.map(func)``; for a list or other iterable, ``[func(x) for x in obj]``.
+
+    Returns a Series for a Series (same index, name and dtype pandas would give), a
+    list in input order otherwise. Keywords as in :func:`apply` (``na_action`` for a
+    Series goes to pandas).
+    """
+    ours, pandas_kwargs = _split_options(dict(kwargs))
+    options = resolve(**ours)
+    if isinstance(obj, pd.Series):
+        if not callable(func) and not isinstance(func, dict | pd.Series):
+            _check_callable(func)
+        return _series_call(obj, func, "map", pandas_kwargs, options)
+    _check_callable(func)
+    if pandas_kwargs:
+        msg = f"unexpected keyword(s) for a list input: {', '.join(pandas_kwargs)}"
+        raise UsageError(msg)
+    if isinstance(obj, pd.DataFrame):
+        msg = "map needs a Series or a list; for a DataFrame use jp.apply(df, func, axis=1)"
+        raise UsageError(msg)
+    if isinstance(obj, str | bytes) or not isinstance(obj, Iterable):
+        msg = f"map needs a Series, a list or another iterable, got {type(obj).__name__}"
+        raise UsageError(msg)
+    items = obj if isinstance(obj, Sequence) else list(obj)
+    if not items:
+        return []
+    n = partition_count(len(items), options.jobs, options.partitions)
+    outcome = execute(split_indexed_items(items, n), operations.ItemMap(func), options,
+                      label=f"map({_name(func)})", unit="items")
+    return combine([r for r in outcome.results if r is not None], concat_lists=True)
+
+
+def groupby_apply(obj: pd.DataFrame | pd.Series, by: Any, func: Callable[..., Any],
+                  *args: Any, **kwargs: Any) -> Any:
+    """Parallel ``obj.groupby(by).apply(func, *args)``, each group wholly in one worker.
+
+    Keywords of ``DataFrame.groupby`` (``sort``, ``dropna``, ``group_keys``,
+    ``observed``, ``as_index``) go to ``groupby``; jupyter_par's options are taken
+    out; the rest go to ``func`` as ``apply`` would pass them.
+    """
+    _check_pandas(obj, (pd.DataFrame, pd.Series), "groupby_apply")
+    _check_callable(func)
+    ours, rest = _split_options(dict(kwargs))
+    groupby_names = ("sort", "dropna", "group_keys", "observed", "as_index", "level")
+    groupby_kwargs = {k: rest.pop(k) for k in groupby_names if k in rest}
+    options = resolve(**ours)
+    if isinstance(obj, pd.DataFrame) and isinstance(by, str | list):
+        missing = [c for c in ([by] if isinstance(by, str) else by)
+                   if isinstance(c, str) and c not in obj.columns and c not in obj.index.names]
+        if missing:
+            msg = (f"groupby column(s) {missing} not found; the columns are "
+                   f"{list(obj.columns)[:20]}")
+            raise UsageError(msg)
+    if len(obj) == 0:
+        return obj.groupby(by, **groupby_kwargs).apply(func, *args, **rest)
+    n = partition_count(len(obj), options.jobs, options.partitions)
+    parts = split_groups(obj, by, n, **groupby_kwargs)
+    op = operations.GroupApply(func, by, groupby_kwargs, args, rest)
+    outcome = execute(parts, op, options, label=f"groupby_apply({_name(func)})")
+    results = [r for r in outcome.results if r is not None]
+    combined = combine(results)
+    if groupby_kwargs.get("group_keys") is False and _is_transform_like(combined, obj):
+        # pandas puts transform-like results back in the input's row order.
+        combined = combined.reindex(obj.index)
+    return combined
+
+
+def _is_transform_like(result: Any, obj: pd.DataFrame | pd.Series) -> bool:
+    return (
+        isinstance(result, pd.DataFrame | pd.Series)
+        and len(result) == len(obj)
+        and result.index.is_unique
+        and obj.index.is_unique
+        and bool(result.index.isin(obj.index).all())
+    )
+
+
+def map_partitions(obj: Any, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``func(partition, *args, **kwargs)`` for each partition of ``obj``, combined.
+
+    ``obj`` may be a DataFrame or Series (row partitions), a list (slices of it), or a
+    lazy iterable such as ``pd.read_csv(path, chunksize=N)`` (one chunk per partition,
+    read as workers free up). pandas results are concatenated in order, lists joined,
+    anything else returned as a list with one item per partition.
+    """
+    _check_callable(func)
+    ours, func_kwargs = _split_options(dict(kwargs))
+    options = resolve(**ours)
+    op = operations.PartitionCall(func, args, func_kwargs)
+    label = f"map_partitions({_name(func)})"
+    if isinstance(obj, pd.DataFrame | pd.Series):
+        n = partition_count(len(obj), options.jobs, options.partitions)
+        outcome = execute(split_rows(obj, n), op, options, label=label)
+        return combine(outcome.results)
+    if isinstance(obj, list | tuple):
+        n = partition_count(len(obj), options.jobs, options.partitions)
+        outcome = execute(split_sequence(obj, n), op, options, label=label, unit="items")
+        return combine(outcome.results, concat_lists=True)
+    if is_chunked_reader(obj) or (isinstance(obj, Iterable) and not isinstance(obj, str | bytes)):
+        outcome = execute(iter_chunks(obj), op, options, label=label)
+        return combine(outcome.results)
+    msg = (f"map_partitions needs a DataFrame, Series, list or iterable, "
+           f"got {type(obj).__name__}")
+    raise UsageError(msg)
+
+
+def _name(func: Any) -> str:
+    return getattr(func, "__name__", type(func).__name__)

@@ -1,0 +1,114 @@
+"""The one small interface every backend implements.
+
+The engine hands a backend one partition at a time (:meth:`Backend.submit`) and asks
+what happened (:meth:`Backend.poll`). A backend reports results and failures as
+:class:`Finished` events, deaths as :class:`Died`. Everything else (ordering, retries,
+timeouts, progress, errors) is the engine's job, so a backend stays short.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from .._worker import TaskDone, TaskFailed
+
+
+@dataclass(frozen=True)
+class Task:
+    """One partition to run: ``op(data)``, within the run ``run_id``."""
+
+    task_id: int
+    run_id: int
+    op: Any
+    data: Any
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A task ended, well or badly, on ``worker``."""
+
+    worker: str
+    outcome: TaskDone | TaskFailed
+
+
+@dataclass(frozen=True)
+class Died:
+    """``worker`` stopped existing while it held ``task_id``."""
+
+    worker: str
+    task_id: int
+    reason: str
+    pid: int | None = None
+
+
+Event = Finished | Died
+
+
+class Backend(ABC):
+    """A set of workers that run tasks. Subclasses set the capability flags."""
+
+    name: str = "base"
+    #: Workers are separate processes (code and data must be shipped).
+    uses_processes: bool = False
+    #: A running task can be stopped from outside (timeouts, cancel).
+    can_stop_running: bool = False
+    #: The worker runs in the caller's own thread (debuggers work).
+    in_caller: bool = False
+
+    def __init__(self, jobs: int, **options: Any) -> None:
+        self.jobs = jobs
+        self.options = options
+
+    def key(self) -> tuple[Any, ...]:
+        """What makes two requests able to share this warm backend."""
+        return (self.name, self.jobs, *sorted(self.options.items()))
+
+    def start(self) -> None:  # noqa: B027 - optional hook
+        """Start the workers (called once, before the first task)."""
+
+    @property
+    @abstractmethod
+    def workers(self) -> list[str]:
+        """Names of the workers, for the progress view."""
+
+    @abstractmethod
+    def idle_workers(self) -> int:
+        """How many tasks can be submitted right now."""
+
+    @abstractmethod
+    def submit(self, task: Task) -> str:
+        """Start ``task`` on an idle worker; return that worker's name."""
+
+    @abstractmethod
+    def poll(self, timeout: float) -> list[Event]:
+        """Wait up to ``timeout`` seconds for tasks to end; return what happened."""
+
+    def rows_done(self) -> dict[str, int]:
+        """Rows done so far in each worker's current task."""
+        return {}
+
+    def stop_running(self) -> None:  # noqa: B027 - optional hook
+        """Stop every running task now (failure elsewhere, cancel, interrupt)."""
+
+    def stop_worker(self, worker: str) -> None:
+        """Stop the task running on ``worker`` (its partition timed out)."""
+        self.stop_running()
+
+    def begin_run(self, run_id: int, op: Any = None) -> None:  # noqa: B027 - optional hook
+        """A run of ``op`` starts: ship it once, reset per-run state (cancel flags)."""
+
+    def end_run(self, run_id: int) -> None:  # noqa: B027 - optional hook
+        """A run ended: drop what was cached for it."""
+
+    def healthy(self) -> bool:
+        """Whether this warm backend can serve another run as it is."""
+        return True
+
+    def shutdown(self) -> None:  # noqa: B027 - optional hook
+        """Stop every worker and release every resource."""
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for the user: pids, start method, addresses."""
+        return {"backend": self.name, "jobs": self.jobs}

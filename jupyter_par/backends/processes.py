@@ -1,0 +1,340 @@
+"""Worker processes of the dill-based ``multiprocess`` package, kept warm between runs.
+
+Each worker owns one duplex pipe and one slot of a shared integer array. The parent
+waits on the pipes *and* the process sentinels at once, so a worker that dies
+(killed, segfault, out of memory) is seen at once instead of waited on forever, as
+``multiprocessing.Pool`` would. Workers ignore SIGINT: Jupyter's interrupt reaches the
+whole process group, and it is the parent that decides to stop them. A worker whose
+parent disappears exits by itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import multiprocess
+from multiprocess.connection import wait
+
+from .. import _worker, shipping
+from .._worker import TaskDone, TaskFailed
+from .base import Backend, Died, Event, Finished, Task
+
+START_METHODS = ("fork", "spawn", "forkserver")
+_PRELOAD = ["pandas", "jupyter_par.backends.processes"]
+
+
+def default_start_method() -> str:
+    """The platform's default start method (fork on Linux before Python 3.14)."""
+    return multiprocess.get_start_method(allow_none=False)
+
+
+class _SlotWriter:
+    """The worker's end of its progress slot."""
+
+    def __init__(self, array: Any, index: int) -> None:
+        self.array, self.index = array, index
+
+    def publish(self, rows: int) -> None:
+        self.array[self.index] = rows
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        time.sleep(0.5)
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:
+            pass
+
+
+def _encode_outcome(outcome: TaskDone | TaskFailed) -> bytes:
+    if isinstance(outcome, TaskDone):
+        try:
+            return shipping.dumps_data(("done", outcome), what="the partition's result")
+        except Exception as exc:  # noqa: BLE001 - an unsendable result is the user's failure
+            outcome = TaskFailed(
+                outcome.task_id, None, "ShippingError",
+                f"the result of this partition cannot be sent back: {exc}",
+                f"jupyter_par.errors.ShippingError: {exc}\n", output=outcome.output,
+                warnings=outcome.warnings,
+            )
+    exc_bytes = shipping.dumps_exception(outcome.exception) if outcome.exception else None
+    label = outcome.row_label
+    try:
+        pickle.dumps(label)
+    except Exception:  # noqa: BLE001
+        label = repr(label)
+    return pickle.dumps(
+        ("failed", outcome.task_id, exc_bytes, outcome.type_name, outcome.message,
+         outcome.traceback_text, label, outcome.has_row_label, outcome.output,
+         outcome.warnings),
+        protocol=shipping.PROTOCOL,
+    )
+
+
+def _decode_outcome(payload: bytes) -> TaskDone | TaskFailed:
+    message = shipping.loads(payload)
+    if message[0] == "done":
+        return message[1]
+    _, task_id, exc_bytes, type_name, text, tb, label, has_label, output, warns = message
+    exception = None
+    if exc_bytes is not None:
+        with contextlib.suppress(Exception):
+            exception = shipping.as_local_exception(shipping.loads(exc_bytes))
+    return TaskFailed(task_id, exception, type_name, text, tb, label, has_label, output, warns)
+
+
+def _serve(conn: Any, slots: Any, index: int, parent_pid: int) -> None:
+    """The loop of one worker process: receive a task, run it, send the outcome."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    writer = _SlotWriter(slots, index)
+    ops: dict[int, Any] = {}
+    while True:
+        try:
+            message = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        kind, task_id, run_id, op_bytes, data_bytes = pickle.loads(message)
+        if kind == "stop":
+            return
+        try:
+            if op_bytes is not None:
+                ops.clear()
+                ops[run_id] = shipping.loads(op_bytes)
+            data = shipping.loads(data_bytes)
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent as the task's failure
+            outcome: TaskDone | TaskFailed = _worker.execute(task_id, _reraise(exc), None)
+        else:
+            outcome = _worker.execute(task_id, ops[run_id], data, slot=writer)
+        conn.send_bytes(_encode_outcome(outcome))
+
+
+def _reraise(exc: BaseException) -> Any:
+    def raise_it(_: Any) -> None:
+        from ..errors import ShippingError
+
+        msg = (
+            f"the worker could not load the function or its data: {type(exc).__name__}: {exc}"
+            " (is it defined in a module the workers cannot import?)"
+        )
+        raise ShippingError(msg) from exc
+
+    return raise_it
+
+
+@contextlib.contextmanager
+def _main_not_rerun(start_method: str) -> Iterator[None]:
+    """Keep spawn/forkserver from re-running the caller's script in each worker.
+
+    multiprocess re-imports ``__main__`` from its file in a spawned worker so that
+    functions pickled by reference can be found; jupyter_par ships code by value, so
+    the re-run is not needed, and it is what makes scripts without an
+    ``if __name__ == "__main__"`` guard start workers recursively.
+    """
+    main = sys.modules.get("__main__")
+    if start_method == "fork" or main is None or not hasattr(main, "__file__"):
+        yield
+        return
+    saved_file, saved_spec = main.__file__, getattr(main, "__spec__", None)
+    del main.__file__
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__file__, main.__spec__ = saved_file, saved_spec
+
+
+def _death_reason(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "stopped responding"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = {
+            "SIGKILL": " (killed from outside, often by the out-of-memory killer)",
+            "SIGSEGV": " (a segmentation fault in native code)",
+            "SIGTERM": " (terminated from outside)",
+        }.get(name, "")
+        return f"was killed by {name}{hint}"
+    return f"exited with code {exitcode}"
+
+
+@dataclass
+class _Proc:
+    name: str
+    process: Any
+    conn: Any
+    task_id: int | None = None
+    run_id: int | None = None
+
+
+class ProcessBackend(Backend):
+    """A warm pool of ``multiprocess`` workers under fork, spawn or forkserver."""
+
+    name = "processes"
+    uses_processes = True
+    can_stop_running = True
+
+    def __init__(self, jobs: int, start_method: str | None = None, **options: Any) -> None:
+        method = start_method or default_start_method()
+        if method not in START_METHODS:
+            msg = f"start method must be one of {', '.join(START_METHODS)}, got {method!r}"
+            from ..errors import UsageError
+
+            raise UsageError(msg)
+        super().__init__(jobs, start_method=method, **options)
+        self.start_method = method
+        self._ctx = multiprocess.get_context(method)
+        self._procs: list[_Proc | None] = [None] * jobs
+        self._slots: Any = None
+        self._op: tuple[int, bytes] | None = None
+
+    def start(self) -> None:
+        """Start every worker now, so the first run does not wait for them one by one."""
+        if self.start_method == "forkserver":
+            self._ctx.set_forkserver_preload(_PRELOAD)
+        self._slots = self._ctx.RawArray("q", self.jobs)
+        for i in range(self.jobs):
+            self._procs[i] = self._spawn(i)
+
+    def _spawn(self, index: int) -> _Proc:
+        parent_end, child_end = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(
+            target=_serve,
+            args=(child_end, self._slots, index, os.getpid()),
+            name=f"jupyter_par-worker-{index}",
+        )
+        with _main_not_rerun(self.start_method):
+            process.start()
+        child_end.close()
+        return _Proc(str(index), process, parent_end)
+
+    @property
+    def workers(self) -> list[str]:
+        return [str(i) for i in range(self.jobs)]
+
+    def pids(self) -> list[int]:
+        """Process ids of the live workers."""
+        return [p.process.pid for p in self._procs if p is not None and p.process.is_alive()]
+
+    def idle_workers(self) -> int:
+        return sum(1 for p in self._procs if p is None or p.task_id is None)
+
+    def begin_run(self, run_id: int, op: Any = None) -> None:
+        """Serialize the run's operation once; each worker receives it with its first task."""
+        self._op = (run_id, shipping.dumps_code(op)) if op is not None else None
+
+    def submit(self, task: Task) -> str:
+        index = next(i for i, p in enumerate(self._procs) if p is None or p.task_id is None)
+        proc = self._procs[index]
+        if proc is None or not proc.process.is_alive():
+            if proc is not None:
+                self._reap(proc)
+            proc = self._procs[index] = self._spawn(index)
+        op_bytes = None
+        if proc.run_id != task.run_id:
+            if self._op is None or self._op[0] != task.run_id:
+                self.begin_run(task.run_id, task.op)
+            assert self._op is not None
+            op_bytes = self._op[1]
+        data_bytes = shipping.dumps_data(task.data, what=f"partition {task.task_id}")
+        self._slots[index] = 0
+        proc.conn.send_bytes(
+            pickle.dumps(("task", task.task_id, task.run_id, op_bytes, data_bytes),
+                         protocol=shipping.PROTOCOL)
+        )
+        proc.task_id, proc.run_id = task.task_id, task.run_id
+        return proc.name
+
+    def poll(self, timeout: float) -> list[Event]:
+        busy = [p for p in self._procs if p is not None and p.task_id is not None]
+        if not busy:
+            time.sleep(timeout)
+            return []
+        ready = set(wait([p.conn for p in busy] + [p.process.sentinel for p in busy], timeout))
+        events: list[Event] = []
+        for proc in busy:
+            if proc.conn in ready:
+                try:
+                    payload = proc.conn.recv_bytes()
+                except (EOFError, OSError):
+                    events.append(self._died(proc))
+                    continue
+                task_id, proc.task_id = proc.task_id, None
+                outcome = _decode_outcome(payload)
+                assert outcome.task_id == task_id
+                events.append(Finished(proc.name, outcome))
+            elif proc.process.sentinel in ready:
+                events.append(self._died(proc))
+        return events
+
+    def _died(self, proc: _Proc) -> Died:
+        proc.process.join(1.0)
+        event = Died(proc.name, proc.task_id or 0, _death_reason(proc.process.exitcode),
+                     proc.process.pid)
+        self._reap(proc)
+        self._procs[int(proc.name)] = None
+        return event
+
+    def rows_done(self) -> dict[str, int]:
+        if self._slots is None:
+            return {}
+        return {
+            p.name: self._slots[i]
+            for i, p in enumerate(self._procs)
+            if p is not None and p.task_id is not None
+        }
+
+    def _reap(self, proc: _Proc) -> None:
+        if proc.process.is_alive():
+            proc.process.terminate()
+            proc.process.join(1.0)
+        if proc.process.is_alive():
+            proc.process.kill()
+            proc.process.join(1.0)
+        with contextlib.suppress(Exception):
+            proc.conn.close()
+        with contextlib.suppress(Exception):
+            proc.process.close()
+
+    def stop_worker(self, worker: str) -> None:
+        index = int(worker)
+        proc = self._procs[index]
+        if proc is not None:
+            self._reap(proc)
+            self._procs[index] = None
+
+    def stop_running(self) -> None:
+        busy = [p for p in self._procs if p is not None and p.task_id is not None]
+        for proc in busy:  # signal all first, then wait: stopping takes one grace period
+            proc.process.terminate()
+        for proc in busy:
+            self.stop_worker(proc.name)
+
+    def shutdown(self) -> None:
+        live = [p for p in self._procs if p is not None]
+        for proc in live:
+            with contextlib.suppress(Exception):
+                proc.conn.send_bytes(pickle.dumps(("stop", 0, 0, None, None)))
+        deadline = time.monotonic() + 2.0
+        for proc in live:
+            proc.process.join(max(0.0, deadline - time.monotonic()))
+            self._reap(proc)
+        self._procs = [None] * self.jobs
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "start_method": self.start_method, "pids": self.pids()}

@@ -1,0 +1,56 @@
+"""Run each partition in the caller's own thread: for debugging, and for one worker.
+
+Output is not captured and exceptions keep their live traceback, so ``breakpoint()``
+inside the function and ``%debug`` after a failure work as in a serial run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .. import _worker
+from .._worker import TaskDone, TaskFailed
+from .base import Backend, Event, Finished, Task
+
+
+class SequentialBackend(Backend):
+    """One 'worker': the caller itself."""
+
+    name = "inline"
+    in_caller = True
+
+    def __init__(self, jobs: int = 1, **options: Any) -> None:
+        super().__init__(1, **options)
+        self._pending: Task | None = None
+
+    @property
+    def workers(self) -> list[str]:
+        return ["kernel"]
+
+    def idle_workers(self) -> int:
+        return 0 if self._pending else 1
+
+    def submit(self, task: Task) -> str:
+        self._pending = task
+        return "kernel"
+
+    def poll(self, timeout: float) -> list[Event]:
+        task, self._pending = self._pending, None
+        if task is None:
+            return []
+        ctx = _worker.TaskContext(last_flush=time.monotonic())
+        _worker._local.ctx = ctx
+        started = time.perf_counter()
+        try:
+            value = task.op(task.data)
+        except Exception as exc:  # noqa: BLE001 - the live exception goes to the engine
+            outcome: TaskDone | TaskFailed = TaskFailed(
+                task.task_id, exc, type(exc).__qualname__, str(exc), "",
+                ctx.row_label, ctx.has_row_label,
+            )
+        else:
+            outcome = TaskDone(task.task_id, value, seconds=time.perf_counter() - started)
+        finally:
+            _worker._local.ctx = None
+        return [Finished("kernel", outcome)]

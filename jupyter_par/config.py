@@ -1,0 +1,119 @@
+"""Options of a run: the one place that decides defaults and precedence.
+
+Precedence, highest first: what the call (or the magic's flags) gives, then the
+session defaults (``%parallel_config``, the panel, :func:`set_defaults`), then the
+built-in defaults below. Nothing else in the package re-decides a default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from .errors import UsageError
+
+START_METHODS = ("fork", "spawn", "forkserver")
+ON_ERROR = ("raise", "skip")
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (respects affinity masks and cgroup pinning)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything that shapes a run, resolved."""
+
+    jobs: int
+    backend: str = "processes"
+    partitions: int | None = None
+    timeout: float | None = None
+    retries: int = 0
+    on_error: str = "raise"
+    start_method: str | None = None
+    progress: Any = True
+    scheduler: Any = None
+    shared: tuple[str, ...] = ()
+
+    def backend_options(self) -> dict[str, Any]:
+        """The options that select a warm backend instance."""
+        if self.backend == "processes":
+            return {"start_method": self.start_method}
+        if self.backend == "dask":
+            return {"scheduler": self.scheduler}
+        return {}
+
+
+_BUILTIN: dict[str, Any] = {f.name: f.default for f in fields(Options) if f.name != "jobs"}
+_session: dict[str, Any] = {}
+
+
+def _check(name: str, value: Any) -> Any:
+    """Validate one option; return it normalised, or raise a one-line UsageError."""
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            msg = f"{name} must be {what}, got {value!r}"
+            raise UsageError(msg)
+
+    if value is None:
+        return None
+    if name in ("jobs", "partitions"):
+        need(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+             "a whole number of at least 1")
+    elif name == "retries":
+        need(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+             "a whole number of at least 0")
+    elif name == "timeout":
+        need(isinstance(value, int | float) and not isinstance(value, bool) and value > 0,
+             "a number of seconds above 0")
+        value = float(value)
+    elif name == "on_error":
+        need(value in ON_ERROR, f"one of {', '.join(ON_ERROR)}")
+    elif name == "start_method":
+        need(value in START_METHODS, f"one of {', '.join(START_METHODS)}")
+    elif name == "backend":
+        from .backends import BACKENDS
+
+        need(value in BACKENDS, f"one of {', '.join(BACKENDS)}")
+    elif name == "shared":
+        value = (value,) if isinstance(value, str) else tuple(value)
+    elif name not in {f.name for f in fields(Options)}:
+        msg = f"unknown option {name!r}"
+        raise UsageError(msg)
+    return value
+
+
+def set_defaults(**options: Any) -> dict[str, Any]:
+    """Set session defaults (``None`` removes one); return the defaults now in force."""
+    for name, value in options.items():
+        checked = _check(name, value)
+        if checked is None:
+            _session.pop(name, None)
+        else:
+            _session[name] = checked
+    return current_defaults()
+
+
+def current_defaults() -> dict[str, Any]:
+    """The defaults a call with no options would get now."""
+    merged = {"jobs": usable_cpus(), **_BUILTIN, **_session}
+    return merged
+
+
+def resolve(**given: Any) -> Options:
+    """Merge the call's options over the session and built-in defaults, and validate."""
+    merged = current_defaults()
+    for name, value in given.items():
+        checked = _check(name, value)
+        if checked is not None:
+            merged[name] = checked
+    options = Options(**merged)
+    # One worker gains nothing from processes and loses the debugger: run in the caller.
+    if options.jobs == 1 and options.backend in ("processes", "threads"):
+        options = replace(options, backend="inline")
+    return options

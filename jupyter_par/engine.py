@@ -1,0 +1,328 @@
+"""The one orchestrator: run an operation over partitions on a backend.
+
+Data flow::
+
+    caller ──partitions──▶ engine ──Task──▶ backend ──▶ workers (run op on a partition)
+       ▲                     │  ◀──Finished / Died──┘        │
+       │                     │  ◀──rows done (shared slots)──┘
+       └──results in order───┘──RunProgress──▶ sinks (text bars, widgets)
+
+The engine pulls partitions lazily (a chunked reader is never read ahead by more than
+the free workers), keeps results in partition order, turns failures into the user's own
+exception with the partition named, enforces timeouts, retries and ``on_error``, and
+makes sure that when it returns or raises, nothing of the run is left running.
+It imports nothing from IPython or ipywidgets.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import backends
+from ._worker import TaskDone, TaskFailed
+from .config import Options
+from .errors import (
+    CancelledError,
+    FailureSite,
+    PartitionTimeoutError,
+    RemoteTraceback,
+    WorkerDiedError,
+    WorkerError,
+)
+from .partition import Partition
+from .progress import CANCELLED, DONE, FAILED, ProgressSink, ProgressTracker, RunProgress
+
+#: Seconds between two progress updates sent to the sinks (about ten a second).
+TICK = 0.1
+_run_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class PartitionOutput:
+    """What one partition printed and warned, to be shown under its own heading."""
+
+    partition: int
+    worker: str
+    output: str
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PartitionFailure:
+    """A partition that failed for good (reported, and skipped with ``on_error='skip'``)."""
+
+    partition: int
+    site: FailureSite
+    error: BaseException
+
+
+@dataclass
+class RunOutcome:
+    """Everything a finished run produced, results in partition order."""
+
+    results: list[Any]
+    outputs: list[PartitionOutput] = field(default_factory=list)
+    failures: list[PartitionFailure] = field(default_factory=list)
+    elapsed: float = 0.0
+    backend: str = ""
+    jobs: int = 0
+    partitions: int = 0
+    progress: RunProgress | None = None
+
+
+def _add_note(exc: BaseException, note: str) -> None:
+    if sys.version_info >= (3, 11):
+        exc.add_note(note)
+
+
+@dataclass
+class _Running:
+    partition: Partition
+    worker: str
+    started: float
+    attempt: int
+
+
+class _Run:
+    """The state of one run; :meth:`drive` is the loop."""
+
+    def __init__(
+        self,
+        partitions: Iterable[Partition],
+        op: Any,
+        options: Options,
+        sinks: Sequence[ProgressSink],
+        rows_total: int | None,
+        partitions_total: int | None,
+        label: str,
+        unit: str,
+        cancel: threading.Event | None,
+    ) -> None:
+        self.source = iter(partitions)
+        self.lazy_total = rows_total is None
+        self.op, self.options, self.sinks, self.cancel = op, options, list(sinks), cancel
+        self.tracker = ProgressTracker(rows_total, partitions_total, label=label, unit=unit)
+        self.retry: deque[tuple[Partition, int]] = deque()
+        self.running: dict[int, _Running] = {}
+        self.results: dict[int, Any] = {}
+        self.outputs: list[PartitionOutput] = []
+        self.failures: list[PartitionFailure] = []
+        self.exhausted = False
+        self.count = 0
+        self.last_tick = 0.0
+        self.run_id = next(_run_ids)
+
+    # -- progress -------------------------------------------------------------------
+    def publish(self, *, force: bool = False, state: str = "running", message: str | None = None,
+                backend: backends.Backend | None = None) -> RunProgress | None:
+        now = time.monotonic()
+        if not force and now - self.last_tick < TICK:
+            return None
+        self.last_tick = now
+        partial = backend.rows_done() if backend is not None else {}
+        snapshot = self.tracker.snapshot(partial, state=state, message=message)
+        for sink in self.sinks:
+            if state == "running":
+                sink.update(snapshot)
+            else:
+                sink.close(snapshot)
+        return snapshot
+
+    # -- failures -------------------------------------------------------------------
+    def site(self, running: _Running, label: Any = None, has_label: bool = False,
+             pid: int | None = None) -> FailureSite:
+        part = running.partition
+        return FailureSite(
+            partition=part.index,
+            partitions_total=self.tracker.partitions_total if self.exhausted else None,
+            rows=part.span or None,
+            row_label=label,
+            has_row_label=has_label,
+            worker=running.worker,
+            pid=pid,
+        )
+
+    def error_for(self, failure: TaskFailed, running: _Running, in_caller: bool) -> BaseException:
+        site = self.site(running, failure.row_label, failure.has_row_label)
+        exc = failure.exception
+        if exc is None:
+            exc = WorkerError(failure.type_name, failure.message, site)
+        if not in_caller:
+            exc.__cause__ = RemoteTraceback(failure.traceback_text, site)
+            exc.__suppress_context__ = True
+        _add_note(exc, f"jupyter_par: raised in {site.describe()}")
+        return exc
+
+    def settle_failure(self, backend: backends.Backend, running: _Running,
+                       error: BaseException, site: FailureSite) -> None:
+        """Retry, skip or raise, as the options say."""
+        part = running.partition
+        if running.attempt < self.options.retries:
+            self.tracker.released(running.worker)
+            self.retry.append((part, running.attempt + 1))
+            return
+        self.tracker.failed_on(running.worker, f"{type(error).__name__}: {error}")
+        if self.options.on_error == "skip":
+            self.failures.append(PartitionFailure(part.index, site, error))
+            self.results[part.index] = None
+            return
+        raise error
+
+    # -- the loop -------------------------------------------------------------------
+    def fill(self, backend: backends.Backend) -> None:
+        while not self.cancelled() and backend.idle_workers() > 0:
+            if self.retry:
+                part, attempt = self.retry.popleft()
+            elif self.exhausted:
+                return
+            else:
+                try:
+                    part = next(self.source)
+                except StopIteration:
+                    self.exhausted = True
+                    return
+                attempt = 0
+                self.count += 1
+                if self.lazy_total:
+                    self.tracker.grow_total(part.size)
+            task = backends.Task(part.index, self.run_id, self.op, part.data)
+            worker = backend.submit(task)
+            self.running[part.index] = _Running(part, worker, time.monotonic(), attempt)
+            self.tracker.assigned(worker, part.index, part.size)
+
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+    def handle(self, backend: backends.Backend, event: backends.Event) -> None:
+        if isinstance(event, backends.Finished):
+            outcome = event.outcome
+            running = self.running.pop(outcome.task_id, None)
+            if running is None:  # a straggler from a stopped run
+                return
+            if outcome.output or outcome.warnings:
+                self.outputs.append(PartitionOutput(
+                    outcome.task_id, event.worker, outcome.output, outcome.warnings))
+            if isinstance(outcome, TaskDone):
+                self.results[outcome.task_id] = outcome.value
+                self.tracker.finished(event.worker)
+                return
+            error = self.error_for(outcome, running, backend.in_caller)
+            site = self.site(running, outcome.row_label, outcome.has_row_label)
+            self.settle_failure(backend, running, error, site)
+            return
+        running = self.running.pop(event.task_id, None)
+        if running is None:
+            return
+        site = self.site(running, pid=event.pid)
+        error = WorkerDiedError(
+            f"worker {event.worker}{f' (pid {event.pid})' if event.pid else ''} {event.reason} "
+            f"while running {site.describe(with_worker=False)}; the run was stopped and the "
+            "worker replaced. If memory ran out, use fewer jobs or more partitions."
+        )
+        self.settle_failure(backend, running, error, site)
+
+    def check_timeouts(self, backend: backends.Backend) -> None:
+        limit = self.options.timeout
+        if limit is None:
+            return
+        now = time.monotonic()
+        for task_id, running in list(self.running.items()):
+            if now - running.started <= limit:
+                continue
+            del self.running[task_id]
+            backend.stop_worker(running.worker)
+            site = self.site(running)
+            still = "" if backend.can_stop_running else " (a thread cannot be stopped: it "\
+                "keeps running in the background, its result discarded)"
+            error = PartitionTimeoutError(
+                f"{site.describe()} ran longer than timeout={limit:g} s and was stopped{still}. "
+                "Allow more time (timeout=) or cut smaller partitions (partitions=)."
+            )
+            self.settle_failure(backend, running, error, site)
+
+    def drive(self, backend: backends.Backend) -> RunOutcome:
+        started = time.monotonic()
+        for worker in backend.workers:
+            self.tracker.add_worker(worker)
+        backend.begin_run(self.run_id, self.op)
+        self.publish(force=True, backend=backend)
+        try:
+            while True:
+                if self.cancelled():
+                    msg = "the run was cancelled; no result was stored"
+                    raise CancelledError(msg)
+                self.fill(backend)
+                if self.exhausted and not self.running and not self.retry:
+                    break
+                for event in backend.poll(0.05 if not backend.in_caller else 0):
+                    self.handle(backend, event)
+                self.check_timeouts(backend)
+                self.publish(backend=backend)
+        except BaseException as exc:
+            if self.running:
+                backend.stop_running()
+            for running in self.running.values():
+                self.tracker.released(running.worker)
+            state = CANCELLED if isinstance(exc, KeyboardInterrupt | CancelledError) else FAILED
+            message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            self.publish(force=True, state=state, message=message)
+            raise
+        finally:
+            backend.end_run(self.run_id)
+        final = self.publish(force=True, state=DONE, backend=backend)
+        return RunOutcome(
+            results=[self.results[i] for i in sorted(self.results)],
+            outputs=sorted(self.outputs, key=lambda o: o.partition),
+            failures=self.failures,
+            elapsed=time.monotonic() - started,
+            backend=backend.name,
+            jobs=backend.jobs,
+            partitions=self.count,
+            progress=final,
+        )
+
+
+def run(
+    partitions: Iterable[Partition],
+    op: Any,
+    options: Options,
+    *,
+    sinks: Sequence[ProgressSink] = (),
+    rows_total: int | None = None,
+    partitions_total: int | None = None,
+    label: str = "",
+    unit: str = "rows",
+    cancel: threading.Event | None = None,
+) -> RunOutcome:
+    """Run ``op`` on every partition with the backend ``options`` names.
+
+    Parameters
+    ----------
+    partitions
+        Partitions in input order; may be a lazy iterator (it is read as workers free up).
+    op
+        A picklable callable applied to each partition's data.
+    options
+        Resolved options (:func:`jupyter_par.config.resolve`).
+    sinks
+        Progress renderers, updated about ten times a second and closed at the end.
+    rows_total, partitions_total
+        Totals when known in advance (``None`` for lazy inputs).
+    cancel
+        Set it from another thread to stop the run (the panel's Cancel button).
+
+    Returns
+    -------
+    RunOutcome
+        Results in partition order, captured output, skipped failures, timings.
+    """
+    backend = backends.acquire(options.backend, options.jobs, **options.backend_options())
+    state = _Run(partitions, op, options, sinks, rows_total, partitions_total, label, unit, cancel)
+    return state.drive(backend)

@@ -1,0 +1,172 @@
+"""The work done on one partition, as small picklable objects.
+
+Each operation calls the pandas method the user would have called serially, on its
+partition, in steps of about 50 ms so the worker can report rows done as it goes.
+These classes are imported by reference in workers; only the user's function inside
+them travels by value (see :mod:`jupyter_par.shipping`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from . import _worker
+from .partition import steps
+
+
+def _in_steps(part: pd.DataFrame | pd.Series, call: Callable[[Any], Any]) -> Any:
+    """Run ``call`` on consecutive row slices of ``part``, reporting rows as it goes."""
+    n = len(part)
+    if n == 0:
+        return call(part)
+    ctx = _worker.current()
+    results = []
+    position, size, per_row = 0, 1, None
+    while position < n:
+        piece = part.iloc[position : position + size]
+        started = time.perf_counter()
+        results.append(call(piece))
+        elapsed = time.perf_counter() - started
+        position += len(piece)
+        ctx.add_rows(len(piece))
+        per_row = elapsed / len(piece)
+        size = steps(n - position, per_row)
+    if len(results) == 1:
+        return results[0]
+    if all(isinstance(r, pd.DataFrame | pd.Series) for r in results):
+        return pd.concat(results)
+    return results
+
+
+def _locate_failing_row(piece: pd.Series, func: Callable[..., Any]) -> None:
+    """Find the first element of ``piece`` on which ``func`` raises, and note its label.
+
+    ``Series.map`` runs in C with no hook per element, so the failing row is found by
+    running the failed step again, element by element, its output discarded.
+    """
+    ctx = _worker.current()
+    for label, value in piece.items():
+        try:
+            func(value)
+        except Exception:  # noqa: BLE001 - we only want the position
+            ctx.note_row(label)
+            return
+
+
+@dataclass(frozen=True)
+class RowApply:
+    """``DataFrame.apply(func, axis=1, ...)`` on a row partition."""
+
+    func: Callable[..., Any]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, part: pd.DataFrame) -> Any:
+        func, ctx = self.func, _worker.current()
+        raw = self.kwargs.get("raw", False)
+
+        def each_row(row: Any, *args: Any, **kwargs: Any) -> Any:
+            if not raw:
+                ctx.note_row(row.name)
+            return func(row, *args, **kwargs)
+
+        return _in_steps(part, lambda piece: piece.apply(each_row, axis=1, **self.kwargs))
+
+
+@dataclass(frozen=True)
+class ColumnApply:
+    """``DataFrame.apply(func, axis=0, ...)`` on a column partition."""
+
+    func: Callable[..., Any]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, part: pd.DataFrame) -> Any:
+        func, ctx = self.func, _worker.current()
+
+        def each_column(column: Any, *args: Any, **kwargs: Any) -> Any:
+            ctx.note_row(getattr(column, "name", None))
+            result = func(column, *args, **kwargs)
+            ctx.add_rows(1)
+            return result
+
+        return part.apply(each_column, axis=0, **self.kwargs)
+
+
+@dataclass(frozen=True)
+class SeriesMap:
+    """``Series.map(func, ...)`` or ``Series.apply(func, ...)`` on a row partition."""
+
+    func: Callable[..., Any]
+    method: str = "map"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, part: pd.Series) -> Any:
+        def run(piece: pd.Series) -> Any:
+            try:
+                return getattr(piece, self.method)(self.func, **self.kwargs)
+            except Exception:
+                if callable(self.func) and not self.kwargs:
+                    _locate_failing_row(piece, self.func)
+                raise
+
+        return _in_steps(part, run)
+
+
+@dataclass(frozen=True)
+class GroupApply:
+    """``obj.groupby(by, ...).apply(func, ...)`` on a partition of whole groups."""
+
+    func: Callable[..., Any]
+    by: Any
+    groupby_kwargs: dict[str, Any] = field(default_factory=dict)
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, part: pd.DataFrame | pd.Series) -> Any:
+        func, ctx = self.func, _worker.current()
+
+        def each_group(group: Any, *args: Any, **kwargs: Any) -> Any:
+            ctx.note_row(getattr(group, "name", None))
+            result = func(group, *args, **kwargs)
+            ctx.add_rows(len(group))
+            return result
+
+        grouped = part.groupby(self.by, **self.groupby_kwargs)
+        return grouped.apply(each_group, *self.args, **self.kwargs)
+
+
+@dataclass(frozen=True)
+class ItemMap:
+    """``[func(item) for item in items]`` on a slice of a list.
+
+    The partition arrives as ``(start, items)`` so a failure can name the item's
+    position in the whole input.
+    """
+
+    func: Callable[..., Any]
+
+    def __call__(self, part: tuple[int, list[Any]]) -> list[Any]:
+        start, items = part
+        func, ctx = self.func, _worker.current()
+        out = []
+        for position, item in enumerate(items, start):
+            ctx.note_row(position)
+            out.append(func(item))
+            ctx.add_rows(1)
+        return out
+
+
+@dataclass(frozen=True)
+class PartitionCall:
+    """``func(partition, *args, **kwargs)``: user code sees the whole partition."""
+
+    func: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, part: Any) -> Any:
+        return self.func(part, *self.args, **self.kwargs)
