@@ -1,0 +1,343 @@
+"""A real JupyterLab in headless Chromium, for tests marked ``browser``.
+
+Fixtures
+--------
+lab_server
+    One ``jupyter lab`` per session on 127.0.0.1 (free port, token, temp root and temp
+    Jupyter config/runtime/settings/workspace dirs, settings that keep the UI still). It serves
+    the lab extension built in this checkout (``jupyter_par/labextension``) when there is one,
+    else the installed one. Started in its own session; its process group and any kernel it
+    left are killed at teardown.
+lab_page
+    A fresh Chromium page with a 1280x1000 viewport.
+open_notebook
+    ``open_notebook(name, cells_or_path) -> Page``: write a notebook into the server's root
+    (or copy an existing ``.ipynb``), open it and wait until its kernel is idle.
+run_notebook
+    ``run_notebook(name, cells_or_path) -> Page``: the same, then run all cells. The
+    end-to-end test with the real engine needs only this::
+
+        def test_engine_progress(run_notebook):
+            page = run_notebook("e2e.ipynb", Path("demo_notebooks/quickstart.ipynb"))
+            page.locator(".jp-par-overall[data-state=done]").wait_for(timeout=60_000)
+
+Screenshots go to ``test-artifacts/screenshots/`` (see `screenshot_path`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+BUILT_EXTENSION = REPO / "jupyter_par" / "labextension"
+
+# Flags that keep Chromium from reaching out or needing a GPU/sandbox on CI machines.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+# User settings that remove sources of flakiness: the "Select Kernel" dialog, cells detached
+# while off-screen, and news/update toasts that cover the status bar.
+USER_SETTINGS = {
+    "@jupyterlab/notebook-extension/tracker": {
+        "autoStartDefaultKernel": True,
+        "windowingMode": "none",
+    },
+    "@jupyterlab/apputils-extension/notification": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
+}
+
+SERVER_START_TIMEOUT = 90.0
+KERNEL_READY_TIMEOUT_MS = 90_000
+
+
+@pytest.fixture
+def screenshot_path() -> Callable[[str], Path]:
+    """``screenshot_path(name)``: where a screenshot called ``name`` goes (folder created)."""
+
+    def path(name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return SCREENSHOTS / name
+
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LabServer:
+    """A running ``jupyter lab``: where it listens and where its files live."""
+
+    url: str
+    token: str
+    root: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def api(self, method: str, path: str) -> Any:
+        """Call the server's REST API; returns the decoded JSON body (or None)."""
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            method=method,
+            headers={"Authorization": f"token {self.token}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def lab_url(self, notebook: str) -> str:
+        return f"{self.url}/lab/tree/{notebook}?token={self.token}&reset"
+
+    def shutdown_kernels(self) -> None:
+        """Stop every kernel so one test's kernel never outlives it."""
+        with contextlib.suppress(OSError, urllib.error.URLError):
+            for kernel in self.api("GET", "/api/kernels") or []:
+                with contextlib.suppress(OSError, urllib.error.URLError):
+                    self.api("DELETE", f"/api/kernels/{kernel['id']}")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+def _write_user_settings(settings_dir: Path) -> None:
+    for plugin, values in USER_SETTINGS.items():
+        package, _, name = plugin.rpartition("/")
+        target = settings_dir / package / f"{name}.jupyterlab-settings"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(values))
+
+
+def _extension_path(data_dir: Path) -> None:
+    """Serve this checkout's build of the extension ahead of any installed copy."""
+    if (BUILT_EXTENSION / "package.json").exists():
+        labextensions = data_dir / "labextensions"
+        labextensions.mkdir(parents=True, exist_ok=True)
+        (labextensions / "jupyter-par").symlink_to(BUILT_EXTENSION, target_is_directory=True)
+
+
+def _kill_tree(process: subprocess.Popen[bytes], descendants: Sequence[Any]) -> None:
+    """Stop the server's process group, then anything it started in other sessions."""
+    import psutil
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    # Kernels are started in their own sessions, so the group kill above misses them.
+    for child in descendants:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    psutil.wait_procs(descendants, timeout=10)
+
+
+@pytest.fixture(scope="session")
+def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    import psutil
+
+    base = tmp_path_factory.mktemp("lab")
+    dirs = {
+        name: base / name
+        for name in ("root", "config", "runtime", "settings", "workspaces", "data")
+    }
+    for path in dirs.values():
+        path.mkdir()
+    _write_user_settings(dirs["settings"])
+    _extension_path(dirs["data"])
+
+    token = secrets.token_hex(16)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(dirs["config"]),
+        "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
+        "JUPYTERLAB_SETTINGS_DIR": str(dirs["settings"]),
+        "JUPYTERLAB_WORKSPACES_DIR": str(dirs["workspaces"]),
+        "JUPYTER_PATH": os.pathsep.join(
+            p for p in (str(dirs["data"]), os.environ.get("JUPYTER_PATH", "")) if p
+        ),
+        # Kernels import jupyter_par from this checkout even without an install.
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
+        ),
+    }
+    log = base / "server.log"
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--allow-root",  # CI containers run as root; the server refuses to start otherwise
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={dirs['root']}",
+        "--LabApp.expose_app_in_browser=True",  # lets tests call window.jupyterapp.commands
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = LabServer(f"http://127.0.0.1:{port}", token, dirs["root"], process, log)
+
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"jupyter lab exited with {process.returncode}:\n{server.log_tail()}")
+        with contextlib.suppress(OSError, urllib.error.URLError, ValueError):
+            server.api("GET", "/api/status")
+            break
+        if time.monotonic() > deadline:
+            _kill_tree(process, [])
+            pytest.fail(f"jupyter lab did not answer in {SERVER_START_TIMEOUT:.0f} s")
+        time.sleep(0.25)
+
+    try:
+        yield server
+    finally:
+        server.shutdown_kernels()
+        try:
+            descendants = psutil.Process(process.pid).children(recursive=True)
+        except psutil.Error:
+            descendants = []
+        _kill_tree(process, descendants)
+
+
+@pytest.fixture(scope="session")
+def chromium_browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install playwright)")
+    playwright = sync_playwright().start()
+    try:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+    finally:
+        playwright.stop()
+
+
+@pytest.fixture
+def lab_page(chromium_browser: Browser, lab_server: LabServer) -> Iterator[Page]:
+    context = chromium_browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield page
+    finally:
+        context.close()
+        lab_server.shutdown_kernels()
+    # Uncaught exceptions in the page are bugs in the front end, whatever the test checked.
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def notebook_json(cells: Sequence[str]) -> dict[str, Any]:
+    """A notebook of code cells with the default Python kernel."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    return nb
+
+
+def wait_for_kernel_idle(page: Page) -> None:
+    """Wait until the notebook has a kernel and it is idle.
+
+    The execution indicator reads idle while the toolbar still says "No Kernel"; running
+    cells then would kill the starting kernel, so both are checked.
+    """
+    page.locator(".jp-NotebookPanel .jp-Notebook").first.wait_for(timeout=KERNEL_READY_TIMEOUT_MS)
+    page.wait_for_function(
+        """() => {
+            const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+            if (!panel) return false;
+            const name = panel.querySelector('.jp-Toolbar-kernelName');
+            const status = panel.querySelector('.jp-Notebook-ExecutionIndicator');
+            const kernel = name ? name.textContent.trim() : '';
+            return kernel !== '' && kernel !== 'No Kernel'
+                && !!status && status.getAttribute('data-status') === 'idle';
+        }""",
+        timeout=KERNEL_READY_TIMEOUT_MS,
+    )
+
+
+NotebookSource = Sequence[str] | Path
+
+
+@pytest.fixture
+def open_notebook(lab_server: LabServer, lab_page: Page) -> Callable[[str, NotebookSource], Page]:
+    def open_(name: str, source: NotebookSource) -> Page:
+        target = lab_server.root / name
+        if isinstance(source, Path):
+            shutil.copyfile(source, target)
+        else:
+            target.write_text(json.dumps(notebook_json(source)))
+        lab_page.goto(lab_server.lab_url(name))
+        wait_for_kernel_idle(lab_page)
+        return lab_page
+
+    return open_
+
+
+@pytest.fixture
+def run_notebook(
+    open_notebook: Callable[[str, NotebookSource], Page],
+) -> Callable[[str, NotebookSource], Page]:
+    def run(name: str, source: NotebookSource) -> Page:
+        page = open_notebook(name, source)
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        return page
+
+    return run

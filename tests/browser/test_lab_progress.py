@@ -1,0 +1,219 @@
+"""The lab extension's progress widget and status-bar item in a real JupyterLab.
+
+These tests do not use the engine: a background thread in the kernel plays a scripted run
+through ``LabProgressWidget``, the way the engine's progress sink feeds it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+
+    from playwright.sync_api import Page
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+# Defines fake_run(...) in the kernel: a thread that updates the widget's traits the way a
+# real run would, ``steps`` times ``dt`` seconds apart, then ends as done / failed / cancelled.
+FAKE_RUN = """
+import math, threading, time
+from jupyter_par.widgets.lab_widget import LabProgressWidget
+
+def fake_run(n_workers, assigned=200, steps=40, dt=0.1, fail=None, hold_at=None):
+    total = n_workers * assigned
+    w = LabProgressWidget(overall={"label": "fake", "total": total,
+                                   "partitions_total": n_workers})
+    cancelled = threading.Event()
+    w.on_cancel(cancelled.set)
+    speed = [1.0 + 0.6 * (i % 4) / 3 for i in range(n_workers)]
+
+    def records(k, failed):
+        out = []
+        for i in range(n_workers):
+            done = min(assigned, math.ceil(assigned * min(1.0, k * speed[i] / steps)))
+            if i == failed:
+                done = min(done, assigned // 3)
+            state = "failed" if i == failed else ("done" if done == assigned else "busy")
+            out.append({"id": f"w{i}", "state": state, "done": done, "assigned": assigned,
+                        "rate": done / max(k * dt, dt), "partition": i,
+                        "error": "ValueError: bad value in row 17" if i == failed else None})
+        return out
+
+    def play():
+        t0 = time.monotonic()
+        failed = None
+        for k in range(1, steps + 1):
+            if fail is not None and k >= steps // 2:
+                failed = fail
+            workers = records(k, failed)
+            done = sum(r["done"] for r in workers)
+            elapsed = time.monotonic() - t0
+            pct = 100.0 * done / total
+            overall = {**w.overall, "done": done, "percent": pct, "elapsed": elapsed,
+                       "eta": elapsed * (100 - pct) / pct if pct else None,
+                       "partitions_done": sum(r["state"] == "done" for r in workers)}
+            with w.hold_sync():
+                w.workers = workers
+                w.overall = overall
+            if hold_at is not None and k == hold_at:
+                cancelled.wait(60)
+                break
+            time.sleep(dt)
+        final = "cancelled" if cancelled.is_set() else ("failed" if failed is not None else "done")
+        workers = [r if r["state"] != "busy" else {**r, "state": "idle"} for r in w.workers]
+        w.workers = workers
+        w.overall = {**w.overall, "state": final, "eta": None,
+                     "elapsed": time.monotonic() - t0}
+
+    threading.Thread(target=play, daemon=True).start()
+    return w
+"""
+
+WORKERS = ".jp-par-worker"
+STATUS = ".jp-par-statusbar"
+OVERALL = ".jp-par-overall"
+
+# The share of each worker's track that its bar fills, measured in pixels.
+BAR_FRACTIONS_JS = """() => [...document.querySelectorAll('.jp-par-worker')].map(row => {
+    const bar = row.querySelector('.jp-par-worker-bar').getBoundingClientRect().width;
+    const track = row.querySelector('.jp-par-worker-track').clientWidth;
+    return {id: row.dataset.workerId, state: row.dataset.state, fraction: bar / track,
+            count: row.querySelector('.jp-par-worker-count').textContent};
+})"""
+
+
+def notebook(run_call: str) -> Sequence[str]:
+    # A trailing cell, so that after "run all" the widget's cell is not the active one.
+    return [FAKE_RUN, run_call, "'after'"]
+
+
+def bar_fractions(page: Page) -> list[dict[str, object]]:
+    return page.evaluate(BAR_FRACTIONS_JS)
+
+
+def wait_for_overall(page: Page, state: str, timeout: float = 30_000) -> None:
+    page.locator(f"{OVERALL}[data-state={state}]").wait_for(timeout=timeout)
+
+
+def test_eight_workers_run_to_done(
+    run_notebook: Callable[[str, Sequence[str]], Page], screenshot_path: Callable[[str], Path]
+) -> None:
+    page = run_notebook("eight.ipynb", notebook("fake_run(8, steps=50)"))
+    page.locator(f"{OVERALL}[data-state=running]").wait_for(timeout=30_000)
+    expect_count(page, WORKERS, 8)
+    assert page.locator(".jp-par-progress").get_attribute("data-layout") == "rows"
+
+    # Mid-run: the status-bar item shows the run, bars are partly filled in proportion.
+    status = page.locator(STATUS)
+    status.wait_for(state="visible", timeout=10_000)
+    assert re.fullmatch(r"parallel \d+% · 8 workers", status.inner_text().strip())
+    page.wait_for_function(
+        "() => Number(document.querySelector('.jp-par-overall').dataset.percent) >= 25"
+    )
+    screenshot = screenshot_path("lab-8-workers-midrun.png")
+    page.screenshot(path=str(screenshot))
+    assert screenshot.stat().st_size > 10_000
+    fractions = bar_fractions(page)
+    assert any(0 < f["fraction"] < 0.99 for f in fractions), fractions
+    for f in fractions:
+        done, assigned = (int(x) for x in str(f["count"]).replace(",", "").split(" / "))
+        assert abs(float(f["fraction"]) - done / assigned) < 0.03, f
+
+    # Clicking the item selects the cell that shows the widget.
+    status.click()
+    page.wait_for_function(
+        "() => !!document.querySelector('.jp-Cell.jp-mod-active .jp-par-progress')"
+    )
+
+    # End: every bar full, every worker done, the item gone.
+    wait_for_overall(page, "done")
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('.jp-par-worker')].every(
+            row => row.dataset.state === 'done')"""
+    )
+    fractions = bar_fractions(page)
+    assert len(fractions) == 8
+    assert all(f["fraction"] >= 0.99 for f in fractions), fractions
+    assert all(f["count"] == "200 / 200" for f in fractions), fractions
+    status.wait_for(state="hidden", timeout=10_000)
+    overall_text = page.locator(".jp-par-overall-text").inner_text()
+    assert overall_text.startswith("100%"), overall_text
+    assert "1,600 / 1,600 rows" in overall_text
+    page.screenshot(path=str(screenshot_path("lab-8-workers-done.png")))
+
+
+def test_failed_worker_and_cancel(
+    run_notebook: Callable[[str, Sequence[str]], Page], screenshot_path: Callable[[str], Path]
+) -> None:
+    page = run_notebook("failed.ipynb", notebook("fake_run(4, steps=40, fail=2, hold_at=30)"))
+    failed = page.locator(f"{WORKERS}[data-worker-id=w2][data-state=failed]")
+    failed.wait_for(timeout=30_000)
+    title = failed.get_attribute("title") or ""
+    assert "ValueError: bad value in row 17" in title
+    assert "Partition 2" in title
+
+    # The run holds at step 30 until it is cancelled: the command reaches the kernel.
+    page.wait_for_function(
+        "() => window.jupyterapp.commands.isEnabled('jupyter-par:cancel')", timeout=15_000
+    )
+    page.locator(STATUS).wait_for(state="visible", timeout=10_000)
+    page.screenshot(path=str(screenshot_path("lab-failed-worker.png")))
+    page.evaluate("() => window.jupyterapp.commands.execute('jupyter-par:cancel')")
+    wait_for_overall(page, "cancelled", timeout=15_000)
+    page.locator(STATUS).wait_for(state="hidden", timeout=10_000)
+    assert page.locator(f"{WORKERS}[data-worker-id=w2]").get_attribute("data-state") == "failed"
+    assert page.locator(".jp-par-cancel").is_hidden()
+
+
+def test_sixty_four_workers_stay_responsive(
+    run_notebook: Callable[[str, Sequence[str]], Page], screenshot_path: Callable[[str], Path]
+) -> None:
+    page = run_notebook("sixty-four.ipynb", notebook("fake_run(64, steps=60, dt=0.1)"))
+    page.locator(f"{OVERALL}[data-state=running]").wait_for(timeout=30_000)
+    expect_count(page, WORKERS, 64)
+    assert page.locator(".jp-par-progress").get_attribute("data-layout") == "grid"
+
+    # For two seconds, count distinct progress values painted and the longest frame gap.
+    stats = page.evaluate(
+        """() => new Promise(resolve => {
+            const overall = document.querySelector('.jp-par-overall');
+            const seen = new Set();
+            let last = performance.now(), worst = 0;
+            const start = last;
+            const tick = now => {
+                worst = Math.max(worst, now - last);
+                last = now;
+                seen.add(overall.dataset.percent);
+                if (now - start < 2000) requestAnimationFrame(tick);
+                else resolve({updates: seen.size, worstFrameMs: worst});
+            };
+            requestAnimationFrame(tick);
+        })"""
+    )
+    assert stats["updates"] >= 8, stats
+    assert stats["worstFrameMs"] < 250, stats
+    page.screenshot(path=str(screenshot_path("lab-64-workers-midrun.png")))
+
+    wait_for_overall(page, "done")
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('.jp-par-worker')].every(
+            row => row.dataset.state === 'done')"""
+    )
+    fractions = bar_fractions(page)
+    assert len(fractions) == 64
+    assert all(f["fraction"] >= 0.99 for f in fractions)
+
+
+def expect_count(page: Page, selector: str, count: int, timeout: float = 10.0) -> None:
+    """Wait until exactly ``count`` elements match ``selector``."""
+    deadline = time.monotonic() + timeout
+    while (found := page.locator(selector).count()) != count:
+        assert time.monotonic() < deadline, f"{found} elements match {selector}, not {count}"
+        time.sleep(0.05)
