@@ -1,0 +1,81 @@
+"""Shared fixtures: no test may leave a process behind, and hangs print stacks.
+
+Warm workers are expected to outlive a test (that is the point of keeping them warm),
+so the check allows the pids of the warm backends and fails on any other child
+process still alive a few seconds after the test.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import psutil
+import pytest
+
+import jupyter_par
+from jupyter_par import backends
+
+START_METHODS = ["fork", "spawn", "forkserver"]
+
+
+def _warm_pids() -> set[int]:
+    pids: set[int] = set()
+    for backend in backends.warm_backends().values():
+        pids.update(backend.describe().get("pids", []))
+    return pids
+
+
+def _forkserver_pids() -> set[int]:
+    try:
+        from multiprocess import forkserver
+
+        pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
+    except (ImportError, AttributeError):
+        return set()
+    return {pid} if pid else set()
+
+
+def _stray_children(before: set[int], grace: float = 5.0) -> list[psutil.Process]:
+    deadline = time.monotonic() + grace
+    while True:
+        me = psutil.Process(os.getpid())
+        allowed = before | _warm_pids() | _forkserver_pids()
+        stray = [
+            p for p in me.children(recursive=True)
+            if p.pid not in allowed and p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+        ]
+        if not stray or time.monotonic() > deadline:
+            return stray
+        time.sleep(0.1)
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes():
+    """Fail a test that leaves a child process (other than warm workers) running."""
+    before = {p.pid for p in psutil.Process(os.getpid()).children(recursive=True)}
+    yield
+    stray = _stray_children(before)
+    if stray:
+        details = ", ".join(f"{p.pid} {' '.join(p.cmdline()[:4])}" for p in stray)
+        for p in stray:
+            p.kill()
+        pytest.fail(f"test left child processes behind: {details}")
+
+
+@pytest.fixture(params=START_METHODS)
+def start_method(request) -> str:
+    """Each start method in turn."""
+    return request.param
+
+
+@pytest.fixture
+def fresh_workers():
+    """Start and end a test with no warm workers."""
+    jupyter_par.shutdown()
+    yield
+    jupyter_par.shutdown()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    jupyter_par.shutdown()
