@@ -58,8 +58,12 @@ export function addCommands(
     }
   });
 
-  // Both commands stay out of the way until a run needs them.
-  runs.changed.connect(() => app.commands.notifyCommandChanged());
+  // Enabled state follows runs starting and ending (not every progress tick: re-rendering
+  // menus ten times a second would cost more than the whole progress view).
+  runs.runningChanged.connect(() => {
+    app.commands.notifyCommandChanged(CommandIDs.cancel);
+    app.commands.notifyCommandChanged(CommandIDs.showRunning);
+  });
 
   if (palette) {
     const category = 'Parallel';

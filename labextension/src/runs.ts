@@ -11,9 +11,14 @@ import { ISignal, Signal } from '@lumino/signaling';
 import type { ProgressModel } from './model';
 
 export class RunRegistry {
-  /** Emitted when a run starts or ends, and when a running model's progress changes. */
-  get changed(): ISignal<this, void> {
-    return this._changed;
+  /** Emitted when a run starts or ends. */
+  get runningChanged(): ISignal<this, void> {
+    return this._runningChanged;
+  }
+
+  /** Emitted when a running model's progress changes (up to ~10 times a second). */
+  get progress(): ISignal<this, ProgressModel> {
+    return this._progress;
   }
 
   /** Running models, oldest first. */
@@ -27,23 +32,25 @@ export class RunRegistry {
     const wasRunning = this._running.has(model);
     if (isRunning && !wasRunning) {
       this._running.add(model);
+      this._runningChanged.emit();
     } else if (!isRunning && wasRunning) {
       this._running.delete(model);
-    } else if (!isRunning) {
-      return;
+      this._runningChanged.emit();
+    } else if (isRunning) {
+      this._progress.emit(model);
     }
-    this._changed.emit();
   }
 
   /** Forget a model that closed. */
   remove(model: ProgressModel): void {
     if (this._running.delete(model)) {
-      this._changed.emit();
+      this._runningChanged.emit();
     }
   }
 
   private _running = new Set<ProgressModel>();
-  private _changed = new Signal<this, void>(this);
+  private _runningChanged = new Signal<this, void>(this);
+  private _progress = new Signal<this, ProgressModel>(this);
 }
 
 /** The one registry of this page; the model module and the status bar share it. */

@@ -75,7 +75,8 @@ export class RunStatus extends Widget {
     this.addClass('jp-par-statusbar');
     this.node.title = 'Parallel run in progress: click to show it';
     this.node.addEventListener('click', this._handleClick);
-    this._registry.changed.connect(this.refresh, this);
+    this._registry.runningChanged.connect(this.refresh, this);
+    this._registry.progress.connect(this.refresh, this);
     this._tracker?.currentChanged.connect(this.refresh, this);
     this.refresh();
   }
