@@ -144,10 +144,19 @@ def _write_user_settings(settings_dir: Path) -> None:
 
 def _extension_path(data_dir: Path) -> None:
     """Serve this checkout's build of the extension ahead of any installed copy."""
+    from jupyter_core.paths import jupyter_path
+
     if (BUILT_EXTENSION / "package.json").exists():
         labextensions = data_dir / "labextensions"
         labextensions.mkdir(parents=True, exist_ok=True)
         (labextensions / "jupyter-par").symlink_to(BUILT_EXTENSION, target_is_directory=True)
+    elif not any(
+        (Path(p) / "jupyter-par" / "package.json").exists() for p in jupyter_path("labextensions")
+    ):
+        pytest.fail(
+            "the jupyter-par lab extension is neither built nor installed: run "
+            "`pip install -e .` or `cd labextension && jlpm install && jlpm build`"
+        )
 
 
 def _kill_tree(process: subprocess.Popen[bytes], descendants: Sequence[Any]) -> None:
