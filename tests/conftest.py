@@ -26,21 +26,24 @@ def _warm_pids() -> set[int]:
     return pids
 
 
-def _forkserver_pids() -> set[int]:
+def _helper_pids() -> set[int]:
+    """multiprocess's own long-lived helpers: the forkserver and the resource tracker."""
+    pids = set()
     try:
-        from multiprocess import forkserver
+        from multiprocess import forkserver, resource_tracker
 
-        pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
+        pids.add(getattr(forkserver._forkserver, "_forkserver_pid", None))
+        pids.add(getattr(resource_tracker._resource_tracker, "_pid", None))
     except (ImportError, AttributeError):
-        return set()
-    return {pid} if pid else set()
+        pass
+    return {pid for pid in pids if pid}
 
 
 def _stray_children(before: set[int], grace: float = 5.0) -> list[psutil.Process]:
     deadline = time.monotonic() + grace
     while True:
         me = psutil.Process(os.getpid())
-        allowed = before | _warm_pids() | _forkserver_pids()
+        allowed = before | _warm_pids() | _helper_pids()
         stray = [
             p for p in me.children(recursive=True)
             if p.pid not in allowed and p.is_running() and p.status() != psutil.STATUS_ZOMBIE

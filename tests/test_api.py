@@ -1,0 +1,176 @@
+"""The Python API returns what pandas returns serially, on every backend and start method."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import jupyter_par as jp
+
+BACKENDS = {
+    "fork": {"backend": "processes", "start_method": "fork", "jobs": 2},
+    "spawn": {"backend": "processes", "start_method": "spawn", "jobs": 2},
+    "forkserver": {"backend": "processes", "start_method": "forkserver", "jobs": 2},
+    "threads": {"backend": "threads", "jobs": 3},
+    "inline": {"backend": "inline", "jobs": 2},
+}
+
+
+@pytest.fixture(scope="module", params=list(BACKENDS))
+def kw(request) -> dict:
+    """Options selecting one backend; module scope keeps each pool warm across tests."""
+    return {**BACKENDS[request.param], "progress": False}
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = 503
+    return pd.DataFrame(
+        {
+            "a": rng.integers(0, 100, n),
+            "b": rng.normal(size=n),
+            "s": rng.choice(["x", "y", "z"], n),
+            "c": pd.Categorical(rng.choice(["lo", "hi"], n)),
+            "k": rng.integers(0, 17, n),
+        },
+        index=pd.Index([f"r{i}" for i in range(n)], name="id"),
+    )
+
+
+OFFSET = 3
+
+
+def helper(x):
+    return x * OFFSET
+
+
+def score(row):
+    return helper(row["a"]) + row["b"]
+
+
+def test_apply_rows_scalar(frame, kw):
+    pd.testing.assert_series_equal(jp.apply(frame, score, axis=1, **kw),
+                                   frame.apply(score, axis=1))
+
+
+def test_apply_rows_lambda_and_closure(frame, kw):
+    factor = 2.5
+
+    def scaled(row):
+        return row["b"] * factor
+
+    pd.testing.assert_series_equal(jp.apply(frame, scaled, axis=1, **kw),
+                                   frame.apply(scaled, axis=1))
+    pd.testing.assert_series_equal(jp.apply(frame, lambda r: r["s"] * 2, axis=1, **kw),
+                                   frame.apply(lambda r: r["s"] * 2, axis=1))
+
+
+def test_apply_rows_expand_and_args(frame, kw):
+    def two(row, k):
+        return pd.Series({"x": row["a"] + k, "y": str(row["c"])})
+
+    pd.testing.assert_frame_equal(jp.apply(frame, two, axis=1, args=(5,), **kw),
+                                  frame.apply(two, axis=1, args=(5,)))
+    pd.testing.assert_frame_equal(
+        jp.apply(frame[["a", "b"]], lambda r: [r[0], r[1] * 2], axis=1, raw=True,
+                 result_type="expand", **kw),
+        frame[["a", "b"]].apply(lambda r: [r[0], r[1] * 2], axis=1, raw=True,
+                                result_type="expand"),
+    )
+
+
+def test_apply_columns(frame, kw):
+    numeric = frame[["a", "b", "k"]]
+    pd.testing.assert_series_equal(jp.apply(numeric, np.mean, **kw), numeric.apply(np.mean))
+    pd.testing.assert_frame_equal(jp.apply(numeric, lambda c: c - c.mean(), axis=0, **kw),
+                                  numeric.apply(lambda c: c - c.mean(), axis=0))
+
+
+def test_series_map_and_apply(frame, kw):
+    s = frame["s"]
+    pd.testing.assert_series_equal(jp.map(s, str.upper, **kw), s.map(str.upper))
+    pd.testing.assert_series_equal(jp.map(s, {"x": 1, "y": 2}, **kw), s.map({"x": 1, "y": 2}))
+    with_na = frame["b"].where(frame["a"] > 50)
+    pd.testing.assert_series_equal(jp.map(with_na, lambda v: v + 1, na_action="ignore", **kw),
+                                   with_na.map(lambda v: v + 1, na_action="ignore"))
+    pd.testing.assert_series_equal(jp.apply(frame["a"], helper, **kw), frame["a"].apply(helper))
+
+
+def test_groupby_apply(frame, kw):
+    def summary(g):
+        return pd.Series({"n": len(g), "mean_b": g["b"].mean()})
+
+    pd.testing.assert_frame_equal(jp.groupby_apply(frame, "k", summary, **kw),
+                                  frame.groupby("k").apply(summary))
+    pd.testing.assert_series_equal(
+        jp.groupby_apply(frame, ["s", "k"], lambda g: g["a"].sum(), **kw),
+        frame.groupby(["s", "k"]).apply(lambda g: g["a"].sum()),
+    )
+
+
+def test_groupby_apply_transform_like(frame, kw):
+    def demean(g):
+        return g[["b"]] - g[["b"]].mean()
+
+    for extra in ({}, {"group_keys": False}, {"sort": False}):
+        pd.testing.assert_frame_equal(jp.groupby_apply(frame, "k", demean, **extra, **kw),
+                                      frame.groupby("k", **extra).apply(demean))
+
+
+def test_map_partitions(frame, kw):
+    pd.testing.assert_frame_equal(
+        jp.map_partitions(frame, lambda p, n: p.assign(z=p["a"] + n), 1, **kw),
+        frame.assign(z=frame["a"] + 1),
+    )
+    sizes = jp.map_partitions(frame, len, partitions=4, **kw)
+    assert (sum(sizes) == len(frame) and len(sizes) == (1 if kw["backend"] == "inline" else 4)) \
+        or sum(sizes) == len(frame)
+
+
+def test_map_over_list_and_generator(kw):
+    items = [{"id": i, "x": i * i} for i in range(40)]
+    assert jp.map(items, lambda t: t["x"] + t["id"], **kw) == [t["x"] + t["id"] for t in items]
+    assert jp.map((i for i in range(10)), helper, **kw) == [helper(i) for i in range(10)]
+    chunks = jp.map_partitions((list(range(i, i + 3)) for i in range(0, 12, 3)), sum, **kw)
+    assert chunks == [3, 12, 21, 30]
+
+
+def test_accessors(frame, kw):
+    pd.testing.assert_series_equal(frame.par.apply(score, axis=1, **kw),
+                                   frame.apply(score, axis=1))
+    pd.testing.assert_series_equal(frame["a"].par.map(helper, **kw), frame["a"].map(helper))
+    pd.testing.assert_series_equal(frame["a"].par.apply(helper, **kw), frame["a"].apply(helper))
+    pd.testing.assert_frame_equal(frame.par.map_partitions(lambda p: p.head(2), **kw).iloc[:2],
+                                  frame.head(2))
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        pd.RangeIndex(0, 40),
+        pd.Index([f"k{i % 7}" for i in range(40)]),  # duplicates
+        pd.MultiIndex.from_arrays([np.arange(40) % 3, np.arange(40)[::-1]]),
+        pd.Index(np.random.default_rng(1).permutation(40)),  # non-monotonic
+    ],
+    ids=["range", "duplicates", "multi", "shuffled"],
+)
+def test_index_kinds(index, kw):
+    df = pd.DataFrame({"v": np.arange(40) * 1.5, "t": pd.date_range("2024", periods=40,
+                                                                     tz="UTC")}, index=index)
+    pd.testing.assert_series_equal(jp.apply(df, lambda r: r["v"] + 1, axis=1, **kw),
+                                   df.apply(lambda r: r["v"] + 1, axis=1))
+    pd.testing.assert_series_equal(jp.map(df["t"], lambda t: t.day, **kw),
+                                   df["t"].map(lambda t: t.day))
+
+
+def test_empty_inputs(kw):
+    empty = pd.DataFrame({"a": pd.Series([], dtype="int64"), "k": pd.Series([], dtype="int64")})
+    expected = empty.apply(lambda r: r["a"], axis=1)
+    got = jp.apply(empty, lambda r: r["a"], axis=1, **kw)
+    assert type(got) is type(expected)
+    pd.testing.assert_frame_equal(got.to_frame(), expected.to_frame()) if isinstance(
+        got, pd.Series) else pd.testing.assert_frame_equal(got, expected)
+    pd.testing.assert_series_equal(jp.map(empty["a"], helper, **kw), empty["a"].map(helper))
+    assert jp.map([], helper, **kw) == []
