@@ -15,6 +15,8 @@ from .errors import UsageError
 
 START_METHODS = ("fork", "spawn", "forkserver")
 ON_ERROR = ("raise", "skip")
+#: How progress is drawn in a kernel; "auto" lets jupyter_par.widgets.frontend decide.
+FRONTENDS = ("auto", "lab", "ipywidgets", "text")
 
 
 def usable_cpus() -> int:
@@ -39,6 +41,7 @@ class Options:
     progress: Any = True
     scheduler: Any = None
     shared: tuple[str, ...] = ()
+    frontend: str = "auto"
 
     def backend_options(self) -> dict[str, Any]:
         """The options that select a warm backend instance."""
@@ -80,6 +83,8 @@ def _check(name: str, value: Any) -> Any:
         from .backends import BACKENDS
 
         need(value in BACKENDS, f"one of {', '.join(BACKENDS)}")
+    elif name == "frontend":
+        need(value in FRONTENDS, f"one of {', '.join(FRONTENDS)}")
     elif name == "shared":
         value = (value,) if isinstance(value, str) else tuple(value)
     elif name not in {f.name for f in fields(Options)}:
