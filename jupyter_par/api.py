@@ -143,7 +143,7 @@ def apply(obj: pd.DataFrame | pd.Series, func: Callable[..., Any], axis: Any = 0
     parts = split_columns(obj, n)
     outcome = execute(parts, operations.ColumnApply(func, pandas_kwargs), options,
                       label=f"apply({_name(func)}, axis=0)", unit="columns")
-    frames = [r for r in outcome.results if r is not None]
+    frames = outcome.results
     if frames and all(isinstance(r, pd.DataFrame) for r in frames):
         return pd.concat(frames, axis=1)
     return combine(frames)
@@ -156,7 +156,7 @@ def _series_call(series: pd.Series, func: Any, method: str, pandas_kwargs: dict[
     n = partition_count(len(series), options.jobs, options.partitions)
     outcome = execute(split_rows(series, n), operations.SeriesMap(func, method, pandas_kwargs),
                       options, label=f"{method}({_name(func)})")
-    return combine([r for r in outcome.results if r is not None])
+    return combine(outcome.results)
 
 
 def map(obj: pd.Series | Sequence[Any] | Iterable[Any], func: Callable[..., Any],
@@ -189,7 +189,7 @@ def map(obj: pd.Series | Sequence[Any] | Iterable[Any], func: Callable[..., Any]
     n = partition_count(len(items), options.jobs, options.partitions)
     outcome = execute(split_indexed_items(items, n), operations.ItemMap(func), options,
                       label=f"map({_name(func)})", unit="items")
-    return combine([r for r in outcome.results if r is not None], concat_lists=True)
+    return combine(outcome.results, concat_lists=True)
 
 
 def groupby_apply(obj: pd.DataFrame | pd.Series, by: Any, func: Callable[..., Any],
@@ -219,7 +219,7 @@ def groupby_apply(obj: pd.DataFrame | pd.Series, by: Any, func: Callable[..., An
     parts = split_groups(obj, by, n, **groupby_kwargs)
     op = operations.GroupApply(func, by, groupby_kwargs, args, rest)
     outcome = execute(parts, op, options, label=f"groupby_apply({_name(func)})")
-    results = [r for r in outcome.results if r is not None]
+    results = outcome.results
     combined = combine(results)
     if groupby_kwargs.get("group_keys") is False and _is_transform_like(combined, obj):
         # pandas puts transform-like results back in the input's row order.

@@ -65,7 +65,8 @@ class PartitionFailure:
 
 @dataclass
 class RunOutcome:
-    """Everything a finished run produced, results in partition order."""
+    """Everything a finished run produced: results of the partitions that succeeded, in
+    partition order (skipped partitions are in ``failures`` only)."""
 
     results: list[Any]
     outputs: list[PartitionOutput] = field(default_factory=list)
@@ -141,7 +142,9 @@ class _Run:
         part = running.partition
         return FailureSite(
             partition=part.index,
-            partitions_total=self.tracker.partitions_total if self.exhausted else None,
+            partitions_total=(
+                self.tracker.partitions_total if not self.lazy_total or self.exhausted else None
+            ),
             rows=part.span or None,
             row_label=label,
             has_row_label=has_label,
@@ -171,7 +174,6 @@ class _Run:
         self.tracker.failed_on(running.worker, f"{type(error).__name__}: {error}")
         if self.options.on_error == "skip":
             self.failures.append(PartitionFailure(part.index, site, error))
-            self.results[part.index] = None
             return
         raise error
 
