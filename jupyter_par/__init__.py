@@ -33,6 +33,16 @@ def shutdown() -> None:
     _shutdown_backends()
 
 
+def __getattr__(name: str) -> Any:
+    """``jp.Panel`` on first use: ipywidgets is imported only by those who want the panel."""
+    if name == "Panel":
+        from .widgets import Panel
+
+        return Panel
+    msg = f"module 'jupyter_par' has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext jupyter_par``: register the magics (imported only now, to keep import light)."""
     from .magic import load_ipython_extension as load
@@ -54,6 +64,7 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 __all__ = [
     "CancelledError",
     "JupyterParError",
+    "Panel",
     "PartitionTimeoutError",
     "ShippingError",
     "UsageError",
