@@ -24,7 +24,7 @@ from typing import Any
 import multiprocess
 from multiprocess.connection import wait
 
-from .. import _worker, shipping
+from .. import _worker, shipping, transport
 from .._worker import TaskDone, TaskFailed
 from .base import Backend, Died, Event, Finished, Task
 
@@ -58,15 +58,35 @@ def _watch_parent(parent_pid: int) -> None:
             pass
 
 
-def _encode_outcome(outcome: TaskDone | TaskFailed) -> bytes:
+def _segment_tag(index: int) -> str:
+    """The name part of the segments that carry worker ``index``'s data and results."""
+    return f"w{index}."
+
+
+def _encode_outcome(outcome: TaskDone | TaskFailed, tag: str = "", owner: int = 0) -> bytes:
     if isinstance(outcome, TaskDone):
         try:
+            # A large numeric result goes back through shared memory, named after the
+            # parent so that the parent can sweep it if this worker dies before it is read.
+            packed = transport.pack(outcome.value, name=transport.new_name(tag, owner)) \
+                if owner else None
+            if packed is not None:
+                outcome = TaskDone(outcome.task_id, packed, outcome.output, outcome.warnings,
+                                   outcome.seconds)
             return shipping.dumps_data(("done", outcome), what="the partition's result")
         except Exception as exc:  # noqa: BLE001 - an unsendable result is the user's failure
+            # A live ShippingError (not only its text) so the caller can catch it by type.
+            from ..errors import ShippingError
+
+            cause = exc.__cause__ or exc
+            error = ShippingError(
+                f"the result of this partition ({type(outcome.value).__qualname__}) cannot "
+                f"be sent back: {type(cause).__name__}: {cause}. Return plain data "
+                "(numbers, strings, lists, DataFrames), not generators, locks or connections."
+            )
             outcome = TaskFailed(
-                outcome.task_id, None, "ShippingError",
-                f"the result of this partition cannot be sent back: {exc}",
-                f"jupyter_par.errors.ShippingError: {exc}\n", output=outcome.output,
+                outcome.task_id, error, "ShippingError", str(error),
+                f"jupyter_par.errors.ShippingError: {error}\n", output=outcome.output,
                 warnings=outcome.warnings,
             )
     exc_bytes = shipping.dumps_exception(outcome.exception) if outcome.exception else None
@@ -86,7 +106,11 @@ def _encode_outcome(outcome: TaskDone | TaskFailed) -> bytes:
 def _decode_outcome(payload: bytes) -> TaskDone | TaskFailed:
     message = shipping.loads(payload)
     if message[0] == "done":
-        return message[1]
+        done = message[1]
+        if isinstance(done.value, transport.Packed):
+            done = TaskDone(done.task_id, transport.unpack(done.value), done.output,
+                            done.warnings, done.seconds)
+        return done
     _, task_id, exc_bytes, type_name, text, tb, label, has_label, output, warns = message
     exception = None
     if exc_bytes is not None:
@@ -114,11 +138,16 @@ def _serve(conn: Any, slots: Any, index: int, parent_pid: int) -> None:
                 ops.clear()
                 ops[run_id] = shipping.loads(op_bytes)
             data = shipping.loads(data_bytes)
+            if isinstance(data, transport.Packed):
+                data = transport.unpack(data)
         except BaseException as exc:  # noqa: BLE001 - reported to the parent as the task's failure
             outcome: TaskDone | TaskFailed = _worker.execute(task_id, _reraise(exc), None)
         else:
             outcome = _worker.execute(task_id, ops[run_id], data, slot=writer)
-        conn.send_bytes(_encode_outcome(outcome))
+        # Drop the partition before waiting: shared pages stay mapped while referenced.
+        data = None
+        conn.send_bytes(_encode_outcome(outcome, _segment_tag(index), parent_pid))
+        outcome = None
 
 
 def _reraise(exc: BaseException) -> Any:
@@ -251,7 +280,10 @@ class ProcessBackend(Backend):
                 self.begin_run(task.run_id, task.op)
             assert self._op is not None
             op_bytes = self._op[1]
-        data_bytes = shipping.dumps_data(task.data, what=f"partition {task.task_id}")
+        # Large numeric partitions travel through shared memory, not the pipe.
+        packed = transport.pack(task.data, name=transport.new_name(_segment_tag(index)))
+        data_bytes = shipping.dumps_data(task.data if packed is None else packed,
+                                         what=f"partition {task.task_id}")
         self._slots[index] = 0
         proc.conn.send_bytes(
             pickle.dumps(("task", task.task_id, task.run_id, op_bytes, data_bytes),
@@ -306,6 +338,8 @@ class ProcessBackend(Backend):
         if proc.process.is_alive():
             proc.process.kill()
             proc.process.join(1.0)
+        # Once it is gone: segments it never mapped, or results it never sent.
+        transport.sweep(tag=_segment_tag(int(proc.name)))
         with contextlib.suppress(Exception):
             proc.conn.close()
         with contextlib.suppress(Exception):

@@ -1,0 +1,239 @@
+"""Move large numeric pandas data between processes through shared memory, not pipes.
+
+Pickling a 300 MB frame through a pipe costs a serialisation, a copy through the
+kernel and a deserialisation on each side; a shared-memory segment costs one copy in
+and none out (the receiver maps the same pages). :func:`pack` writes the numeric
+columns of a DataFrame or Series into one segment and returns a small picklable
+:class:`Packed` handle; :func:`unpack` rebuilds the object on top of the mapped pages
+without copying them. Other columns (strings, objects, extension dtypes) and the index
+travel inside the handle with ordinary pickle.
+
+Cleanup is by name, so no crash can strand a segment: every segment is a file named
+``jupyter_par-<owner pid>-...`` under ``/dev/shm``; the receiver unlinks it as soon as
+it has mapped it (the pages live on until the last mapping goes), and the owner
+sweeps its own prefix when a worker dies, a run stops, the pool shuts down or the
+interpreter exits. Where ``/dev/shm`` does not exist (macOS, Windows) :func:`pack`
+returns ``None`` and callers pickle as before.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import glob
+import itertools
+import mmap
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: Below this many bytes of numeric data, pickling through the pipe is as fast.
+MIN_BYTES = 4 * 2**20
+_DIR = "/dev/shm"
+_PREFIX = "jupyter_par-"
+_ALIGN = 64
+_counter = itertools.count()
+
+
+def available() -> bool:
+    """Whether this platform offers a shared-memory file system we can use."""
+    return os.path.isdir(_DIR) and os.access(_DIR, os.W_OK)
+
+
+def _columns_of(obj: pd.DataFrame | pd.Series) -> list[pd.Series]:
+    if isinstance(obj, pd.Series):
+        return [obj]
+    return [obj.iloc[:, i] for i in range(obj.shape[1])]
+
+
+def _numpy(column: pd.Series) -> np.ndarray | None:
+    """The ndarray behind a column, if it is a plain numpy numeric one (no copy)."""
+    if not isinstance(column.dtype, np.dtype) or column.dtype.kind not in "biufcmM":
+        return None
+    return column.to_numpy(copy=False)
+
+
+def shared_bytes(obj: Any) -> int:
+    """How many bytes of ``obj`` would go through shared memory (0 if none)."""
+    if not isinstance(obj, pd.DataFrame | pd.Series):
+        return 0
+    total = 0
+    for column in _columns_of(obj):
+        values = _numpy(column)
+        if values is not None:
+            total += values.nbytes
+    return total
+
+
+@dataclass(frozen=True)
+class Packed:
+    """A picklable handle to a DataFrame or Series whose numeric columns are in a segment.
+
+    ``columns`` holds, per column, either ``(offset, dtype, length)`` for a column in
+    the segment or the column's own array (pickled with the handle).
+    """
+
+    segment: str
+    size: int
+    kind: str
+    columns: tuple[Any, ...]
+    labels: Any
+    index: Any
+    name: Any = None
+    attrs: Any = None
+
+
+def _segment_path(name: str) -> str:
+    return os.path.join(_DIR, name)
+
+
+def new_name(tag: str = "", owner: int | None = None) -> str:
+    """A fresh segment name carrying its owner's pid (default: this process's).
+
+    The owner is the process that sweeps the segment if its receiver never comes:
+    a worker names its result segments after the parent, which outlives it.
+    """
+    pid = os.getpid() if owner is None else owner
+    return f"{_PREFIX}{pid}-{tag}{next(_counter)}-{os.urandom(4).hex()}"
+
+
+def pack(obj: Any, *, min_bytes: int | None = None, name: str | None = None) -> Packed | None:
+    """Copy the numeric columns of ``obj`` into a new segment; ``None`` if not worth it.
+
+    ``None`` also when the segment cannot be made (``/dev/shm`` full): the caller
+    then pickles ``obj`` as it would without shared memory.
+
+    Parameters
+    ----------
+    obj
+        A DataFrame or Series; anything else returns ``None``.
+    min_bytes
+        Only pack when at least this many bytes would be shared (default
+        :data:`MIN_BYTES`, read at call time so a session can change it).
+    name
+        The segment's name (default :func:`new_name`); it must start with the pid of
+        the process responsible for sweeping it, as :func:`new_name` names do.
+    """
+    if not available() or not isinstance(obj, pd.DataFrame | pd.Series):
+        return None
+    series = _columns_of(obj)
+    plain = [_numpy(s) for s in series]
+    offsets, size = [], 0
+    for values in plain:
+        offsets.append(size)
+        if values is not None:
+            size += -(-values.nbytes // _ALIGN) * _ALIGN
+    threshold = MIN_BYTES if min_bytes is None else min_bytes
+    if sum(v.nbytes for v in plain if v is not None) < max(threshold, 1):
+        return None
+    name = name or new_name()
+    try:
+        _write(name, size, plain, offsets)
+    except OSError:
+        return None  # /dev/shm full or not writable: the caller pickles instead
+    columns = tuple(
+        (offset, values.dtype.str, len(values)) if values is not None else column.array
+        for column, values, offset in zip(series, plain, offsets)
+    )
+    if isinstance(obj, pd.Series):
+        return Packed(name, size, "series", columns, None, obj.index, obj.name, obj.attrs or None)
+    return Packed(name, size, "frame", columns, obj.columns, obj.index, None, obj.attrs or None)
+
+
+def _write(name: str, size: int, plain: list[np.ndarray | None], offsets: list[int]) -> None:
+    """Create segment ``name`` and copy the arrays in; leave nothing behind on failure."""
+    fd = os.open(_segment_path(name), os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+    try:
+        os.ftruncate(fd, size)
+        with mmap.mmap(fd, size) as buffer:
+            for values, offset in zip(plain, offsets):
+                if values is not None and values.nbytes:
+                    target = np.ndarray(values.shape, values.dtype, buffer, offset)
+                    target[...] = values
+                    del target
+    except BaseException:
+        unlink(name)
+        raise
+    finally:
+        os.close(fd)
+
+
+def unpack(packed: Packed, *, unlink_after: bool = True) -> pd.DataFrame | pd.Series:
+    """Rebuild the object on top of the segment's pages (no copy of the numeric data).
+
+    The segment's name is removed at once (``unlink_after``): the mapping keeps the
+    pages alive exactly as long as the arrays built on them.
+    """
+    fd = os.open(_segment_path(packed.segment), os.O_RDWR)
+    try:
+        buffer = mmap.mmap(fd, packed.size) if packed.size else None
+    finally:
+        os.close(fd)
+        if unlink_after:
+            unlink(packed.segment)
+    arrays = []
+    for column in packed.columns:
+        if isinstance(column, tuple):
+            offset, dtype, length = column
+            if length == 0 or buffer is None:
+                arrays.append(np.empty(0, dtype=np.dtype(dtype)))
+            else:
+                arrays.append(np.ndarray((length,), np.dtype(dtype), buffer, offset))
+        else:
+            arrays.append(column)
+    if packed.kind == "series":
+        result: Any = pd.Series(arrays[0], index=packed.index, name=packed.name, copy=False)
+    else:
+        result = pd.DataFrame(dict(enumerate(arrays)), index=packed.index, copy=False)
+        result.columns = packed.labels
+    if packed.attrs:
+        result.attrs = dict(packed.attrs)
+    return result
+
+
+def unlink(name: str) -> None:
+    """Remove a segment's name; a missing one is fine (someone got there first)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(_segment_path(name))
+
+
+def sweep(pid: int | None = None, tag: str = "") -> int:
+    """Remove the segments of owner ``pid`` (default: this process) whose name has ``tag``.
+
+    Returns how many were removed.
+    """
+    if not available():
+        return 0
+    owner = os.getpid() if pid is None else pid
+    removed = 0
+    for path in glob.glob(os.path.join(_DIR, f"{_PREFIX}{owner}-{glob.escape(tag)}*")):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+            removed += 1
+    return removed
+
+
+def sweep_orphans() -> int:
+    """Remove segments whose owner process no longer exists (a crashed earlier kernel)."""
+    if not available():
+        return 0
+    removed = 0
+    for path in glob.glob(os.path.join(_DIR, f"{_PREFIX}*-*")):
+        owner = os.path.basename(path)[len(_PREFIX):].split("-", 1)[0]
+        if not owner.isdigit():
+            continue
+        try:
+            os.kill(int(owner), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+                removed += 1
+        except PermissionError:
+            pass
+    return removed
+
+
+atexit.register(sweep)

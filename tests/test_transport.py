@@ -1,0 +1,143 @@
+"""Shared-memory transport: exact round trips, and no segment left behind, ever."""
+
+from __future__ import annotations
+
+import glob
+import mmap
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import jupyter_par as jp
+from jupyter_par import transport
+
+pytestmark = pytest.mark.skipif(not transport.available(), reason="no /dev/shm here")
+
+#: Rows that put each half's float64 column above the transport's threshold.
+BIG = 2 * (transport.MIN_BYTES // 8 + 1000)
+
+
+def _segments() -> list[str]:
+    return glob.glob(f"/dev/shm/jupyter_par-{os.getpid()}-*")
+
+
+def _mixed_frame(n: int) -> pd.DataFrame:
+    df = pd.DataFrame({
+        "f": np.linspace(0, 1, n),
+        "i": np.arange(n, dtype="int32"),
+        "b": np.arange(n) % 3 == 0,
+        "t": pd.date_range("2024-01-01", periods=n, freq="min"),
+        "s": [f"k{i % 7}" for i in range(n)],
+        "c": pd.Categorical(["x", "y"] * (n // 2) + ["x"] * (n % 2)),
+        "n": pd.array([1, None] * (n // 2) + [1] * (n % 2), dtype="Int64"),
+    })
+    df.columns.name = "fields"
+    return df
+
+
+@pytest.mark.parametrize("index", ["range", "strings", "multi", "duplicates"])
+def test_frame_round_trip_is_exact(index):
+    df = _mixed_frame(50)
+    if index == "strings":
+        df.index = [f"r{i}" for i in range(50)]
+    elif index == "multi":
+        df.index = pd.MultiIndex.from_arrays([np.arange(50) % 5, np.arange(50)])
+    elif index == "duplicates":
+        df.index = np.arange(50) // 2
+    df.attrs["source"] = "test"
+    packed = transport.pack(df.iloc[3:], min_bytes=0)
+    assert packed is not None
+    back = transport.unpack(packed)
+    pd.testing.assert_frame_equal(back, df.iloc[3:])
+    assert back.attrs == {"source": "test"}
+    assert _segments() == []
+
+
+def test_series_and_duplicate_columns_round_trip():
+    series = pd.Series(np.arange(10, dtype="float32"), index=list("abcdefghij"), name="v")
+    pd.testing.assert_series_equal(transport.unpack(transport.pack(series, min_bytes=0)), series)
+    dup = pd.DataFrame(np.ones((5, 2)), columns=["a", "a"])
+    pd.testing.assert_frame_equal(transport.unpack(transport.pack(dup, min_bytes=0)), dup)
+
+
+def test_small_or_non_pandas_data_is_not_packed():
+    assert transport.pack(pd.DataFrame({"a": [1.0, 2.0]})) is None
+    assert transport.pack([1, 2, 3], min_bytes=0) is None
+    assert transport.pack(pd.DataFrame({"s": ["a", "b"]}), min_bytes=0) is None
+
+
+def test_sweep_removes_only_the_owners_tagged_segments():
+    frame = pd.DataFrame({"a": np.ones(10)})
+    mine = transport.pack(frame, min_bytes=0, name=transport.new_name("w7."))
+    other = transport.pack(frame, min_bytes=0, name=transport.new_name("w70."))
+    assert transport.sweep(tag="w7.") == 1
+    assert [os.path.basename(p) for p in _segments()] == [other.segment]
+    assert mine is not None and transport.sweep() == 1
+    assert _segments() == []
+
+
+def _double(part: pd.DataFrame) -> pd.DataFrame:
+    return part * 2
+
+
+def _fail_on_second(part: pd.DataFrame) -> pd.DataFrame:
+    if part.index[0] > 0:
+        raise ValueError("bad partition")
+    return part
+
+
+def _die_on_second(part: pd.DataFrame) -> pd.DataFrame:
+    if part.index[0] > 0:
+        os._exit(3)
+    return part
+
+
+@pytest.fixture(scope="module")
+def big() -> pd.DataFrame:
+    return pd.DataFrame({"a": np.arange(BIG, dtype="float64"), "s": ["x"] * BIG})
+
+
+def _mapped(part: pd.DataFrame) -> bool:
+    base = part["a"].to_numpy()
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    return base is not None
+
+
+def test_workers_receive_large_partitions_through_shared_memory(big):
+    big_run = jp.map_partitions(big, _mapped, jobs=2, partitions=2, progress=False)
+    assert big_run == [True, True]
+    small_run = jp.map_partitions(big.iloc[:1000], _mapped, jobs=2, partitions=2, progress=False)
+    assert small_run == [False, False]
+
+
+def test_large_partitions_travel_and_come_back_exactly(big):
+    result = jp.map_partitions(big, _double, jobs=2, partitions=2, progress=False)
+    pd.testing.assert_frame_equal(result, big * 2)
+    assert _segments() == []
+
+
+def test_no_segment_left_after_a_failure(big):
+    with pytest.raises(ValueError, match="bad partition"):
+        jp.map_partitions(big, _fail_on_second, jobs=2, partitions=2, progress=False)
+    assert _segments() == []
+
+
+def test_no_segment_left_after_a_worker_dies(big):
+    with pytest.raises(jp.WorkerDiedError):
+        jp.map_partitions(big, _die_on_second, jobs=2, partitions=2, progress=False)
+    assert _segments() == []
+
+
+def test_no_segment_left_after_a_timeout(big):
+    def slow(part: pd.DataFrame) -> pd.DataFrame:
+        import time
+
+        time.sleep(30)
+        return part
+
+    with pytest.raises(TimeoutError):
+        jp.map_partitions(big, slow, jobs=2, partitions=2, timeout=0.5, progress=False)
+    assert _segments() == []
