@@ -162,9 +162,10 @@ def _capture(threaded: bool):
             try:
                 yield buffer, caught
             finally:
-                caught.extend(
+                # A warning raised on every row is reported once per partition.
+                caught.extend(dict.fromkeys(
                     f"{w.category.__name__}: {w.message}" for w in records
-                )
+                ))
     finally:
         sys.stdout, sys.stderr = saved
 

@@ -47,12 +47,17 @@ def _split_options(kwargs: dict[str, Any]) -> tuple[RunOptions, dict[str, Any]]:
 def show_outputs(outcome: engine.RunOutcome, stream: Any = None) -> None:
     """Print what each partition printed, grouped under one heading per partition."""
     stream = stream or sys.stdout
+    warned: dict[str, list[int]] = {}
     for out in outcome.outputs:
         if out.output:
             stream.write(f"[partition {out.partition}, worker {out.worker}]\n")
             stream.write(out.output if out.output.endswith("\n") else out.output + "\n")
         for text in out.warnings:
-            stream.write(f"[partition {out.partition}, worker {out.worker}] warning: {text}\n")
+            warned.setdefault(text, []).append(out.partition)
+    # The same warning from many partitions is shown once, naming the partitions.
+    for text, parts in warned.items():
+        where = f"partition {parts[0]}" if len(parts) == 1 else f"{len(parts)} partitions"
+        stream.write(f"[warning in {where}] {text}\n")
 
 
 def execute(
