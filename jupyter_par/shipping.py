@@ -12,10 +12,14 @@ When something cannot travel, the error names the object and why, and says what 
 from __future__ import annotations
 
 import inspect
+import io
 import pickle
+import sys
+from types import ModuleType
 from typing import Any
 
 import dill
+import dill._dill
 
 from .errors import ShippingError
 
@@ -28,10 +32,35 @@ def _describe(obj: Any) -> str:
     return f"{name!r} ({kind})" if name else f"a {kind} object"
 
 
+class _CodePickler(dill.Pickler):
+    """dill, except that a module the kernel imported by name travels by name.
+
+    dill sends a module outside site-packages (an editable install of jupyter_par, the
+    notebook's own helper module) by value, with everything in it, and fails on what
+    it holds (locks, thread-locals); so ``jp.progress(1)`` in a notebook function broke.
+    A worker imports such a module by name just as the kernel did.
+    """
+
+    dispatch = type(dill.Pickler.dispatch)(dill.Pickler.dispatch)
+
+
+def _save_module(pickler: Any, module: ModuleType) -> None:
+    name = module.__name__
+    if name != "__main__" and sys.modules.get(name) is module and getattr(module, "__file__", None):
+        pickler.save_reduce(dill._dill._import_module, (name,), obj=module)
+        return
+    dill.Pickler.dispatch[ModuleType](pickler, module)
+
+
+_CodePickler.dispatch[ModuleType] = _save_module
+
+
 def dumps_code(obj: Any, *, what: str = "the function") -> bytes:
     """Serialize a function (or an operation holding one) by value, for any start method."""
     try:
-        return dill.dumps(obj, protocol=PROTOCOL, recurse=True)
+        buffer = io.BytesIO()
+        _CodePickler(buffer, protocol=PROTOCOL, recurse=True).dump(obj)
+        return buffer.getvalue()
     except Exception as exc:
         culprit = find_unshippable(obj)
         where = f" because it uses {culprit}" if culprit else ""
