@@ -1,0 +1,162 @@
+"""The notebook face of jupyter_par: ``%%parallel`` and its line-magic companions.
+
+This module only parses flags and delegates: the cell machinery is in
+:mod:`jupyter_par.cell`, defaults and their precedence in :mod:`jupyter_par.config`.
+Flags left out stay ``None`` so that one place decides what they default to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.error import UsageError as IPythonUsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from . import cell, config
+from .backends import shutdown, warm_backends
+from .errors import UsageError
+
+_BACKENDS = ["processes", "threads", "dask", "inline"]
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
+
+
+@magics_class
+class ParallelMagics(Magics):
+    """``%%parallel``, ``%parallel_config``, ``%parallel_shutdown``, ``%parallel_panel``."""
+
+    @magic_arguments()
+    @argument("target", metavar="TARGET",
+              help="notebook variable to split: DataFrame, Series, list or chunked reader")
+    @argument("-j", "--jobs", type=int, default=None, help="number of workers")
+    @argument("-b", "--backend", choices=_BACKENDS, default=None,
+              help="where partitions run (default: processes)")
+    @argument("-p", "--partitions", type=int, default=None,
+              help="number of partitions (default: several per worker)")
+    @argument("--by", default=None, metavar="COL[,COL...]",
+              help="partition by group: each group wholly inside one partition")
+    @argument("--axis", choices=["rows", "columns"], default="rows",
+              help="partition by rows (default) or by columns")
+    @argument("-o", "--out", default=None, metavar="NAME",
+              help="store the result in NAME instead of writing back to TARGET")
+    @argument("--share", default=None, metavar="NAME[,NAME...]",
+              help="read-only objects to send to each worker once per run")
+    @argument("--timeout", type=float, default=None, metavar="SECONDS",
+              help="stop a partition that runs longer than this")
+    @argument("--retries", type=int, default=None, help="retries of a failed partition")
+    @argument("--on-error", choices=["raise", "skip"], default=None,
+              help="raise (default) stops at the first failure; skip reports and goes on")
+    @argument("--start", choices=list(config.START_METHODS), default=None,
+              help="how worker processes start")
+    @argument("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler address (with --backend dask)")
+    @argument("--no-progress", action="store_true", help="draw no progress bars")
+    @cell_magic
+    def parallel(self, line: str, body: str) -> Any:
+        """Run this cell once per partition of TARGET, in parallel workers.
+
+        The body sees TARGET's name bound to one partition. It may use any function,
+        lambda, constant or module of the notebook. The result of a partition is the
+        body's last expression, or else TARGET's final value; results are combined in
+        order (pandas objects concatenated, anything else a list per partition). With
+        no last expression the result replaces TARGET (or goes to ``--out``), and only
+        once every partition has succeeded: a failed or interrupted run changes nothing.
+
+        Example::
+
+            In [1]: %load_ext jupyter_par
+            In [2]: def score(row):
+               ...:     return row["a"] * 2 + row["b"]
+            In [3]: %%parallel --jobs 4 df
+               ...: df["score"] = df.apply(score, axis=1)
+            In [4]: %%parallel --by city --out stats df
+               ...: df.groupby("city")["score"].mean()
+        """
+        __tracebackhide__ = True
+        try:
+            args = parse_argstring(self.parallel, line)
+            request = cell.CellRequest(
+                target=args.target,
+                body=body,
+                header=line,
+                by=_names(args.by),
+                axis=args.axis,
+                out=args.out,
+                share=_names(args.share),
+                options={
+                    "jobs": args.jobs, "backend": args.backend, "partitions": args.partitions,
+                    "timeout": args.timeout, "retries": args.retries,
+                    "on_error": args.on_error, "start_method": args.start,
+                    "scheduler": args.scheduler,
+                    "progress": False if args.no_progress else None,
+                },
+            )
+            return cell.run_cell(self.shell, request)
+        except UsageError as exc:
+            # A mistake in the call, not in the user's code: one line, no traceback.
+            raise IPythonUsageError(str(exc)) from None
+
+    @magic_arguments()
+    @argument("-j", "--jobs", type=int, default=None, help="default number of workers")
+    @argument("-b", "--backend", choices=_BACKENDS, default=None, help="default backend")
+    @argument("--start", choices=list(config.START_METHODS), default=None,
+              help="default start method of worker processes")
+    @argument("--progress", choices=["on", "off"], default=None, help="draw progress bars")
+    @argument("--reset", action="store_true", help="forget every session default")
+    @line_magic
+    def parallel_config(self, line: str) -> None:
+        """Show the defaults of ``%%parallel`` runs, or set them for this session.
+
+        Example::
+
+            In [1]: %parallel_config --jobs 4 --backend threads
+            In [2]: %parallel_config --reset
+        """
+        try:
+            args = parse_argstring(self.parallel_config, line)
+            if args.reset:
+                config.set_defaults(**{name: None for name in config.current_defaults()})
+            progress = None if args.progress is None else args.progress == "on"
+            current = config.set_defaults(jobs=args.jobs, backend=args.backend,
+                                          start_method=args.start, progress=progress)
+        except UsageError as exc:
+            raise IPythonUsageError(str(exc)) from None
+        width = max(map(len, current))
+        for name, value in current.items():
+            print(f"{name:<{width}}  {value!r}")
+
+    @line_magic
+    def parallel_shutdown(self, line: str) -> None:
+        """Stop the warm workers now (the next run starts fresh ones)."""
+        stopped = sum(b.jobs for b in warm_backends().values())
+        shutdown()
+        print(f"jupyter_par: stopped {stopped} warm worker(s).")
+
+    @line_magic
+    def parallel_panel(self, line: str) -> Any:
+        """Open the panel: pick a DataFrame and a function, set workers, run, tune."""
+        try:
+            from .widgets import Panel
+        except ImportError as exc:
+            msg = (f"the panel cannot open: {exc}. It needs ipywidgets "
+                   "(pip install ipywidgets) and jupyter_par.widgets.panel.")
+            raise IPythonUsageError(msg) from None
+        return Panel()
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics (``%load_ext jupyter_par``)."""
+    ipython.register_magics(ParallelMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Remove the magics and stop the warm workers (``%unload_ext jupyter_par``)."""
+    magics = ipython.magics_manager.magics
+    magics["cell"].pop("parallel", None)
+    for name in ("parallel_config", "parallel_shutdown", "parallel_panel"):
+        magics["line"].pop(name, None)
+    ipython.magics_manager.registry.pop("ParallelMagics", None)
+    shutdown()
