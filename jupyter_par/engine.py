@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,8 +105,10 @@ class _Run:
         label: str,
         unit: str,
         cancel: threading.Event | None,
+        fold: Callable[[Any], None] | None = None,
     ) -> None:
         self.source = iter(partitions)
+        self.fold, self.folded = fold, 0
         self.lazy_total = rows_total is None
         self.op, self.options, self.sinks, self.cancel = op, options, list(sinks), cancel
         self.tracker = ProgressTracker(rows_total, partitions_total, label=label, unit=unit)
@@ -174,6 +176,7 @@ class _Run:
         self.tracker.failed_on(running.worker, f"{type(error).__name__}: {error}")
         if self.options.on_error == "skip":
             self.failures.append(PartitionFailure(part.index, site, error))
+            self.advance_fold()
             return
         raise error
 
@@ -184,12 +187,19 @@ class _Run:
                 part, attempt = self.retry.popleft()
             elif self.exhausted:
                 return
+            elif self.fold is not None and self.count - self.folded >= 2 * backend.jobs:
+                return  # results wait for an earlier one: read no further until it comes
             else:
                 try:
                     part = next(self.source)
                 except StopIteration:
                     self.exhausted = True
                     return
+                except Exception as exc:
+                    # The user's own reader or generator broke, not a worker: say so.
+                    _add_note(exc, f"jupyter_par: raised by the input itself, after "
+                                   f"{self.count} partition(s) were read; no result was stored")
+                    raise
                 attempt = 0
                 self.count += 1
                 if self.lazy_total:
@@ -198,6 +208,16 @@ class _Run:
             worker = backend.submit(task)
             self.running[part.index] = _Running(part, worker, time.monotonic(), attempt)
             self.tracker.assigned(worker, part.index, part.size)
+
+    def advance_fold(self) -> None:
+        """With a fold, hand results over in partition order and forget them."""
+        if self.fold is None:
+            return
+        skipped = {f.partition for f in self.failures}
+        while self.folded in self.results or self.folded in skipped:
+            if self.folded in self.results:
+                self.fold(self.results.pop(self.folded))
+            self.folded += 1
 
     def cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
@@ -213,6 +233,7 @@ class _Run:
                     outcome.task_id, event.worker, outcome.output, outcome.warnings))
             if isinstance(outcome, TaskDone):
                 self.results[outcome.task_id] = outcome.value
+                self.advance_fold()
                 self.tracker.finished(event.worker)
                 return
             error = self.error_for(outcome, running, backend.in_caller)
@@ -302,6 +323,7 @@ def run(
     label: str = "",
     unit: str = "rows",
     cancel: threading.Event | None = None,
+    fold: Callable[[Any], None] | None = None,
 ) -> RunOutcome:
     """Run ``op`` on every partition with the backend ``options`` names.
 
@@ -319,6 +341,10 @@ def run(
         Totals when known in advance (``None`` for lazy inputs).
     cancel
         Set it from another thread to stop the run (the panel's Cancel button).
+    fold
+        Called with each result in partition order as soon as all earlier ones came;
+        results are then not kept (``RunOutcome.results`` is empty), and no more than
+        twice ``jobs`` partitions are read ahead of the oldest unfolded one.
 
     Returns
     -------
@@ -326,5 +352,6 @@ def run(
         Results in partition order, captured output, skipped failures, timings.
     """
     backend = backends.acquire(options.backend, options.jobs, **options.backend_options())
-    state = _Run(partitions, op, options, sinks, rows_total, partitions_total, label, unit, cancel)
+    state = _Run(partitions, op, options, sinks, rows_total, partitions_total, label, unit, cancel,
+                 fold)
     return state.drive(backend)
