@@ -1,0 +1,346 @@
+"""Progress views and the panel without a browser: their real trait state, a recording comm.
+
+Every widget here gets a comm that keeps what it would have sent to the front end, so
+the tests read exactly the state a browser would draw, and count the messages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any
+
+import comm
+import pandas as pd
+import psutil
+import pytest
+
+import jupyter_par as jp
+from jupyter_par import backends
+from jupyter_par.errors import CancelledError, UsageError
+from jupyter_par.widgets import frontend
+from jupyter_par.widgets.panel import Panel, frames_in, functions_in
+from jupyter_par.widgets.progress_view import ProgressView
+
+
+class RecordingComm(comm.DummyComm):
+    """A comm that keeps what the widget would send to the front end."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        super().__init__(*args, **kwargs)
+
+    def publish_msg(self, msg_type: str, data: Any = None, *args: Any, **kwargs: Any) -> None:
+        self.sent.append((msg_type, data or {}))
+
+
+@pytest.fixture(autouse=True)
+def recording_comm(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(comm, "create_comm", RecordingComm)
+
+
+@pytest.fixture(autouse=True)
+def default_frontend():
+    yield
+    jp.set_defaults(frontend=None)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stop_workers_at_the_end():
+    yield
+    jp.shutdown()
+
+
+class Counting:
+    """Wraps a view to count the updates the engine gave it."""
+
+    def __init__(self, view: ProgressView) -> None:
+        self.view, self.calls = view, 0
+
+    def update(self, progress: Any) -> None:
+        self.calls += 1
+        self.view.update(progress)
+
+    def close(self, progress: Any) -> None:
+        self.calls += 1
+        self.view.close(progress)
+
+
+def updates_sent(widget: Any) -> list[dict[str, Any]]:
+    return [data["state"] for kind, data in widget.comm.sent
+            if kind == "comm_msg" and data.get("method") == "update"]
+
+
+def html_rows(value: str) -> list[dict[str, str]]:
+    """The per-worker ``data-`` attributes of the ipywidgets table."""
+    return [dict(re.findall(r'data-(\w+)="([^"]*)"', row))
+            for row in re.findall(r'<tr class="jp-par-worker[^>]*>', value)]
+
+
+def slow_double(row):
+    time.sleep(0.0005)
+    return row["a"] * 2
+
+
+def fails_at_1500(row):
+    if row["a"] == 1500:
+        msg = "row 1500 is bad"
+        raise ValueError(msg)
+    return row["a"]
+
+
+def which_pid(row):
+    time.sleep(0.002)
+    return os.getpid()
+
+
+def nap(row):
+    time.sleep(0.002)
+    return row["a"]
+
+
+def group_total(group):
+    time.sleep(0.002)
+    return group["a"].sum()
+
+
+def very_slow(row):
+    time.sleep(0.02)
+    return row["a"]
+
+
+FRAME = pd.DataFrame({"a": range(2000), "g": [i % 7 for i in range(2000)]})
+
+
+# -- the progress view -------------------------------------------------------------------
+def test_lab_view_workers_reach_their_totals_in_one_message_per_tick():
+    counting = Counting(ProgressView(frontend="lab"))
+    result = jp.apply(FRAME, slow_double, axis=1, jobs=2, progress=counting)
+    pd.testing.assert_series_equal(result, FRAME.apply(slow_double, axis=1))
+    widget = counting.view.widget
+    assert len(widget.workers) == 2
+    assert all(w["done"] == w["assigned"] > 0 and w["state"] == "done" for w in widget.workers)
+    assert sum(w["done"] for w in widget.workers) == len(FRAME)
+    assert widget.overall["percent"] == 100.0 and widget.overall["state"] == "done"
+    assert widget.overall["partitions_done"] == widget.overall["partitions_total"]
+    sent = updates_sent(widget)
+    assert 2 <= len(sent) <= counting.calls
+    assert any("workers" in s and "overall" in s for s in sent)
+
+
+def test_ipywidgets_view_is_one_html_value_per_tick():
+    counting = Counting(ProgressView(frontend="ipywidgets"))
+    jp.apply(FRAME, slow_double, axis=1, jobs=2, progress=counting)
+    widget = counting.view.widget
+    rows = html_rows(widget.value)
+    assert len(rows) == 2
+    assert all(r["done"] == r["assigned"] and r["state"] == "done" for r in rows)
+    assert sum(int(r["done"]) for r in rows) == len(FRAME)
+    assert 'data-state="done"' in widget.value and "100%" in widget.value
+    sent = updates_sent(widget)
+    assert 2 <= len(sent) <= counting.calls
+    assert all(set(s) == {"value"} for s in sent)
+
+
+@pytest.mark.parametrize("kind", ["lab", "ipywidgets"])
+def test_a_failed_worker_shows_danger_with_its_error(kind):
+    view = ProgressView(frontend=kind)
+    with pytest.raises(ValueError, match="row 1500 is bad"):
+        jp.apply(FRAME, fails_at_1500, axis=1, jobs=2, progress=view)
+    if kind == "lab":
+        failed = [w for w in view.widget.workers if w["state"] == "failed"]
+        assert len(failed) == 1 and "row 1500 is bad" in failed[0]["error"]
+        assert view.widget.overall["state"] == "failed"
+    else:
+        danger = re.findall(r'<tr class="[^"]*jp-par-danger[^"]*".*?</tr>', view.widget.value)
+        assert len(danger) == 1 and "row 1500 is bad" in danger[0]
+        assert 'class="jp-par-progress" data-state="failed"' in view.widget.value
+
+
+def test_jp_progress_inside_user_code_reaches_the_view():
+    seen: list[int] = []
+    view = ProgressView(frontend="lab")
+
+    class Spy:
+        def update(self, p):
+            view.update(p)
+            seen.extend(w["done"] for w in view.widget.workers if w["state"] == "busy")
+
+        def close(self, p):
+            view.close(p)
+
+    def steps(part):
+        for _ in range(len(part)):
+            time.sleep(0.01)
+            jp.progress(1)
+        return part
+
+    jp.map_partitions(FRAME.iloc[:60], steps, jobs=2, partitions=2, progress=Spy())
+    assert any(0 < n < 30 for n in seen)
+    assert [w["done"] for w in view.widget.workers] == [30, 30]
+
+
+# -- the front-end choice ------------------------------------------------------------------
+def test_frontend_choice(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    for name in ("VSCODE_PID", "VSCODE_CWD", "VSCODE_IPC_HOOK_CLI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    monkeypatch.setattr(frontend, "labextension_installed", lambda: False)
+    assert frontend.choose_frontend() == "ipywidgets"
+    monkeypatch.undo()
+    for name in ("VSCODE_PID", "VSCODE_CWD", "VSCODE_IPC_HOOK_CLI"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "labextensions" / "jupyter-par").mkdir(parents=True)
+    (tmp_path / "labextensions" / "jupyter-par" / "package.json").write_text("{}")
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    assert frontend.labextension_installed()
+    assert frontend.choose_frontend() == "lab"
+    monkeypatch.setenv("VSCODE_PID", "1234")
+    assert frontend.choose_frontend() == "ipywidgets"
+    jp.set_defaults(frontend="text")
+    assert frontend.choose_frontend() == "text"
+    with pytest.raises(UsageError, match="frontend must be one of"):
+        jp.set_defaults(frontend="browser")
+
+
+def test_the_widget_factory_follows_the_choice():
+    from jupyter_par.sinks import sinks_for
+
+    jp.set_defaults(frontend="ipywidgets")
+    (sink,) = sinks_for("widgets", "label")
+    assert isinstance(sink, ProgressView) and sink.frontend == "ipywidgets"
+    jp.set_defaults(frontend="text")
+    assert type(sinks_for("widgets", "label")[0]).__name__ == "TextProgress"
+
+
+# -- the panel ----------------------------------------------------------------------------------
+def make_panel(**names: Any) -> tuple[Panel, dict[str, Any]]:
+    namespace = {"df": FRAME, "not_a_frame": [1, 2], "_hidden": FRAME, "pd": pd, **names}
+    return Panel(namespace, frontend="lab"), namespace
+
+
+def test_pickers_list_the_notebook_frames_and_functions():
+    namespace = {"df": FRAME, "small": FRAME.head(), "_hidden": FRAME, "nap": nap,
+                 "lam": lambda row: row, "pd": pd, "concat": pd.concat, "n": 3}
+    assert frames_in(namespace) == ["df", "small"]
+    assert functions_in(namespace) == ["lam", "nap"]
+    panel = Panel(namespace, frontend="ipywidgets")
+    assert panel.frame_picker.options == ("df", "small")
+    assert panel.by_picker.disabled
+    panel.mode_picker.value = "groups"
+    assert not panel.by_picker.disabled and panel.by_picker.options == ("a", "g")
+    panel.result_name.value = "not a name"
+    assert panel.run() is None and "Python name" in panel.summary.value
+
+
+def test_moving_the_slider_changes_the_next_runs_workers():
+    panel, namespace = make_panel(which_pid=which_pid)
+    panel.func_picker.value = "which_pid"
+    frame = FRAME.iloc[:300]
+    namespace["df"] = frame
+    for count in (3, 2):
+        panel.jobs_slider.value = count
+        panel.run()
+        panel.wait(60)
+        pids = backends.warm_backends()["processes"].pids()
+        assert len(pids) == count and all(psutil.pid_exists(p) for p in pids)
+        used = set(namespace["result"])
+        assert used <= set(pids) and len(used) >= 2
+        assert len(panel.progress.widget.workers) == count
+        assert all(w["done"] == w["assigned"] for w in panel.progress.widget.workers)
+        assert f"with {count} worker(s) (processes)" in panel.summary.value
+
+
+def test_groups_result_matches_pandas_and_speedup_is_reported():
+    panel, namespace = make_panel(group_total=group_total)
+    panel.func_picker.value = "group_total"
+    panel.mode_picker.value = "groups"
+    panel.by_picker.value = "g"
+    namespace["df"] = FRAME.iloc[:200]
+    panel.jobs_slider.value = 1
+    panel.run()
+    panel.wait(60)
+    panel.jobs_slider.value = 2
+    panel.run()
+    result = panel.wait(60)
+    pd.testing.assert_series_equal(result, FRAME.iloc[:200].groupby("g").apply(group_total))
+    assert namespace["result"] is result
+    assert "faster</b> than the last 1-worker run" in panel.summary.value
+
+
+def test_cancel_stops_the_workers_and_changes_no_variable():
+    panel, namespace = make_panel(very_slow=very_slow)
+    namespace["result"] = "before"
+    panel.func_picker.value = "very_slow"
+    panel.jobs_slider.value = 2
+    job = panel.run()
+    deadline = time.monotonic() + 30
+    while not any(w["state"] == "busy" and w["done"] > 0 for w in panel.progress.widget.workers):
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.05)
+    busy = backends.warm_backends()["processes"].pids()
+    panel.cancel_button.click()
+    assert job.wait(10), "the run did not stop after Cancel"
+    assert isinstance(job.error, CancelledError)
+    assert namespace["result"] == "before"
+    assert panel.progress.widget.overall["state"] == "cancelled"
+    assert "cancelled" in panel.summary.value
+    gone = [p for p in busy if not psutil.pid_exists(p)
+            or psutil.Process(p).status() == psutil.STATUS_ZOMBIE]
+    assert gone == busy
+    assert not panel.run_button.disabled and panel.cancel_button.disabled
+
+
+def test_tune_recommends_a_count_and_moves_the_slider():
+    panel, namespace = make_panel(nap=nap)
+    panel.func_picker.value = "nap"
+    panel.jobs_slider.value = 1
+    panel.tune(seconds=0.3, counts=[1, 2])
+    result = panel.wait(60)
+    assert result is panel.last_tune
+    assert result.counts == (1, 2) and result.speedups[0] == 1.0
+    assert 50 <= result.rows <= len(FRAME)
+    # sleeping rows leave the CPUs free, so two workers are close to twice as fast
+    assert result.recommended == 2
+    assert panel.jobs_slider.value == 2
+    assert len(panel.tune_output.outputs) == 1
+    assert "recommended 2 worker(s)" in panel.summary.value
+    assert "result" not in namespace
+
+
+# -- a real kernel: the state a saved notebook keeps ---------------------------------------
+NOTEBOOK_CELLS = [
+    "import time\nimport pandas as pd\nimport jupyter_par as jp\n"
+    "df = pd.DataFrame({'a': range(400)})\n"
+    "def f(row):\n    time.sleep(0.001)\n    return row['a'] * 2",
+    "jp.set_defaults(frontend='lab')\nr1 = jp.apply(df, f, axis=1, jobs=2)",
+    "jp.set_defaults(frontend='ipywidgets')\nr2 = jp.apply(df, f, axis=1, jobs=2)",
+    "panel = jp.Panel()\npanel.func_picker.value = 'f'\npanel.jobs_slider.value = 2\n"
+    "panel.run()\npanel.wait(60)\npanel",
+    "assert r1.equals(df.apply(f, axis=1)) and r2.equals(r1) and result.equals(r1)\n"
+    "jp.shutdown()",
+]
+
+
+@pytest.mark.kernel
+def test_saved_notebook_widget_state_shows_every_worker_at_100_percent():
+    from notebook_runner import run_cells
+
+    nb = run_cells(NOTEBOOK_CELLS, timeout=120, store_widget_state=True)
+    models = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    lab = [m["state"] for m in models.values() if m["model_name"] == "ProgressModel"]
+    tables = [m["state"]["value"] for m in models.values() if m["model_name"] == "HTMLModel"
+              and "jp-par-progress" in m["state"].get("value", "")]
+    sliders = [m["state"] for m in models.values() if m["model_name"] == "IntSliderModel"]
+    assert len(lab) == 1 and len(tables) == 2
+    (state,) = lab
+    assert state["overall"]["percent"] == 100.0 and state["overall"]["state"] == "done"
+    assert len(state["workers"]) == 2
+    assert all(w["done"] == w["assigned"] > 0 for w in state["workers"])
+    for value in tables:
+        rows = html_rows(value)
+        assert len(rows) == 2 and 'data-state="done"' in value and "100%" in value
+        assert all(r["done"] == r["assigned"] != "0" for r in rows)
+        assert sum(int(r["done"]) for r in rows) == 400
+    assert [s["value"] for s in sliders if s.get("description") == "workers"] == [2]
