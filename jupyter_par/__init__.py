@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import accessor as _accessor  # noqa: F401 - registers df.par / series.par
+from . import shared  # jp.shared["name"]: objects passed as shared= (read-only)
 from ._version import __version__
 from ._worker import progress
 from .api import apply, groupby_apply, map, map_partitions
@@ -26,6 +27,7 @@ from .errors import (
     WorkerDiedError,
     WorkerError,
 )
+from .sources import files
 
 
 def shutdown() -> None:
@@ -73,11 +75,13 @@ __all__ = [
     "__version__",
     "apply",
     "current_defaults",
+    "files",
     "groupby_apply",
     "map",
     "map_partitions",
     "progress",
     "register_backend",
     "set_defaults",
+    "shared",
     "shutdown",
 ]

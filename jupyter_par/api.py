@@ -8,14 +8,17 @@ back together in the original order.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
-from . import engine, operations
+from . import engine, operations, sources
+from . import shared as _shared
+from .backends import backend_class
 from .config import Options, resolve
 from .errors import PartialResultWarning, UsageError
 from .partition import (
@@ -35,7 +38,7 @@ from .sinks import sinks_for
 
 RunOptions = dict[str, Any]
 _OPTION_NAMES = ("jobs", "backend", "partitions", "timeout", "retries", "on_error",
-                 "start_method", "progress", "scheduler")
+                 "start_method", "progress", "scheduler", "shared")
 
 
 def _split_options(kwargs: dict[str, Any]) -> tuple[RunOptions, dict[str, Any]]:
@@ -69,20 +72,30 @@ def execute(
     unit: str = "rows",
     sinks: Sequence[ProgressSink] | None = None,
     cancel: Any = None,
+    shared: Mapping[str, Any] | None = None,
+    fold: Callable[[Any], None] | None = None,
 ) -> engine.RunOutcome:
-    """Run ``op`` over ``parts``, show captured output, warn about skipped partitions."""
+    """Run ``op`` over ``parts``, show captured output, warn about skipped partitions.
+
+    ``shared`` objects are visible to the function as ``jp.shared[name]`` (sent once
+    per worker, see :mod:`jupyter_par.shared`); ``fold`` receives each result in
+    partition order instead of keeping them all.
+    """
     known = isinstance(parts, Sequence)
-    outcome = engine.run(
-        parts,
-        op,
-        options,
-        sinks=sinks_for(options.progress, label) if sinks is None else sinks,
-        rows_total=sum(p.size for p in parts) if known else None,
-        partitions_total=len(parts) if known else None,
-        label=label,
-        unit=unit,
-        cancel=cancel,
-    )
+    to_processes = backend_class(options.backend).uses_processes
+    with _shared.sharing(shared, to_processes=to_processes) as wrap:
+        outcome = engine.run(
+            parts,
+            wrap(op),
+            options,
+            sinks=sinks_for(options.progress, label) if sinks is None else sinks,
+            rows_total=sum(p.size for p in parts) if known else None,
+            partitions_total=len(parts) if known else None,
+            label=label,
+            unit=unit,
+            cancel=cancel,
+            fold=fold,
+        )
     show_outputs(outcome)
     if outcome.failures:
         names = ", ".join(f.site.describe() for f in outcome.failures[:5])
@@ -132,9 +145,10 @@ def apply(obj: pd.DataFrame | pd.Series, func: Callable[..., Any], axis: Any = 0
     _check_pandas(obj, (pd.DataFrame, pd.Series), "apply")
     _check_callable(func)
     ours, pandas_kwargs = _split_options(dict(kwargs))
+    objects = ours.pop("shared", None)
     options = resolve(**ours)
     if isinstance(obj, pd.Series):
-        return _series_call(obj, func, "apply", pandas_kwargs, options)
+        return _series_call(obj, func, "apply", pandas_kwargs, options, objects)
     axis_number = obj._get_axis_number(axis) if hasattr(obj, "_get_axis_number") else axis
     if len(obj.index) == 0 or len(obj.columns) == 0:
         return obj.apply(func, axis=axis, **pandas_kwargs)
@@ -142,12 +156,12 @@ def apply(obj: pd.DataFrame | pd.Series, func: Callable[..., Any], axis: Any = 0
         n = partition_count(len(obj), options.jobs, options.partitions)
         parts = split_rows(obj, n)
         outcome = execute(parts, operations.RowApply(func, pandas_kwargs), options,
-                          label=f"apply({_name(func)}, axis=1)")
+                          label=f"apply({_name(func)}, axis=1)", shared=objects)
         return combine(outcome.results)
     n = partition_count(obj.shape[1], options.jobs, options.partitions)
     parts = split_columns(obj, n)
     outcome = execute(parts, operations.ColumnApply(func, pandas_kwargs), options,
-                      label=f"apply({_name(func)}, axis=0)", unit="columns")
+                      label=f"apply({_name(func)}, axis=0)", unit="columns", shared=objects)
     frames = outcome.results
     if frames and all(isinstance(r, pd.DataFrame) for r in frames):
         return pd.concat(frames, axis=1)
@@ -155,12 +169,12 @@ def apply(obj: pd.DataFrame | pd.Series, func: Callable[..., Any], axis: Any = 0
 
 
 def _series_call(series: pd.Series, func: Any, method: str, pandas_kwargs: dict[str, Any],
-                 options: Options) -> Any:
+                 options: Options, objects: Mapping[str, Any] | None = None) -> Any:
     if len(series) == 0:
         return getattr(series, method)(func, **pandas_kwargs)
     n = partition_count(len(series), options.jobs, options.partitions)
     outcome = execute(split_rows(series, n), operations.SeriesMap(func, method, pandas_kwargs),
-                      options, label=f"{method}({_name(func)})")
+                      options, label=f"{method}({_name(func)})", shared=objects)
     return combine(outcome.results)
 
 
@@ -173,11 +187,12 @@ def map(obj: pd.Series | Sequence[Any] | Iterable[Any], func: Callable[..., Any]
     Series goes to pandas).
     """
     ours, pandas_kwargs = _split_options(dict(kwargs))
+    objects = ours.pop("shared", None)
     options = resolve(**ours)
     if isinstance(obj, pd.Series):
         if not callable(func) and not isinstance(func, dict | pd.Series):
             _check_callable(func)
-        return _series_call(obj, func, "map", pandas_kwargs, options)
+        return _series_call(obj, func, "map", pandas_kwargs, options, objects)
     _check_callable(func)
     if pandas_kwargs:
         msg = f"unexpected keyword(s) for a list input: {', '.join(pandas_kwargs)}"
@@ -193,7 +208,7 @@ def map(obj: pd.Series | Sequence[Any] | Iterable[Any], func: Callable[..., Any]
         return []
     n = partition_count(len(items), options.jobs, options.partitions)
     outcome = execute(split_indexed_items(items, n), operations.ItemMap(func), options,
-                      label=f"map({_name(func)})", unit="items")
+                      label=f"map({_name(func)})", unit="items", shared=objects)
     return combine(outcome.results, concat_lists=True)
 
 
@@ -210,6 +225,7 @@ def groupby_apply(obj: pd.DataFrame | pd.Series, by: Any, func: Callable[..., An
     ours, rest = _split_options(dict(kwargs))
     groupby_names = ("sort", "dropna", "group_keys", "observed", "as_index", "level")
     groupby_kwargs = {k: rest.pop(k) for k in groupby_names if k in rest}
+    objects = ours.pop("shared", None)
     options = resolve(**ours)
     if isinstance(obj, pd.DataFrame) and isinstance(by, str | list):
         missing = [c for c in ([by] if isinstance(by, str) else by)
@@ -223,7 +239,8 @@ def groupby_apply(obj: pd.DataFrame | pd.Series, by: Any, func: Callable[..., An
     n = partition_count(len(obj), options.jobs, options.partitions)
     parts = split_groups(obj, by, n, **groupby_kwargs)
     op = operations.GroupApply(func, by, groupby_kwargs, args, rest)
-    outcome = execute(parts, op, options, label=f"groupby_apply({_name(func)})")
+    outcome = execute(parts, op, options, label=f"groupby_apply({_name(func)})",
+                      shared=objects)
     results = outcome.results
     combined = combine(results)
     if groupby_kwargs.get("group_keys") is False and _is_transform_like(combined, obj):
@@ -242,33 +259,54 @@ def _is_transform_like(result: Any, obj: pd.DataFrame | pd.Series) -> bool:
     )
 
 
-def map_partitions(obj: Any, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def map_partitions(obj: Any, func: Callable[..., Any], *args: Any,
+                   reduce: Callable[[Any, Any], Any] | None = None, **kwargs: Any) -> Any:
     """``func(partition, *args, **kwargs)`` for each partition of ``obj``, combined.
 
-    ``obj`` may be a DataFrame or Series (row partitions), a list (slices of it), or a
+    ``obj`` may be a DataFrame or Series (row partitions), a list (slices of it), a
     lazy iterable such as ``pd.read_csv(path, chunksize=N)`` (one chunk per partition,
-    read as workers free up). pandas results are concatenated in order, lists joined,
-    anything else returned as a list with one item per partition.
+    read as workers free up, so a file larger than memory streams through), or a glob
+    pattern such as ``"logs/*.csv"`` / :func:`jupyter_par.files` (one file per
+    partition, read in the worker; the frame's ``attrs["path"]`` names the file).
+    pandas results are concatenated in order, lists joined, anything else returned
+    as a list with one item per partition.
+
+    ``reduce(acc, result)`` folds the results in partition order as they arrive (as
+    :func:`functools.reduce` would, the first result starting the fold) and the final
+    value is returned, so results need not all be held at once: ``reduce=operator.add``
+    sums per-chunk counts. ``shared={"name": obj}`` makes ``jp.shared["name"]``
+    available to ``func`` (see :mod:`jupyter_par.shared`).
     """
     _check_callable(func)
+    if reduce is not None:
+        _check_callable(reduce, "reduce")
     ours, func_kwargs = _split_options(dict(kwargs))
+    objects = ours.pop("shared", None)
     options = resolve(**ours)
     op = operations.PartitionCall(func, args, func_kwargs)
     label = f"map_partitions({_name(func)})"
+    concat_lists = False
+    unit = "rows"
+    parts: Iterable[Partition]
     if isinstance(obj, pd.DataFrame | pd.Series):
+        parts = split_rows(obj, partition_count(len(obj), options.jobs, options.partitions))
+    elif isinstance(obj, list | tuple):
         n = partition_count(len(obj), options.jobs, options.partitions)
-        outcome = execute(split_rows(obj, n), op, options, label=label)
-        return combine(outcome.results)
-    if isinstance(obj, list | tuple):
-        n = partition_count(len(obj), options.jobs, options.partitions)
-        outcome = execute(split_sequence(obj, n), op, options, label=label, unit="items")
-        return combine(outcome.results, concat_lists=True)
-    if is_chunked_reader(obj) or (isinstance(obj, Iterable) and not isinstance(obj, str | bytes)):
-        outcome = execute(iter_chunks(obj), op, options, label=label)
-        return combine(outcome.results)
-    msg = (f"map_partitions needs a DataFrame, Series, list or iterable, "
-           f"got {type(obj).__name__}")
-    raise UsageError(msg)
+        parts, unit, concat_lists = split_sequence(obj, n), "items", True
+    elif isinstance(obj, str | os.PathLike | sources.FileSet):
+        files = obj if isinstance(obj, sources.FileSet) else sources.files(obj)
+        parts, op, unit = files.partitions(), files.reading(op), "files"
+    elif is_chunked_reader(obj) or (isinstance(obj, Iterable) and not isinstance(obj, bytes)):
+        parts = iter_chunks(obj)
+    else:
+        msg = (f"map_partitions needs a DataFrame, Series, list, iterable, chunked reader "
+               f"or glob pattern, got {type(obj).__name__}")
+        raise UsageError(msg)
+    folding = sources.Fold(reduce) if reduce is not None else None
+    outcome = execute(parts, op, options, label=label, unit=unit, shared=objects, fold=folding)
+    if folding is not None:
+        return folding.value
+    return combine(outcome.results, concat_lists=concat_lists)
 
 
 def _name(func: Any) -> str:
