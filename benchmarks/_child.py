@@ -1,0 +1,115 @@
+"""Run one method on one workload in this fresh process; print one JSON line.
+
+The result is first checked against serial pandas (the ``serial`` method of this
+environment saves it, the others load it), then the run is timed while a thread
+samples the memory of the whole process tree. Memory is PSS (proportional set size)
+summed over the tree: RSS would count shared-memory pages once per process that maps
+them, which would charge shared-memory transports several times for the same bytes.
+
+Usage: python _child.py WORKLOAD METHOD JOBS ROWS REFERENCE_FILE REPEAT
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import pickle
+import statistics
+import sys
+import threading
+import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+warnings.simplefilter("ignore")
+
+import methods  # noqa: E402
+import pandas as pd  # noqa: E402
+import psutil  # noqa: E402
+import workloads  # noqa: E402
+
+
+def _pss(pid: int) -> int:
+    """Proportional set size of one process, in bytes (RSS where smaps_rollup is missing)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return psutil.Process(pid).memory_info().rss
+    except psutil.Error:
+        return 0
+
+
+class TreeMemory(threading.Thread):
+    """Samples the summed PSS of this process and all its descendants every 20 ms."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = 0
+        self.done = threading.Event()
+
+    def sample(self) -> None:
+        me = psutil.Process()
+        try:
+            pids = [me.pid, *(c.pid for c in me.children(recursive=True))]
+        except psutil.Error:
+            pids = [me.pid]
+        self.peak = max(self.peak, sum(_pss(p) for p in pids))
+
+    def run(self) -> None:
+        while not self.done.wait(0.02):
+            self.sample()
+
+    def stop(self) -> int:
+        self.done.set()
+        self.join()
+        self.sample()
+        return self.peak
+
+
+def main() -> None:
+    number, name, jobs, rows, ref_path, repeat = sys.argv[1:7]
+    number, jobs, rows, repeat = int(number), int(jobs), int(rows), int(repeat)
+    func = methods.METHODS[name][0]
+    data = workloads.make_data(number, rows)
+
+    result = func(number, data, jobs)  # the check run (it also warms pools up)
+    if name.startswith("serial"):
+        with open(ref_path, "wb") as f:
+            pickle.dump(result, f, protocol=5)
+        correct = True
+    else:
+        with open(ref_path, "rb") as f:
+            correct = workloads.same(result, pickle.load(f))
+    del result
+    gc.collect()
+
+    runs = repeat if number != 7 else max(repeat, 30)
+    times = []
+    memory = TreeMemory()
+    memory.sample()
+    memory.start()
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = func(number, data, jobs)
+        times.append(time.perf_counter() - started)
+        del result
+    peak = memory.stop()
+    print(json.dumps({
+        "workload": number, "method": name, "jobs": jobs, "rows": rows,
+        "seconds": statistics.median(times), "runs": runs, "peak_bytes": peak,
+        "correct": correct, "pandas": pd.__version__,
+    }))
+    if name == "jupyter_par":
+        import jupyter_par
+
+        jupyter_par.shutdown()
+
+
+if __name__ == "__main__":
+    main()
