@@ -12,15 +12,16 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 
-from . import engine, operations, sources
+from . import engine, operations, sources, transport
 from . import shared as _shared
 from .backends import backend_class
 from .config import Options, resolve
-from .errors import PartialResultWarning, UsageError
+from .errors import InlineFallbackWarning, PartialResultWarning, UsageError
 from .partition import (
     Partition,
     combine,
@@ -38,7 +39,7 @@ from .sinks import sinks_for
 
 RunOptions = dict[str, Any]
 _OPTION_NAMES = ("jobs", "backend", "partitions", "timeout", "retries", "on_error",
-                 "start_method", "progress", "scheduler", "shared")
+                 "start_method", "progress", "scheduler", "shared", "inline_fallback")
 
 
 def _split_options(kwargs: dict[str, Any]) -> tuple[RunOptions, dict[str, Any]]:
@@ -83,6 +84,12 @@ def execute(
     """
     known = isinstance(parts, Sequence)
     to_processes = backend_class(options.backend).uses_processes
+    if known and to_processes and options.inline_fallback and not shared:
+        reason = transport.too_small_to_move(parts, op, options.jobs)
+        if reason is not None:
+            warnings.warn(reason, InlineFallbackWarning, stacklevel=3)
+            options = replace(options, backend="inline")
+            to_processes = False
     with _shared.sharing(shared, to_processes=to_processes) as wrap:
         outcome = engine.run(
             parts,

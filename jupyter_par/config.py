@@ -42,6 +42,8 @@ class Options:
     scheduler: Any = None
     shared: tuple[str, ...] = ()
     frontend: str = "auto"
+    #: Run in the kernel when a sample shows the data costs more to move than to process.
+    inline_fallback: bool = True
 
     def backend_options(self) -> dict[str, Any]:
         """The options that select a warm backend instance."""
@@ -85,6 +87,8 @@ def _check(name: str, value: Any) -> Any:
         need(value in BACKENDS, f"one of {', '.join(BACKENDS)}")
     elif name == "frontend":
         need(value in FRONTENDS, f"one of {', '.join(FRONTENDS)}")
+    elif name == "inline_fallback":
+        need(isinstance(value, bool), "True or False")
     elif name == "shared":
         value = (value,) if isinstance(value, str) else tuple(value)
     elif name not in {f.name for f in fields(Options)}:

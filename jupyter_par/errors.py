@@ -106,5 +106,9 @@ class WorkerError(JupyterParError, RuntimeError):
         super().__init__(f"{type_name}: {message}{where}")
 
 
+class InlineFallbackWarning(JupyterParWarning):
+    """The run went to the kernel: moving the data would have cost more than the work."""
+
+
 class PartialResultWarning(JupyterParWarning):
     """Some partitions failed and were skipped (``on_error="skip"``)."""

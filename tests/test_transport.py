@@ -141,3 +141,29 @@ def test_no_segment_left_after_a_timeout(big):
     with pytest.raises(TimeoutError):
         jp.map_partitions(big, slow, jobs=2, partitions=2, timeout=0.5, progress=False)
     assert _segments() == []
+
+
+def test_work_too_small_to_pay_for_moving_runs_in_the_kernel(monkeypatch):
+    monkeypatch.setattr(transport, "SAMPLE_ABOVE_BYTES", 2**20)
+    frame = pd.DataFrame(np.arange(400_000, dtype="float64").reshape(-1, 4), columns=list("abcd"))
+    with pytest.warns(jp.errors.InlineFallbackWarning, match="ran in the kernel"):
+        pids = jp.map_partitions(frame, lambda part: pd.Series([os.getpid()]), jobs=2,
+                                 progress=False)
+    assert set(pids) == {os.getpid()}
+    forced = jp.map_partitions(frame, lambda part: pd.Series([os.getpid()]), jobs=2,
+                               progress=False, inline_fallback=False)
+    assert os.getpid() not in set(forced)
+
+
+def test_heavy_work_on_large_data_still_goes_to_the_workers(monkeypatch):
+    monkeypatch.setattr(transport, "SAMPLE_ABOVE_BYTES", 2**20)
+    frame = pd.DataFrame(np.arange(400_000, dtype="float64").reshape(-1, 4), columns=list("abcd"))
+
+    def slow(part: pd.DataFrame) -> pd.Series:
+        import time
+
+        time.sleep(len(part) * 2e-6)  # 0.2 s for the whole frame: worth two workers
+        return pd.Series([os.getpid()])
+
+    pids = jp.map_partitions(frame, slow, jobs=2, progress=False)
+    assert os.getpid() not in set(pids)
