@@ -37,7 +37,7 @@ CHUNKS_ALIVE = JOBS + JOBS + 1
 #: Each live chunk also exists pickled (sender and receiver) and as parser buffers.
 COPIES = 2
 #: Allocator slack and the reader's own buffers, independent of the file size.
-SLACK = 32 * 2**20
+SLACK = 48 * 2**20
 
 
 def tree_rss() -> int:
