@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from . import _worker
-from .partition import steps
+from .partition import combine, steps
 
 
 def _in_steps(part: pd.DataFrame | pd.Series, call: Callable[[Any], Any]) -> Any:
@@ -39,7 +39,7 @@ def _in_steps(part: pd.DataFrame | pd.Series, call: Callable[[Any], Any]) -> Any
     if len(results) == 1:
         return results[0]
     if all(isinstance(r, pd.DataFrame | pd.Series) for r in results):
-        return pd.concat(results)
+        return combine(results)  # infers dtypes over all steps, as one pandas call would
     return results
 
 

@@ -147,10 +147,53 @@ def combine(results: list[Any], *, axis: int = 0, concat_lists: bool = False) ->
     if results and all(isinstance(r, pd.DataFrame | pd.Series) for r in results):
         if len(results) == 1:
             return results[0]
-        return pd.concat(results, axis=axis)
+        return _concat_rows(results) if axis == 0 else pd.concat(results, axis=axis)
     if concat_lists and all(isinstance(r, list) for r in results):
         return [item for r in results for item in r]
     return list(results)
+
+
+def _concat_rows(results: list[Any]) -> Any:
+    """``pd.concat`` of row pieces, with dtypes inferred over all rows where pieces disagree.
+
+    Each piece inferred its dtypes from its own rows only: a piece of missing values
+    alone becomes float or object, one of strings becomes str, one of NaT loses its
+    time zone. A serial run infers once over all rows, so columns whose pieces
+    disagree are inferred again from their values, as pandas does after ``apply``.
+    """
+    nonempty = [r for r in results if len(r)]
+    if nonempty and all(_same_columns(r, nonempty[0]) for r in results):
+        results = nonempty  # empty pieces carry a placeholder dtype, not the data's
+    combined = pd.concat(results)
+    if len(results) < 2 or not all(_same_columns(r, results[0]) for r in results):
+        return combined
+    if isinstance(combined, pd.Series):
+        return _reinfer(combined) if len({r.dtype for r in results}) > 1 else combined
+    disagree = [i for i in range(combined.shape[1])
+                if len({r.dtypes.iloc[i] for r in results}) > 1]
+    if disagree:
+        # As DataFrame.apply infers its result: the whole frame as one object block.
+        block = pd.DataFrame(combined.to_numpy(dtype=object), index=combined.index,
+                             columns=combined.columns, dtype=object)
+        inferred = block.infer_objects()
+        # Assembled from Series, as setting an object column would infer str again.
+        columns = [(inferred if i in disagree else combined).iloc[:, i]
+                   for i in range(combined.shape[1])]
+        rebuilt = pd.concat(columns, axis=1)
+        rebuilt.columns = combined.columns
+        return rebuilt
+    return combined
+
+
+def _same_columns(a: Any, b: Any) -> bool:
+    if isinstance(a, pd.Series) or isinstance(b, pd.Series):
+        return isinstance(a, pd.Series) and isinstance(b, pd.Series)
+    return a.columns.equals(b.columns)
+
+
+def _reinfer(series: pd.Series) -> pd.Series:
+    """The Series pandas would build from these values (as ``apply`` and ``map`` do)."""
+    return pd.Series(series.astype(object).tolist(), index=series.index, name=series.name)
 
 
 def steps(n_rows: int, seconds_per_row: float | None, target_seconds: float = 0.05) -> int:
