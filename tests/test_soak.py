@@ -1,0 +1,121 @@
+"""Soak: 200 consecutive runs in one process, mixing successes and failures, leak nothing.
+
+After a warm-up, the test records child processes, open file descriptors, this
+process's shared-memory segments and resident memory, runs 200 calls of which about
+a quarter fail (exceptions, workers that exit, a partition timeout, an unsendable
+result), and checks that none of the four has grown beyond a small bound. Run with
+``-s`` to see the figures.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+
+import jupyter_par as jp
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+RUNS = 200
+RUN = {"jobs": 2, "start_method": "fork", "progress": False}
+#: Allowed growth over 200 runs. Each run allocates and frees frames; the allocator
+#: keeps some pages, so memory gets a bound rather than zero. fds and processes get none.
+RSS_BOUND_MB = 40
+
+
+def _plus_one(row):
+    return row["a"] + 1
+
+
+def _fail_on_seven(row):
+    if row["a"] == 7:
+        msg = "seven"
+        raise ValueError(msg)
+    return row["a"]
+
+
+def _exit_on_seven(x):
+    if x == 7:
+        os._exit(3)
+    return x
+
+
+def _spin_on_seven(x):
+    while x == 7:
+        pass
+    return x
+
+
+def _generator_back(part):
+    return (v for v in part)
+
+
+def _group_sum(g):
+    return g["a"].sum()
+
+
+def _snapshot() -> dict[str, float]:
+    me = psutil.Process()
+    prefix = f"jupyter_par-{os.getpid()}-"
+    shm = [n for n in os.listdir("/dev/shm") if n.startswith(prefix)] \
+        if os.path.isdir("/dev/shm") else []
+    live = [c for c in me.children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]
+    return {
+        "children": len(live),
+        "fds": me.num_fds(),
+        "shm": len(shm),
+        "rss_mb": me.memory_info().rss / 2**20,
+    }
+
+
+def _one_run(i: int, df: pd.DataFrame) -> str:
+    """Run number ``i``: mostly successes, with every kind of failure now and then."""
+    kind = i % 8
+    try:
+        if i % 50 == 49:
+            jp.map(list(range(10)), _spin_on_seven, timeout=0.3, **RUN)
+        elif i % 25 == 12:
+            jp.map(list(range(10)), _exit_on_seven, **RUN)
+        elif kind == 1:
+            jp.apply(df, _fail_on_seven, axis=1, **RUN)
+        elif kind == 3:
+            jp.map_partitions(df, _generator_back, **RUN)
+        elif kind == 5:
+            got = jp.groupby_apply(df, "k", _group_sum, **RUN)
+            pd.testing.assert_series_equal(got, df.groupby("k").apply(_group_sum))
+            return "ok"
+        else:
+            got = jp.apply(df, _plus_one, axis=1, **RUN)
+            pd.testing.assert_series_equal(got, df["a"] + 1, check_names=False)
+            return "ok"
+    except (ValueError, jp.WorkerDiedError, jp.PartitionTimeoutError, jp.ShippingError) as exc:
+        return type(exc).__name__
+    msg = f"run {i} (kind {kind}) should have failed"
+    raise AssertionError(msg)
+
+
+def test_200_runs_leak_nothing():
+    df = pd.DataFrame({"a": np.arange(40), "k": np.arange(40) % 5})
+    for i in range(16):  # warm-up: pools, imports and caches reach their steady size
+        _one_run(i, df)
+    before = _snapshot()
+    started = time.monotonic()
+    outcomes: dict[str, int] = {}
+    for i in range(RUNS):
+        result = _one_run(i, df)
+        outcomes[result] = outcomes.get(result, 0) + 1
+    elapsed = time.monotonic() - started
+    _one_run(0, df)  # a success, so a worker lost to the last failure is replaced
+    after = _snapshot()
+    figures = ", ".join(f"{k} {before[k]:g} -> {after[k]:g}" for k in before)
+    print(f"\nsoak: {RUNS} runs in {elapsed:.1f} s, outcomes {outcomes}; {figures}")
+    assert outcomes["ok"] >= RUNS // 2 and len(outcomes) == 5, outcomes
+    assert after["children"] == before["children"], figures
+    assert after["fds"] <= before["fds"], figures
+    assert after["shm"] == 0, figures
+    assert after["rss_mb"] - before["rss_mb"] < RSS_BOUND_MB, figures
