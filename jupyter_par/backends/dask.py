@@ -1,0 +1,400 @@
+"""A Dask ``distributed`` cluster as a backend: the same runs, on many machines.
+
+jupyter_par cuts the partitions itself and hands each one to ``Client.submit``; it
+needs nothing of ``dask.dataframe``. Where the work goes and what it costs::
+
+    kernel ──Client.submit(partition, pinned to one worker thread)──▶ dask worker
+      ▲                                                                 │ _worker.execute
+      │◀── log_event(topic, rows) ──scheduler── subscribe_topic ◀───────┤ (prints captured)
+      └◀── encoded TaskDone / TaskFailed (the future's result) ◀────────┘
+
+* Code: the operation travels as dill bytes (scattered once per run) and each worker
+  process loads it once, so notebook functions work as on the processes backend.
+* Placement: every task is pinned to one worker thread that the backend picked, so the
+  progress view can name the worker (its address) the moment the task is submitted,
+  and at most ``jobs`` partitions are in flight (the panel's slider on a shared cluster).
+* Dead workers: a task pinned to a worker that leaves the cluster would wait forever,
+  so membership is checked while polling and the task is reported as died.
+* Stopping: Dask cannot stop a running task, so each run has a ``distributed.Event``
+  that the task checks between row steps; a task that does not stop within a grace
+  period has its worker restarted through its nanny.
+* Security: the backend connects only to the address (or ``Client``) it was given and a
+  local cluster listens on 127.0.0.1; a user's ``Client`` (with its TLS ``Security``)
+  is used untouched and never closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import threading
+import time
+import traceback
+import uuid
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import distributed
+from distributed import Client, get_worker
+
+from .. import _worker, shipping
+from .._worker import TaskFailed
+from ..errors import JupyterParError, JupyterParWarning, UsageError
+from .base import Backend, Died, Event, Finished, Task
+from .processes import _decode_outcome, _encode_outcome, _reraise
+
+#: Seconds to wait for a cancelled task to notice before its worker is restarted.
+GRACE = 2.0
+#: Seconds between two membership checks (how fast a killed worker is noticed).
+MEMBERSHIP_EVERY = 0.5
+#: Seconds between two progress events from one task (about ten a second).
+EVENT_EVERY = 0.1
+#: Seconds between two checks of the cancel flag by a running task.
+CANCEL_EVERY = 0.2
+#: Partitions larger than this are scattered to their worker instead of riding in the graph.
+SCATTER_BYTES = 4 * 2**20
+#: Seconds to wait for a scheduler to answer, or for a cluster to have any worker.
+CONNECT_TIMEOUT = 20.0
+
+
+class SchedulerUnreachableError(JupyterParError, ConnectionError):
+    """The Dask scheduler the user named could not be reached (or has no workers)."""
+
+
+# -- the worker's side ------------------------------------------------------------------
+_ops: dict[str, Any] = {}
+_ops_lock = threading.Lock()
+
+
+def _load_op(key: str, payload: bytes) -> Any:
+    """The run's operation, unpickled once per worker process and run."""
+    with _ops_lock:
+        op = _ops.get(key)
+        if op is None:
+            _ops.clear()
+            op = _ops[key] = shipping.loads(payload)
+        return op
+
+
+class _EventSlot:
+    """Publishes rows done as scheduler events; the scheduler adds the worker's address."""
+
+    def __init__(self, worker: Any, topic: str, run_id: int, task_id: int) -> None:
+        self.worker, self.topic, self.run_id, self.task_id = worker, topic, run_id, task_id
+        self.last = 0.0
+
+    def publish(self, rows: int) -> None:
+        now = time.monotonic()
+        if rows == 0 or now - self.last >= EVENT_EVERY:  # 0: the task has started
+            self.last = now
+            self.worker.log_event(self.topic, {"run": self.run_id, "task": self.task_id,
+                                               "rows": rows})
+
+
+class _CancelFlag:
+    """The run's ``distributed.Event``, asked at most every CANCEL_EVERY seconds."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.event, self.checked, self.state = name, None, 0.0, False
+
+    def is_set(self) -> bool:
+        now = time.monotonic()
+        if not self.state and now - self.checked >= CANCEL_EVERY:
+            self.checked = now
+            if self.event is None:
+                self.event = distributed.Event(self.name)
+            self.state = self.event.is_set()
+        return self.state
+
+
+def _run_partition(task_id: int, run_id: int, op_key: str, op_payload: bytes,
+                   data_payload: bytes, topic: str, cancel_name: str) -> bytes:
+    """The Dask task: run one partition through ``_worker.execute``; return the outcome."""
+    worker = get_worker()
+    try:
+        op = _load_op(op_key, op_payload)
+        data = shipping.loads(data_payload)
+    except BaseException as exc:  # noqa: BLE001 - reported to the kernel as the task's failure
+        return _encode_outcome(_worker.execute(task_id, _reraise(exc), None))
+    outcome = _worker.execute(
+        task_id, op, data, slot=_EventSlot(worker, topic, run_id, task_id),
+        cancel=_CancelFlag(cancel_name), threaded=worker.state.nthreads > 1,
+    )
+    return _encode_outcome(outcome)
+
+
+# -- the kernel's side ------------------------------------------------------------------
+@dataclass
+class _Flight:
+    """A partition submitted to the cluster and not yet reported back."""
+
+    task_id: int
+    run_id: int
+    slot: str
+    address: str
+    future: Any
+
+
+def _slot_names(members: dict[str, int], cap: int) -> list[tuple[str, str]]:
+    """(progress name, address) for up to ``cap`` worker threads, spread over workers.
+
+    A worker with one thread is named by its address; one with several gets a name per
+    thread (``address#2``), since a progress row shows one partition at a time.
+    """
+    slots = []
+    for thread in range(max(members.values(), default=0)):
+        for address in sorted(members):
+            if thread < members[address]:
+                name = address if members[address] == 1 else f"{address}#{thread + 1}"
+                slots.append((name, address))
+    return slots[:cap]
+
+
+class DaskBackend(Backend):
+    """Partitions run as tasks on a Dask cluster: a given one, or a local one."""
+
+    name = "dask"
+    uses_processes = True
+    can_stop_running = True
+
+    def __init__(self, jobs: int, scheduler: Any = None, **options: Any) -> None:
+        if scheduler is not None and not isinstance(scheduler, str | Client):
+            msg = (
+                "scheduler must be an address such as 'tcp://10.0.0.5:8786', a "
+                f"distributed.Client, or None for a local cluster; got {scheduler!r}"
+            )
+            raise UsageError(msg)
+        super().__init__(jobs, scheduler=scheduler, **options)
+        self.scheduler = scheduler
+        self.token = uuid.uuid4().hex[:12]
+        self.topic = f"jupyter_par-progress-{self.token}"
+        self.client: Any = None
+        self.cluster: Any = None
+        self._members: dict[str, int] = {}
+        self._checked = 0.0
+        self._flights: dict[int, _Flight] = {}
+        self._rows: dict[tuple[int, int], int] = {}
+        self._op: tuple[int, str, Any] | None = None
+        self._cancel_names: dict[int, str] = {}
+        self._keys = itertools.count()
+        # Set by every future as it completes: poll sleeps on it instead of on the cluster.
+        self._wake = threading.Event()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Connect to the named scheduler, or start a loopback-only local cluster."""
+        if self.scheduler is None:
+            with warnings.catch_warnings():
+                # Without a dashboard the scheduler still serves health checks; when its
+                # default port is taken it says so, and takes another one on 127.0.0.1.
+                warnings.filterwarnings("ignore", message="Port .* is already in use")
+                self.cluster = distributed.LocalCluster(
+                    n_workers=self.jobs, threads_per_worker=1, processes=True,
+                    host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR,
+                )
+            self.client = Client(self.cluster, set_as_default=False)
+        elif isinstance(self.scheduler, str):
+            try:
+                self.client = Client(self.scheduler, timeout=CONNECT_TIMEOUT,
+                                     set_as_default=False)
+            except (OSError, TimeoutError) as exc:
+                msg = (
+                    f"could not reach the Dask scheduler at {self.scheduler!r}: {exc}. "
+                    "Check the address, and that `dask scheduler` runs there."
+                )
+                raise SchedulerUnreachableError(msg) from exc
+        else:
+            self.client = self.scheduler
+        self.client.subscribe_topic(self.topic, self._on_event)
+        self._refresh(force=True)
+
+    def _on_event(self, event: tuple[float, dict[str, Any]]) -> None:
+        """Rows done, reported by a running task (called on the client's own thread)."""
+        _, msg = event
+        with contextlib.suppress(KeyError, TypeError):
+            self._rows[(msg["run"], msg["task"])] = int(msg["rows"])
+
+    def healthy(self) -> bool:
+        if self.client is None or self.client.status != "running":
+            return False
+        return self.cluster is None or self.cluster.status.name == "running"
+
+    def shutdown(self) -> None:
+        if self.client is None:
+            return
+        with contextlib.suppress(Exception):
+            self.client.unsubscribe_topic(self.topic)
+        with contextlib.suppress(Exception):
+            self.client.cancel([f.future for f in self._flights.values()])
+        self._flights.clear()
+        if self.client is not self.scheduler:  # a user's Client stays theirs to close
+            with contextlib.suppress(Exception):
+                self.client.close()
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                self.cluster.close()
+        self.client = self.cluster = None
+
+    # -- membership ---------------------------------------------------------------------
+    def _refresh(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._checked >= MEMBERSHIP_EVERY:
+            self._checked = now
+            self._members = dict(self.client.nthreads())
+
+    def _slots(self) -> list[tuple[str, str]]:
+        return _slot_names(self._members, self.jobs)
+
+    @property
+    def workers(self) -> list[str]:
+        self._refresh(force=True)
+        return [name for name, _ in self._slots()]
+
+    def idle_workers(self) -> int:
+        self._refresh()
+        busy = {f.slot for f in self._flights.values()}
+        free = sum(1 for name, _ in self._slots() if name not in busy)
+        return max(0, min(free, self.jobs - len(self._flights)))
+
+    # -- runs ---------------------------------------------------------------------------
+    def begin_run(self, run_id: int, op: Any = None) -> None:
+        """Scatter the operation's dill bytes once; each worker loads them once."""
+        self._op = None
+        if op is not None:
+            payload = self.client.scatter(shipping.dumps_code(op), hash=False)
+            self._op = (run_id, f"{self.token}-{run_id}", payload)
+        self._cancel_names[run_id] = f"jupyter_par-cancel-{self.token}-{run_id}"
+
+    def end_run(self, run_id: int) -> None:
+        self._op = None
+        self._rows = {k: v for k, v in self._rows.items() if k[0] != run_id}
+        name = self._cancel_names.pop(run_id, None)
+        if name is not None:
+            with contextlib.suppress(Exception):
+                distributed.Event(name, client=self.client).clear()
+
+    def submit(self, task: Task) -> str:
+        if self._op is None or self._op[0] != task.run_id:
+            self.begin_run(task.run_id, task.op)
+        assert self._op is not None
+        _, op_key, op_payload = self._op
+        busy = {f.slot for f in self._flights.values()}
+        slot, address = next((n, a) for n, a in self._slots() if n not in busy)
+        data: Any = shipping.dumps_data(task.data, what=f"partition {task.task_id}")
+        if len(data) > SCATTER_BYTES:  # big graphs are slow; send it straight to its worker
+            data = self.client.scatter(data, workers=[address], hash=False)
+        future = self.client.submit(
+            _run_partition, task.task_id, task.run_id, op_key, op_payload, data, self.topic,
+            self._cancel_names[task.run_id],
+            key=f"jupyter_par-{self.token}-{task.task_id}-{next(self._keys)}",
+            workers=[address], allow_other_workers=False, pure=False, retries=0,
+        )
+        self._rows.pop((task.run_id, task.task_id), None)  # a retry starts from zero
+        future.add_done_callback(lambda _: self._wake.set())
+        self._flights[task.task_id] = _Flight(task.task_id, task.run_id, slot, address, future)
+        return slot
+
+    def poll(self, timeout: float) -> list[Event]:
+        events: list[Event] = []
+        self._refresh()
+        for flight in list(self._flights.values()):
+            if flight.address not in self._members:
+                events.append(self._lost(flight, "left the Dask cluster (killed, crashed "
+                                                 "or its machine was lost)"))
+        futures = [f.future for f in self._flights.values()]
+        if not futures:
+            time.sleep(timeout)
+            return events
+        if not events and not any(f.done() for f in futures):
+            self._wake.wait(timeout)
+        self._wake.clear()
+        for flight in list(self._flights.values()):
+            if flight.future.done():
+                del self._flights[flight.task_id]
+                events.append(self._outcome(flight))
+        return events
+
+    def _outcome(self, flight: _Flight) -> Event:
+        future = flight.future
+        if future.status == "finished":
+            return Finished(flight.slot, _decode_outcome(future.result()))
+        if future.status == "cancelled":
+            return Died(flight.slot, flight.task_id, "had its task cancelled by the cluster")
+        exc = future.exception()
+        text = "".join(traceback.format_exception(type(exc), exc, future.traceback()))
+        message = (
+            f"the Dask worker could not run the partition: {type(exc).__name__}: {exc}. "
+            "Install jupyter_par, and the packages your function imports, on every worker."
+        )
+        failed = TaskFailed(flight.task_id, None, type(exc).__qualname__, message, text)
+        return Finished(flight.slot, failed)
+
+    def _lost(self, flight: _Flight, reason: str) -> Died:
+        del self._flights[flight.task_id]
+        with contextlib.suppress(Exception):
+            self.client.cancel([flight.future])
+        return Died(flight.slot, flight.task_id, reason)
+
+    def rows_done(self) -> dict[str, int]:
+        return {
+            f.slot: self._rows.get((f.run_id, f.task_id), 0) for f in self._flights.values()
+        }
+
+    # -- stopping -----------------------------------------------------------------------
+    def stop_running(self) -> None:
+        """Raise the run's cancel flag; restart the workers of tasks that do not stop."""
+        flights = list(self._flights.values())
+        self._flights.clear()
+        if not flights:
+            return
+        for run_id in {f.run_id for f in flights}:
+            name = self._cancel_names.get(run_id)
+            if name is not None:
+                distributed.Event(name, client=self.client).set()
+        futures = [f.future for f in flights]
+        deadline = time.monotonic() + GRACE
+        while not all(f.done() for f in futures) and time.monotonic() < deadline:
+            self._wake.wait(0.05)
+            self._wake.clear()
+        # A task that never reported its start is still queued or loading: cancelling
+        # it is enough. One that started and ignores the flag needs its worker restarted.
+        stuck = sorted({f.address for f in flights
+                        if not f.future.done() and (f.run_id, f.task_id) in self._rows})
+        self.client.cancel(futures)
+        self._restart(stuck)
+
+    def stop_worker(self, worker: str) -> None:
+        """A partition timed out: its worker is restarted (tasks on it cannot be stopped)."""
+        flight = next((f for f in self._flights.values() if f.slot == worker), None)
+        if flight is None:
+            return
+        del self._flights[flight.task_id]
+        self.client.cancel([flight.future])
+        self._restart([flight.address])
+
+    def _restart(self, addresses: list[str]) -> None:
+        if not addresses:
+            return
+        try:
+            self.client.restart_workers(addresses, timeout=CONNECT_TIMEOUT,
+                                        raise_for_error=False)
+        except ValueError as exc:  # workers started without a nanny cannot be restarted
+            warnings.warn(
+                f"could not stop the task(s) still running on {', '.join(addresses)}: {exc}. "
+                "Their results are discarded; start workers with a nanny (the default) to "
+                "let jupyter_par stop them.",
+                JupyterParWarning, stacklevel=3,
+            )
+        self._refresh(force=True)
+
+    def describe(self) -> dict[str, Any]:
+        info = {**super().describe(), "workers": sorted(self._members)}
+        if self.client is not None:
+            info["scheduler"] = self.client.scheduler.address
+            if self.cluster is not None:  # local workers are this kernel's own children
+                with contextlib.suppress(Exception):
+                    info["pids"] = sorted(self.client.run(os.getpid).values())
+        return info

@@ -1,0 +1,372 @@
+"""The Dask backend against a real cluster: a ``dask scheduler`` and two ``dask worker``
+commands (two single-threaded worker processes each) started on 127.0.0.1 by this module.
+
+The cluster runs in its own sessions, not as children of pytest: a worker killed on
+purpose is replaced by its nanny, and that replacement must not count as a process left
+behind by the test. The module's teardown stops every process of those sessions and
+checks that none is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+import jupyter_par as jp  # noqa: E402
+from jupyter_par import api, backends, operations  # noqa: E402
+from jupyter_par.config import resolve  # noqa: E402
+from jupyter_par.errors import BackendUnavailableError, RemoteTraceback  # noqa: E402
+from jupyter_par.partition import split_rows  # noqa: E402
+
+pytestmark = pytest.mark.dask
+
+TESTS = Path(__file__).resolve().parent
+DASK = str(Path(sys.executable).parent / "dask")
+_LAUNCH = (
+    "import subprocess, sys\n"
+    "log = open(sys.argv[1], 'ab')\n"
+    "p = subprocess.Popen(sys.argv[2:], start_new_session=True, stdin=subprocess.DEVNULL,"
+    " stdout=log, stderr=log)\n"
+    "print(p.pid)\n"
+)
+
+
+class ScoreError(ValueError):
+    """The user's own exception type, raised in a worker."""
+
+
+def slow_score(row: pd.Series) -> float:
+    time.sleep(0.002)
+    return row["a"] * 2 + row["b"]
+
+
+def very_slow(row: pd.Series) -> float:
+    time.sleep(0.02)
+    return row["a"]
+
+
+def fails_on_77(row: pd.Series) -> float:
+    if row["a"] == 77:
+        msg = f"cannot score a={row['a']}"
+        raise ScoreError(msg)
+    return row["a"]
+
+
+def chatty(part: pd.DataFrame) -> int:
+    print(f"summing {len(part)} rows from {part.index[0]}")
+    return int(part["a"].sum())
+
+
+def sleeps(part: pd.DataFrame) -> pd.DataFrame:
+    time.sleep(120)  # never reports progress, so only a restart can stop it
+    return part
+
+
+@dataclass
+class Cluster:
+    address: str
+    client: Any
+    sessions: list[int]
+
+
+def _launch(cmd: list[str], log: Path) -> int:
+    """Start ``cmd`` in a new session that is not our child; return its pid (= its pgid)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS.parent)])}
+    out = subprocess.run([sys.executable, "-c", _LAUNCH, str(log), *cmd], env=env,
+                         cwd=TESTS.parent, capture_output=True, text=True, check=True)
+    return int(out.stdout)
+
+
+def _session_procs(sessions: list[int]) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) in sessions:
+                found.append(proc)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return found
+
+
+def _stop_sessions(sessions: list[int]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for proc in _session_procs(sessions):
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(sig)
+        psutil.wait_procs(_session_procs(sessions), timeout=10)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A real scheduler and 2 x 2 single-threaded workers on loopback, for this module."""
+    folder = tmp_path_factory.mktemp("dask")
+    file = folder / "scheduler.json"
+    log = folder / "cluster.log"
+    sessions = [_launch([DASK, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                         "--no-dashboard", "--scheduler-file", str(file)], log)]
+    client = None
+    try:
+        deadline = time.monotonic() + 60
+        while not file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for _ in range(2):
+            sessions.append(_launch([DASK, "worker", "--scheduler-file", str(file),
+                                     "--nworkers", "2", "--nthreads", "1", "--host",
+                                     "127.0.0.1", "--no-dashboard"], log))
+        address = json.loads(file.read_text())["address"]
+        client = distributed.Client(address, set_as_default=False, timeout=30)
+        client.wait_for_workers(4, timeout=60)
+        yield Cluster(address, client, sessions)
+    finally:
+        backends.shutdown("dask")
+        if client is not None:
+            client.close()
+        _stop_sessions(sessions)
+    left = _session_procs(sessions)
+    assert not left, f"cluster processes left: {[p.pid for p in left]}"
+
+
+@pytest.fixture
+def dask_run(cluster):
+    """Options for a run on the module's cluster, once all four workers are up."""
+    cluster.client.wait_for_workers(4, timeout=30)
+    return {"backend": "dask", "scheduler": cluster.address, "jobs": 4}
+
+
+@pytest.fixture
+def df() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    return pd.DataFrame({"a": np.arange(400), "b": rng.random(400),
+                         "k": rng.integers(0, 9, 400)},
+                        index=pd.Index([f"r{i}" for i in range(400)], name="id"))
+
+
+def _eventually(check: Any, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+# -- results equal serial pandas ------------------------------------------------------------
+def test_api_calls_give_what_pandas_gives(df, dask_run):
+    run = {**dask_run, "progress": False}
+    pd.testing.assert_series_equal(jp.apply(df, slow_score, axis=1, **run),
+                                   df.apply(slow_score, axis=1))
+    pd.testing.assert_series_equal(jp.map(df["a"], lambda x: x % 7, **run),
+                                   df["a"].map(lambda x: x % 7))
+    pd.testing.assert_frame_equal(
+        jp.groupby_apply(df, "k", lambda g: g[["a", "b"]].sum(), **run),
+        df.groupby("k").apply(lambda g: g[["a", "b"]].sum()),
+    )
+    total = jp.map_partitions(df, lambda p: p["a"].sum(), **run)
+    assert sum(total) == df["a"].sum()
+    assert jp.map(list(range(50)), lambda x: x * x, **run) == [x * x for x in range(50)]
+
+
+def test_progress_is_live_and_keyed_by_worker_address(df, dask_run, cluster):
+    seen = []
+    result = jp.apply(df, slow_score, axis=1, **dask_run, partitions=4, progress=seen.append)
+    pd.testing.assert_series_equal(result, df.apply(slow_score, axis=1))
+    addresses = set(cluster.client.nthreads())
+    final = seen[-1]
+    assert final.state == "done" and final.rows_done == len(df)
+    worked = {w.worker for w in final.workers if w.rows_done > 0}
+    assert len(worked) >= 2 and worked <= addresses
+    # Rows arrive while a partition runs, not only when it ends.
+    assert any(w.state == "busy" and 0 < w.rows_done < w.rows_assigned
+               for p in seen[:-1] for w in p.workers)
+
+
+def test_jobs_caps_partitions_in_flight_on_an_external_cluster(df, dask_run):
+    seen = []
+    jp.apply(df, slow_score, axis=1, **{**dask_run, "jobs": 2}, progress=seen.append)
+    assert len(seen[0].workers) == 2
+    assert max(sum(w.state == "busy" for w in p.workers) for p in seen) <= 2
+
+
+def test_prints_are_captured_per_partition(df, dask_run, cluster, capsys):
+    result = jp.map_partitions(df, chatty, **dask_run, partitions=4, progress=False)
+    assert sum(result) == df["a"].sum()
+    out = capsys.readouterr().out
+    addresses = set(cluster.client.nthreads())
+    headings = [line for line in out.splitlines() if line.startswith("[partition")]
+    assert len(headings) == 4
+    assert all(h.split("worker ")[1].rstrip("]") in addresses for h in headings)
+    for i, start in enumerate(["r0", "r100", "r200", "r300"]):
+        assert f"[partition {i}, worker " in out
+        assert f"summing 100 rows from {start}" in out
+
+
+def test_user_exception_type_with_remote_traceback_and_partition(df, dask_run):
+    with pytest.raises(ScoreError, match="cannot score a=77") as info:
+        jp.apply(df, fails_on_77, axis=1, **dask_run, partitions=4, progress=False)
+    cause = info.value.__cause__
+    assert isinstance(cause, RemoteTraceback)
+    assert "fails_on_77" in cause.traceback_text
+    assert "raise ScoreError(msg)" in cause.traceback_text
+    assert "partition 0 of 4" in str(cause) and "row label 'r77'" in str(cause)
+
+
+# -- failures, cancel, timeouts ---------------------------------------------------------------
+def _kill_first_busy(pids: dict[str, int], killed: list[str]) -> Any:
+    def on_progress(progress: Any) -> None:
+        if killed:
+            return
+        for w in progress.workers:
+            if w.state == "busy" and w.rows_done > 0:
+                os.kill(pids[w.worker], signal.SIGKILL)
+                killed.append(w.worker)
+                return
+
+    return on_progress
+
+
+def test_killed_worker_is_retried_elsewhere(df, dask_run, cluster):
+    killed: list[str] = []
+    pids = cluster.client.run(os.getpid)
+    small = df.head(200)
+    result = jp.apply(small, very_slow, axis=1, **dask_run, partitions=4, retries=1,
+                      progress=_kill_first_busy(pids, killed))
+    pd.testing.assert_series_equal(result, small.apply(very_slow, axis=1))
+    assert killed and killed[0] not in cluster.client.nthreads()
+
+
+def test_killed_worker_without_retries_fails_clearly(df, dask_run, cluster):
+    killed: list[str] = []
+    pids = cluster.client.run(os.getpid)
+    with pytest.raises(jp.WorkerDiedError, match="left the Dask cluster") as info:
+        jp.apply(df, very_slow, axis=1, **dask_run, partitions=4,
+                 progress=_kill_first_busy(pids, killed))
+    assert killed and killed[0] in str(info.value)
+
+
+def test_cancel_stops_running_tasks_without_restarting_workers(df, dask_run, cluster):
+    before = set(cluster.client.nthreads())
+    cancel = threading.Event()
+
+    def on_progress(progress: Any) -> None:
+        if sum(w.rows_done > 0 for w in progress.workers) >= 2:
+            cancel.set()
+
+    options = resolve(**dask_run, progress=on_progress)
+    parts = split_rows(pd.concat([df] * 5), 4)  # about 10 s of work per partition
+    with pytest.raises(jp.CancelledError):
+        api.execute(parts, operations.RowApply(very_slow), options, label="cancel",
+                    cancel=cancel)
+    assert not any(cluster.client.processing().values())
+    assert set(cluster.client.nthreads()) == before  # stopped by the flag, not by restarts
+
+
+def test_timeout_restarts_a_worker_stuck_in_a_task(df, dask_run, cluster):
+    seen = []
+    with pytest.raises(jp.PartitionTimeoutError, match="timeout=1"):
+        jp.map_partitions(df, sleeps, **dask_run, partitions=1, timeout=1,
+                          progress=seen.append)
+    stuck = next(w.worker for p in seen for w in p.workers if w.state == "busy")
+    assert _eventually(lambda: not any(cluster.client.processing().values()))
+    assert stuck not in cluster.client.nthreads()
+
+
+# -- notebook code and the magic in a real kernel -------------------------------------------
+@pytest.mark.kernel
+def test_notebook_function_and_magic_on_the_cluster(dask_run, cluster):
+    # Imported here: workers import this module to find its functions, and need no kernel.
+    from notebook_runner import outputs_text, run_cells
+
+    setup = (
+        "import numpy as np, pandas as pd, jupyter_par as jp\n"
+        "RATE = 3\n"
+        "def helper(x):\n    return x * RATE\n"
+        "def score(row):\n    return helper(row['a']) + np.sqrt(row['b'])\n"
+        "df = pd.DataFrame({'a': np.arange(300), 'b': np.linspace(0, 1, 300)})\n"
+        "expected = df.assign(s=df.apply(score, axis=1))\n"
+    )
+    api_cell = (
+        f"out = jp.apply(df, score, axis=1, backend='dask', scheduler={cluster.address!r},"
+        " jobs=4, progress=False)\n"
+        "print('api equal:', out.equals(expected['s']))"
+    )
+    magic = (
+        f"%%parallel --backend dask --scheduler {cluster.address} --jobs 4 --no-progress df\n"
+        "df['s'] = df.apply(score, axis=1)"
+    )
+    nb = run_cells([setup, api_cell, "%load_ext jupyter_par", magic,
+                    "print('magic equal:', df.equals(expected))\njp.shutdown()"])
+    assert "api equal: True" in outputs_text(nb.cells[1])
+    assert "magic equal: True" in outputs_text(nb.cells[4])
+
+
+# -- a local cluster and the missing extra ----------------------------------------------------
+@pytest.fixture(scope="module")
+def resource_tracker():
+    """multiprocessing's resource tracker, started before the test that needs it.
+
+    Spawned processes (a local cluster's workers) start this helper once per Python
+    process and it lives as long as that process does, like the forkserver; started
+    here, it is part of the test's baseline rather than a process the test left behind.
+    """
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+
+
+def _listening(pids: list[int]) -> list[str]:
+    found = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            found += [c.laddr.ip for c in psutil.Process(pid).net_connections("inet")
+                      if c.status == psutil.CONN_LISTEN]
+    return found
+
+
+def test_local_cluster_listens_on_loopback_only(df, resource_tracker):
+    try:
+        result = jp.apply(df, slow_score, axis=1, backend="dask", jobs=2, progress=False)
+        pd.testing.assert_series_equal(result, df.apply(slow_score, axis=1))
+        info = backends.warm_backends()["dask"].describe()
+        assert info["scheduler"].startswith("tcp://127.0.0.1:")
+        assert len(info["workers"]) == 2 and len(info["pids"]) == 2
+        assert all(w.startswith("tcp://127.0.0.1:") for w in info["workers"])
+        addresses = _listening([os.getpid(), *info["pids"]])
+        assert addresses and set(addresses) <= {"127.0.0.1", "::1"}
+    finally:
+        backends.shutdown("dask")
+
+
+def test_bad_scheduler_values_are_one_line_errors(df, monkeypatch):
+    from jupyter_par.backends import dask as dask_backend
+
+    with pytest.raises(jp.UsageError, match="scheduler must be an address"):
+        jp.apply(df, slow_score, axis=1, backend="dask", scheduler=8786, progress=False)
+    monkeypatch.setattr(dask_backend, "CONNECT_TIMEOUT", 1.0)
+    with pytest.raises(dask_backend.SchedulerUnreachableError, match=r"tcp://127\.0\.0\.1:9"):
+        jp.apply(df, slow_score, axis=1, backend="dask", scheduler="tcp://127.0.0.1:9",
+                 progress=False)
+
+
+def test_missing_distributed_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    monkeypatch.delitem(sys.modules, "jupyter_par.backends.dask", raising=False)
+    with pytest.raises(BackendUnavailableError) as info:
+        backends.backend_class("dask")
+    message = str(info.value)
+    assert "pip install 'jupyter_par[dask]'" in message and "\n" not in message
