@@ -124,6 +124,11 @@ class _ThreadRoutedStream(io.TextIOBase):
     def isatty(self) -> bool:
         return False
 
+    def __getattr__(self, name: str) -> Any:
+        # ipykernel calls sys.stdout.set_parent() at every cell; without it reaching the
+        # kernel's stream, later cells' prints would go to the cell that ran the threads.
+        return getattr(self.original, name)
+
 
 _router_lock = threading.Lock()
 

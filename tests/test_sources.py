@@ -218,3 +218,30 @@ def test_task_list_on_many_threads_keeps_input_order():
     got = jp.map(tasks, run_query, backend="threads", jobs=64, progress=False)
     assert got == [{"query_id": t["query_id"], "length": len(t["sql"])} for t in tasks]
     assert peak[0] >= 8  # the tasks overlapped: many more threads than the 2 cores
+
+
+@pytest.mark.kernel
+def test_task_list_on_threads_in_a_kernel_keeps_later_output_in_its_cell():
+    from notebook_runner import outputs_text, run_cells
+
+    nb = run_cells([
+        "import jupyter_par as jp\ntasks = [{'id': i} for i in range(32)]",
+        "def job(task):\n    print('task', task['id'])\n    return task['id'] * 2\n"
+        "jp.map(tasks, job, backend='threads', jobs=16, progress=False)[:4]",
+        "print('next cell')",
+    ])
+    ran = outputs_text(nb.cells[1])
+    assert "[0, 2, 4, 6]" in ran
+    assert "task 31" in ran
+    # The threads' stdout router must pass the kernel's per-cell set_parent() through.
+    assert outputs_text(nb.cells[2]) == "next cell\n"
+
+
+@pytest.mark.slow
+@pytest.mark.kernel
+def test_demo_notebook_runs():
+    from notebook_runner import REPO, run_notebook
+
+    nb = run_notebook(REPO / "demo_notebooks" / "05_files_and_tasks.ipynb", timeout=120)
+    assert "shared-memory segments left: []" in "".join(
+        out.get("text", "") for out in nb.cells[-1].outputs)
