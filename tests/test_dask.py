@@ -198,7 +198,10 @@ def test_progress_is_live_and_keyed_by_worker_address(df, dask_run, cluster):
 
 def test_jobs_caps_partitions_in_flight_on_an_external_cluster(df, dask_run):
     seen = []
+    jp.apply(df, slow_score, axis=1, **dask_run, progress=False)
+    backend = backends.warm_backends()["dask"]
     jp.apply(df, slow_score, axis=1, **{**dask_run, "jobs": 2}, progress=seen.append)
+    assert backends.warm_backends()["dask"] is backend  # same connection, new cap
     assert len(seen[0].workers) == 2
     assert max(sum(w.state == "busy" for w in p.workers) for p in seen) <= 2
 
@@ -348,6 +351,12 @@ def test_local_cluster_listens_on_loopback_only(df, resource_tracker):
         assert all(w.startswith("tcp://127.0.0.1:") for w in info["workers"])
         addresses = _listening([os.getpid(), *info["pids"]])
         assert addresses and set(addresses) <= {"127.0.0.1", "::1"}
+        # The worker slider: another jobs value scales the same cluster.
+        backend = backends.warm_backends()["dask"]
+        result = jp.apply(df, slow_score, axis=1, backend="dask", jobs=1, progress=False)
+        pd.testing.assert_series_equal(result, df.apply(slow_score, axis=1))
+        assert backends.warm_backends()["dask"] is backend
+        assert len(backend.describe()["pids"]) == 1
     finally:
         backends.shutdown("dask")
 

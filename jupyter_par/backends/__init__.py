@@ -80,6 +80,9 @@ def acquire(name: str, jobs: int, **options: Any) -> Backend:
         warm = _warm.get(name)
         if warm is not None and warm.key() == candidate.key() and warm.healthy():
             return warm
+        # A cluster can often be resized where it stands (the panel's worker slider).
+        if warm is not None and warm.healthy() and warm.reshape(candidate):
+            return warm
         if warm is not None:
             warm.shutdown()
             del _warm[name]

@@ -106,6 +106,10 @@ class Backend(ABC):
         """Whether this warm backend can serve another run as it is."""
         return True
 
+    def reshape(self, other: Backend) -> bool:
+        """Take ``other``'s shape in place (a new worker count) if possible; say if it did."""
+        return False
+
     def shutdown(self) -> None:  # noqa: B027 - optional hook
         """Stop every worker and release every resource."""
 

@@ -180,6 +180,7 @@ class DaskBackend(Backend):
         self._op: tuple[int, str, Any] | None = None
         self._cancel_names: dict[int, str] = {}
         self._keys = itertools.count()
+        self._empty_since: float | None = None
         # Set by every future as it completes: poll sleeps on it instead of on the cluster.
         self._wake = threading.Event()
 
@@ -216,6 +217,23 @@ class DaskBackend(Backend):
         _, msg = event
         with contextlib.suppress(KeyError, TypeError):
             self._rows[(msg["run"], msg["task"])] = int(msg["rows"])
+
+    def reshape(self, other: Backend) -> bool:
+        """Another ``jobs`` on the same cluster: scale the local one, or just cap in-flight."""
+        same = other.options.get("scheduler") is self.scheduler or (
+            isinstance(self.scheduler, str) and other.options.get("scheduler") == self.scheduler)
+        if not isinstance(other, DaskBackend) or not same or self._flights:
+            return False
+        self.jobs = other.jobs
+        if self.cluster is not None:
+            self.cluster.scale(self.jobs)
+            deadline = time.monotonic() + CONNECT_TIMEOUT
+            while len(self.client.nthreads()) != self.jobs:
+                if time.monotonic() > deadline:
+                    return False  # replaced by a fresh cluster of the right size
+                time.sleep(0.05)
+        self._refresh(force=True)
+        return True
 
     def healthy(self) -> bool:
         if self.client is None or self.client.status != "running":
@@ -300,6 +318,7 @@ class DaskBackend(Backend):
     def poll(self, timeout: float) -> list[Event]:
         events: list[Event] = []
         self._refresh()
+        self._check_not_empty()
         for flight in list(self._flights.values()):
             if flight.address not in self._members:
                 events.append(self._lost(flight, "left the Dask cluster (killed, crashed "
@@ -316,6 +335,22 @@ class DaskBackend(Backend):
                 del self._flights[flight.task_id]
                 events.append(self._outcome(flight))
         return events
+
+    def _check_not_empty(self) -> None:
+        """A cluster without workers would make the run wait forever: say so instead."""
+        if self._members or self._flights:
+            self._empty_since = None
+            return
+        now = time.monotonic()
+        if self._empty_since is None:
+            self._empty_since = now
+        elif now - self._empty_since > CONNECT_TIMEOUT:
+            address = self.client.scheduler.address
+            msg = (
+                f"the Dask cluster at {address} has had no workers for "
+                f"{CONNECT_TIMEOUT:g} s; start some with `dask worker {address}`."
+            )
+            raise SchedulerUnreachableError(msg)
 
     def _outcome(self, flight: _Flight) -> Event:
         future = flight.future
