@@ -90,7 +90,9 @@ def execute(
             warnings.warn(reason, InlineFallbackWarning, stacklevel=3)
             options = replace(options, backend="inline")
             to_processes = False
-    with _shared.sharing(shared, to_processes=to_processes) as wrap:
+    # Dask workers may be on other machines, where this one's shared memory is not.
+    in_band = options.backend == "dask"
+    with _shared.sharing(shared, to_processes=to_processes, in_band=in_band) as wrap:
         outcome = engine.run(
             parts,
             wrap(op),

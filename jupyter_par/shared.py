@@ -20,7 +20,8 @@ function, once per worker per run, pickled through a pipe. Here it travels once:
   workers that mapped it keep their pages until they let go of them. Names follow
   :mod:`jupyter_par.transport`'s scheme, so its sweeps (a dead worker, shutdown,
   interpreter exit, a crashed kernel's leftovers) cover these segments too. Where there
-  is no ``/dev/shm`` the pickled bytes travel inside the handle instead.
+  is no ``/dev/shm``, or the workers may be on other machines (``in_band``, for Dask),
+  the pickled bytes travel inside the handle instead, still once per worker per run.
 
 In user code, ``jp.shared["lookup"]`` reads a shared object (this module is
 subscriptable for that purpose).
@@ -115,8 +116,9 @@ class SharedBundle:
     size of the objects. Call :meth:`close` when the run ends.
     """
 
-    def __init__(self, objects: Mapping[str, Any]) -> None:
+    def __init__(self, objects: Mapping[str, Any], *, in_band: bool = False) -> None:
         self.objects: Mapping[str, Any] = types.MappingProxyType(dict(objects))
+        self.in_band = in_band
         self._token: str | None = None
         self._segment: str | None = None
         self._wire: tuple[Any, ...] | None = None
@@ -149,7 +151,7 @@ class SharedBundle:
             entries = [_pickle(name, obj) for name, obj in self.objects.items()]
             self._token = _digest(entries)
             size, plan = _layout(entries)
-            if not transport.available():
+            if self.in_band or not transport.available():
                 inline = [(e.name, e.by_dill, e.stream, tuple(bytes(b) for b in e.buffers))
                           for e in entries]
                 self._wire = (self._token, None, 0, inline)
@@ -233,8 +235,8 @@ class _Remote:
         try:
             fd = os.open(_segment_path(self.segment), os.O_RDONLY)
         except FileNotFoundError as exc:
-            msg = (f"the shared objects {', '.join(self.names)} are gone from shared memory "
-                   "(their run ended); run again")
+            msg = (f"the shared objects {', '.join(self.names)} are not in this machine's "
+                   "shared memory: their run ended, or this worker runs on another machine")
             raise ShippingError(msg) from exc
         try:
             pages = memoryview(mmap.mmap(fd, max(self.size, 1), access=mmap.ACCESS_READ))
@@ -253,7 +255,7 @@ def _unpickle(by_dill: bool, stream: Any, buffers: list[memoryview]) -> Any:
     return pickle.loads(stream, buffers=buffers)
 
 
-def prepare(objects: Mapping[str, Any]) -> SharedBundle:
+def prepare(objects: Mapping[str, Any], *, in_band: bool = False) -> SharedBundle:
     """Make ``objects`` ready to share with the workers of one run.
 
     Parameters
@@ -262,6 +264,9 @@ def prepare(objects: Mapping[str, Any]) -> SharedBundle:
         Name → object. Large numeric data (DataFrames, Series, ndarrays, and such
         data nested in dicts or lists) is shared through shared memory without
         copies in the workers; anything else is pickled (with dill if needed) once.
+    in_band
+        Carry the pickled bytes inside the handle rather than in shared memory, for
+        workers that may run on other machines (a Dask cluster).
 
     Returns
     -------
@@ -277,7 +282,7 @@ def prepare(objects: Mapping[str, Any]) -> SharedBundle:
     if bad:
         msg = f"shared names must be non-empty strings, got {bad!r}"
         raise UsageError(msg)
-    return SharedBundle(objects)
+    return SharedBundle(objects, in_band=in_band)
 
 
 @dataclass(frozen=True)
@@ -301,8 +306,8 @@ def attach(op: Any, bundle: SharedBundle | None) -> Any:
 
 
 @contextmanager
-def sharing(objects: Mapping[str, Any] | None, *,
-            to_processes: bool = True) -> Iterator[Callable[[Any], Any]]:
+def sharing(objects: Mapping[str, Any] | None, *, to_processes: bool = True,
+            in_band: bool = False) -> Iterator[Callable[[Any], Any]]:
     """Share ``objects`` for the length of a ``with`` block; yields ``wrap(op)``.
 
     This is all a caller of :func:`jupyter_par.engine.run` needs (the magic's
@@ -314,12 +319,13 @@ def sharing(objects: Mapping[str, Any] | None, *,
     In the worker, ``jupyter_par.shared.current()["lookup"]`` (or ``jp.shared["lookup"]``)
     is the object. Nothing is left in shared memory after the block, however it ends.
     With ``to_processes`` (not for threads or inline) the objects are pickled and
-    written at once, so an object that cannot travel fails here, before any work.
+    written at once, so an object that cannot travel fails here, before any work;
+    ``in_band`` as in :func:`prepare`.
     """
     if not objects:
         yield lambda op: op
         return
-    bundle = prepare(objects)
+    bundle = prepare(objects, in_band=in_band)
     try:
         if to_processes:
             bundle.wire()

@@ -182,3 +182,21 @@ def test_bad_shared_argument_and_missing_name():
         jp.shared["nothing"]
     assert "nothing" not in jp.shared
     assert len(jp.shared) == 0
+
+
+
+def test_in_band_bundle_for_dask_carries_its_bytes_and_no_segment(lookup):
+    # Dask workers may be on other machines, where this one's /dev/shm is not.
+    bundle = shared_mod.prepare({"lookup": lookup, "arr": np.arange(50_000.0)}, in_band=True)
+    try:
+        payload = shipping.dumps_code(shared_mod.attach(operations.PartitionCall(len), bundle))
+        assert len(payload) > 50_000 * 8
+        assert bundle.segment is None and _segments() == []
+        shared_mod.forget()
+        received = shipping.loads(payload)
+        assert received([1, 2, 3]) == 3
+        pd.testing.assert_frame_equal(jp.shared["lookup"], lookup)
+        np.testing.assert_array_equal(jp.shared["arr"], np.arange(50_000.0))
+    finally:
+        bundle.close()
+        shared_mod.forget()
