@@ -337,7 +337,10 @@ def _unshippable(names: Mapping[str, Any]) -> str | None:
         try:
             shipping.dumps_code(value, what=repr(name))
         except ShippingError as exc:
-            return f"{name!r} ({type(value).__qualname__}): {exc.__cause__}"
+            # A function fails because of what it uses: name that, it is what to fix.
+            inner = shipping.find_unshippable(value) if inspect.isfunction(value) else None
+            uses = f", which uses {inner}" if inner else ""
+            return f"{name!r} ({type(value).__qualname__}{uses}): {exc.__cause__}"
     return None
 
 

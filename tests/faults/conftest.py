@@ -47,10 +47,10 @@ def no_shm_leak():
 
 @pytest.fixture
 def report_time(request):
-    """Record how long a fault took to be reported: ``report_time(seconds)``."""
+    """Record how long a fault took to be reported: ``report_time(seconds, label=None)``."""
 
-    def record(seconds: float) -> None:
-        _REPORT_TIMES.append((request.node.name, seconds))
+    def record(seconds: float, label: str | None = None) -> None:
+        _REPORT_TIMES.append((f"{request.node.name} {label or ''}".strip(), seconds))
 
     return record
 
