@@ -351,6 +351,12 @@ def test_local_cluster_listens_on_loopback_only(df, resource_tracker):
         assert all(w.startswith("tcp://127.0.0.1:") for w in info["workers"])
         addresses = _listening([os.getpid(), *info["pids"]])
         assert addresses and set(addresses) <= {"127.0.0.1", "::1"}
+        # A kernel interrupt reaches the workers too (same process group): they live on.
+        for pid in info["pids"]:
+            os.kill(pid, signal.SIGINT)
+        result = jp.apply(df, slow_score, axis=1, backend="dask", jobs=2, progress=False)
+        pd.testing.assert_series_equal(result, df.apply(slow_score, axis=1))
+        assert backends.warm_backends()["dask"].describe()["pids"] == info["pids"]
         # The worker slider: another jobs value scales the same cluster.
         backend = backends.warm_backends()["dask"]
         result = jp.apply(df, slow_score, axis=1, backend="dask", jobs=1, progress=False)

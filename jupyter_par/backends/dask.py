@@ -29,6 +29,7 @@ import contextlib
 import itertools
 import logging
 import os
+import signal
 import threading
 import time
 import traceback
@@ -77,6 +78,16 @@ def _load_op(key: str, payload: bytes) -> Any:
             _ops.clear()
             op = _ops[key] = shipping.loads(payload)
         return op
+
+
+def dask_setup(worker: Any) -> None:
+    """Preload of a local cluster's workers: leave Ctrl-C to the kernel.
+
+    Jupyter's interrupt signals the kernel's whole process group, which holds a local
+    cluster's worker processes too, and they would die of it; the kernel stops their
+    tasks through the run's cancel flag instead.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class _EventSlot:
@@ -195,6 +206,7 @@ class DaskBackend(Backend):
                 self.cluster = distributed.LocalCluster(
                     n_workers=self.jobs, threads_per_worker=1, processes=True,
                     host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR,
+                    preload=[__name__],
                 )
             self.client = Client(self.cluster, set_as_default=False)
         elif isinstance(self.scheduler, str):
