@@ -1,0 +1,182 @@
+"""Stopping a run from outside: the kernel's interrupt, and the panel's Cancel button.
+
+The workers that held partitions must be gone within about a second, the notebook's
+variables unchanged, no result stored, and the next run must work. The kernel is
+started here with jupyter_client, so the test can interrupt it exactly as
+JupyterLab's stop button does (SIGINT to the kernel's process group).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+from jupyter_client.manager import KernelManager
+from notebook_runner import REPO, kernel_env
+
+import jupyter_par as jp
+from jupyter_par import backends
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+#: How long the workers that held partitions may take to disappear (generous for CI;
+#: the measured figure is reported, and is far below this).
+GONE_WITHIN = 5.0
+
+SETUP = """
+%load_ext jupyter_par
+import time
+import numpy as np, pandas as pd
+import jupyter_par as jp
+from jupyter_par import backends
+df = pd.DataFrame({{"a": np.arange(400)}})
+snapshot = df.copy(deep=True)
+
+def slow(row):
+    time.sleep(0.05)
+    return row["a"]
+
+warm = jp.apply(df.head(8), slow, axis=1, jobs=2, start_method="{method}", progress=False)
+del warm
+print("PIDS", *backends.warm_backends()["processes"].pids())
+"""
+
+CHECK = """
+assert df.equals(snapshot), "df changed"
+assert "res" not in globals(), "an interrupted run stored a result"
+busy = [p.name for p in backends.warm_backends()["processes"]._procs
+        if p is not None and p.task_id is not None]
+assert not busy, busy
+assert jp.apply(df, lambda r: r["a"] + 1, axis=1, jobs=2, start_method="{method}",
+                progress=False).equals(df["a"] + 1)
+get_ipython().run_cell_magic("parallel", "--jobs 2 --start {method} --no-progress --out res2 df",
+                             "df['a'] + 1")
+assert globals().pop("res2").equals(df["a"] + 1)
+print("CHECK OK")
+"""
+
+LONG_RUNS = {
+    "api": "res = jp.apply(df, slow, axis=1, jobs=2, start_method='{method}', progress=False)",
+    "magic": "%%parallel --jobs 2 --start {method} --no-progress --out res df\n"
+             "df.apply(slow, axis=1)",
+}
+
+
+class Kernel:
+    """A kernel started by the test, driven message by message."""
+
+    def __init__(self) -> None:
+        self.manager = KernelManager(kernel_name="python3")
+        self.manager.start_kernel(env=kernel_env(), cwd=str(REPO))
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+
+    def run(self, code: str, timeout: float = 60) -> tuple[dict, str]:
+        """Execute ``code``; return the reply's content and everything it printed."""
+        printed: list[str] = []
+
+        def collect(msg: dict) -> None:
+            content = msg["content"]
+            if msg["msg_type"] == "stream":
+                printed.append(content["text"])
+            elif msg["msg_type"] == "error":
+                printed.append(f"{content['ename']}: {content['evalue']}")
+
+        reply = self.client.execute_interactive(code, timeout=timeout, output_hook=collect)
+        return reply["content"], "".join(printed)
+
+    def close(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=False)
+
+
+def _gone(pids: list[int], limit: float) -> float:
+    """Seconds until none of ``pids`` is alive (``limit`` + 1 if they outlive it)."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        alive = [p for p in pids if psutil.pid_exists(p)
+                 and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        if not alive:
+            return time.monotonic() - started
+        time.sleep(0.01)
+    return limit + 1
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_interrupting_the_kernel(method, report_time):
+    kernel = Kernel()
+    try:
+        reply, printed = kernel.run(SETUP.format(method=method), timeout=120)
+        assert reply["status"] == "ok", printed
+        check = CHECK.format(method=method)
+        for name, code in LONG_RUNS.items():
+            _, printed = kernel.run('print("PIDS", *backends.warm_backends()["processes"].pids())')
+            pids = [int(p) for p in printed.split()[1:]]
+            assert len(pids) == 2, printed
+            msg_id = kernel.client.execute(code.format(method=method))
+            time.sleep(1.0)  # 400 rows x 50 ms over 2 workers: about 10 s of work left
+            kernel.manager.interrupt_kernel()
+            seconds = _gone(pids, GONE_WITHIN)
+            report_time(seconds, name)
+            reply = kernel.client.get_shell_msg(timeout=30)
+            assert reply["parent_header"]["msg_id"] == msg_id
+            assert reply["content"]["status"] == "error"
+            assert reply["content"]["ename"] == "KeyboardInterrupt"
+            assert seconds <= GONE_WITHIN, f"workers {pids} still alive after {GONE_WITHIN} s"
+            reply, printed = kernel.run(check)
+            assert "CHECK OK" in printed, (name, reply, printed)
+    finally:
+        kernel.close()
+
+
+def _slow(row):
+    time.sleep(0.05)
+    return row["a"]
+
+
+def _plus_one(row):
+    return row["a"] + 1
+
+
+def test_panel_cancel(report_time):
+    from jupyter_par.widgets import Panel
+
+    df = pd.DataFrame({"a": np.arange(400)})
+    namespace = {"df": df, "slow": _slow}
+    before = df.copy(deep=True)
+    panel = Panel(namespace)
+    panel.jobs_slider.value = 2
+    panel.backend_picker.value = "processes"
+    panel.frame_picker.value, panel.func_picker.value = "df", "slow"
+    job = panel.run()
+    assert job is not None
+    deadline = time.monotonic() + 30
+    pool = None
+    while time.monotonic() < deadline:
+        pool = backends.warm_backends().get("processes")
+        if pool is not None and pool.jobs == 2 and len(pool.rows_done()) == 2:
+            break
+        time.sleep(0.01)
+    assert pool is not None
+    pids = pool.pids()
+    panel.cancel_button.click()
+    seconds = _gone(pids, GONE_WITHIN)
+    report_time(seconds, "panel")
+    with pytest.raises(jp.CancelledError):
+        panel.wait(timeout=30)
+    assert seconds <= GONE_WITHIN
+    assert "result" not in namespace
+    pd.testing.assert_frame_equal(df, before)
+    namespace["plus_one"] = _plus_one
+    panel.refresh()
+    panel.func_picker.value = "plus_one"
+    panel.run()
+    panel.wait(timeout=60)
+    pd.testing.assert_series_equal(namespace["result"], df.apply(_plus_one, axis=1))
+    threading.enumerate()  # the job's thread has ended: wait() joined it
