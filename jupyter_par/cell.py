@@ -20,6 +20,7 @@ import builtins
 import contextlib
 import functools
 import inspect
+import keyword
 import linecache
 import os
 import types
@@ -362,7 +363,7 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
         msg = f"TARGET {target!r} is not defined in the notebook; run the cell that creates it"
         raise UsageError(msg)
     for name in filter(None, [request.out]):
-        if not name.isidentifier():
+        if not name.isidentifier() or keyword.iskeyword(name):
             msg = f"--out must be a variable name, got {name!r}"
             raise UsageError(msg)
     options = resolve(**request.options)
