@@ -146,7 +146,8 @@ def cluster(tmp_path_factory):
 def dask_run(cluster):
     """Options for a run on the module's cluster, once all four workers are up."""
     cluster.client.wait_for_workers(4, timeout=30)
-    return {"backend": "dask", "scheduler": cluster.address, "jobs": 4}
+    return {"backend": "dask", "scheduler": cluster.address, "jobs": 4,
+            "inline_fallback": False}  # small work too: these tests are about the cluster
 
 
 @pytest.fixture
@@ -270,7 +271,7 @@ def test_cancel_stops_running_tasks_without_restarting_workers(df, dask_run, clu
         if sum(w.rows_done > 0 for w in progress.workers) >= 2:
             cancel.set()
 
-    options = resolve(**dask_run, progress=on_progress)
+    options = resolve(**dask_run, progress=on_progress)  # api.execute, for its cancel=
     parts = split_rows(pd.concat([df] * 5), 4)  # about 10 s of work per partition
     with pytest.raises(jp.CancelledError):
         api.execute(parts, operations.RowApply(very_slow), options, label="cancel",
@@ -365,6 +366,20 @@ def test_local_cluster_listens_on_loopback_only(df, resource_tracker):
         assert len(backend.describe()["pids"]) == 1
     finally:
         backends.shutdown("dask")
+
+
+def test_a_users_client_is_used_as_is_and_left_open(df, dask_run, cluster):
+    client = distributed.Client(cluster.address, set_as_default=False)
+    run = {**dask_run, "scheduler": client, "progress": False}
+    try:
+        result = jp.apply(df, slow_score, axis=1, **run)
+        pd.testing.assert_series_equal(result, df.apply(slow_score, axis=1))
+        backends.shutdown("dask")
+        assert client.status == "running"
+    finally:
+        client.close()
+    with pytest.raises(jp.UsageError, match="Client given as scheduler is closed"):
+        jp.apply(df, slow_score, axis=1, **run)
 
 
 def test_bad_scheduler_values_are_one_line_errors(df, monkeypatch):

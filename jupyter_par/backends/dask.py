@@ -214,12 +214,18 @@ class DaskBackend(Backend):
                 self.client = Client(self.scheduler, timeout=CONNECT_TIMEOUT,
                                      set_as_default=False)
             except (OSError, TimeoutError) as exc:
+                tls = (" For TLS, pass scheduler=distributed.Client(address, security=...)."
+                       if self.scheduler.startswith("tls://") else "")
                 msg = (
                     f"could not reach the Dask scheduler at {self.scheduler!r}: {exc}. "
-                    "Check the address, and that `dask scheduler` runs there."
+                    f"Check the address, and that `dask scheduler` runs there.{tls}"
                 )
                 raise SchedulerUnreachableError(msg) from exc
         else:
+            if self.scheduler.status != "running":
+                msg = (f"the distributed.Client given as scheduler is {self.scheduler.status}; "
+                       "pass an open Client or the scheduler's address")
+                raise UsageError(msg)
             self.client = self.scheduler
         self.client.subscribe_topic(self.topic, self._on_event)
         self._refresh(force=True)
