@@ -118,8 +118,10 @@ def cluster(tmp_path_factory):
     folder = tmp_path_factory.mktemp("dask")
     file = folder / "scheduler.json"
     log = folder / "cluster.log"
+    # Idle and death timeouts end the cluster by itself if pytest is killed before teardown.
     sessions = [_launch([DASK, "scheduler", "--host", "127.0.0.1", "--port", "0",
-                         "--no-dashboard", "--scheduler-file", str(file)], log)]
+                         "--no-dashboard", "--scheduler-file", str(file),
+                         "--idle-timeout", "300"], log)]
     client = None
     try:
         deadline = time.monotonic() + 60
@@ -128,7 +130,8 @@ def cluster(tmp_path_factory):
         for _ in range(2):
             sessions.append(_launch([DASK, "worker", "--scheduler-file", str(file),
                                      "--nworkers", "2", "--nthreads", "1", "--host",
-                                     "127.0.0.1", "--no-dashboard"], log))
+                                     "127.0.0.1", "--no-dashboard", "--death-timeout",
+                                     "60"], log))
         address = json.loads(file.read_text())["address"]
         client = distributed.Client(address, set_as_default=False, timeout=30)
         client.wait_for_workers(4, timeout=60)
