@@ -344,3 +344,22 @@ def test_saved_notebook_widget_state_shows_every_worker_at_100_percent():
         assert all(r["done"] == r["assigned"] != "0" for r in rows)
         assert sum(int(r["done"]) for r in rows) == 400
     assert [s["value"] for s in sliders if s.get("description") == "workers"] == [2]
+
+
+@pytest.mark.kernel
+@pytest.mark.slow
+def test_demo_notebook_runs_end_to_end():
+    from notebook_runner import REPO, outputs_text, run_notebook
+
+    nb = run_notebook(REPO / "demo_notebooks" / "03_progress_and_panel.ipynb", timeout=120)
+    text = "".join(outputs_text(c) for c in nb.cells if c.cell_type == "code")
+    assert "caught: trip of" in text and "the 60 km tariff" in text
+    assert "than the last 1-worker run" in text and "stored as result (20,000 rows)" in text
+    assert "recommended:" in text and "workers  seconds  speedup  ideal" in text
+    models = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    sliders = [m["state"]["value"] for m in models.values()
+               if m["model_name"] == "IntSliderModel"
+               and m["state"].get("description") == "workers"]
+    recommended = re.search(r"recommended: (\d+) - slider now at (\d+)", text)
+    assert recommended and recommended.group(1) == recommended.group(2)
+    assert sliders == [int(recommended.group(1))]

@@ -17,6 +17,7 @@ import html
 import inspect
 import io
 import keyword
+import re
 from typing import Any
 
 import ipywidgets as W
@@ -283,8 +284,11 @@ class Panel:
             self._serial_seconds[key] = seconds
         elif key in self._serial_seconds and seconds > 0:
             serial = self._serial_seconds[key]
-            text += (f"<b>{serial / seconds:.2f}x faster</b> than the last 1-worker run "
-                     f"({format_seconds(serial)}).")
+            ratio = serial / seconds
+            faster = f"{ratio:.2f}x faster" if ratio >= 1 else f"{1 / ratio:.2f}x slower"
+            text += (f"<b>{faster}</b> than the last 1-worker run ({format_seconds(serial)})"
+                     + ("." if ratio >= 1 else ": the work is too small to gain from workers, "
+                        "or the CPUs are busy; try Tune."))
         else:
             text += "Run once with 1 worker to see the speedup."
         self._say(text, _GREEN, markup=True)
@@ -311,6 +315,11 @@ class Panel:
         self._say(f"tuned on {result.rows:,} sample rows: best speedup "
                   f"{max(result.speedups):.2f}x; recommended {result.recommended} worker(s); "
                   "the slider is set to it", _GREEN)
+
+    @property
+    def summary_text(self) -> str:
+        """The summary line without markup (for scripts and logs)."""
+        return html.unescape(re.sub(r"<[^>]+>", "", self.summary.value))
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
