@@ -23,6 +23,7 @@ import inspect
 import keyword
 import linecache
 import os
+import sys
 import types
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
@@ -402,12 +403,27 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
     return None
 
 
+def _running_cell_number(shell: Any) -> int:
+    """The ``In[n]`` of the cell calling the magic.
+
+    IPython 9 counts the cell before running it, so ``execution_count`` is already the
+    next cell's number; the calling cell's own code is cached under its real number.
+    """
+    numbers = getattr(getattr(shell, "compile", None), "_filename_map", {})
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename in numbers:
+            return numbers[frame.f_code.co_filename]
+        frame = frame.f_back
+    return getattr(shell, "execution_count", 0)
+
+
 def _cache_cell(shell: Any, request: CellRequest) -> str:
     """Register the whole cell in linecache under a name IPython maps to ``In[n]``."""
     text = f"%%parallel {request.header}".rstrip() + "\n" + request.body
     compiler = getattr(shell, "compile", None)
     if compiler is not None and hasattr(compiler, "cache"):
-        return compiler.cache(text, getattr(shell, "execution_count", 0))
+        return compiler.cache(text, _running_cell_number(shell))
     name = f"<parallel-cell-{abs(hash(text))}>"
     _remember_sources({name: [line + "\n" for line in text.splitlines()]})
     return name
