@@ -119,9 +119,10 @@ class ParallelMagics(Magics):
             args = parse_argstring(self.parallel_config, line)
             if args.reset:
                 config.set_defaults(**{name: None for name in config.current_defaults()})
-            progress = None if args.progress is None else args.progress == "on"
-            current = config.set_defaults(jobs=args.jobs, backend=args.backend,
-                                          start_method=args.start, progress=progress)
+            given = {"jobs": args.jobs, "backend": args.backend, "start_method": args.start,
+                     "progress": None if args.progress is None else args.progress == "on"}
+            # set_defaults(name=None) forgets a default: pass only what this line sets.
+            current = config.set_defaults(**{k: v for k, v in given.items() if v is not None})
         except UsageError as exc:
             raise IPythonUsageError(str(exc)) from None
         width = max(map(len, current))

@@ -288,6 +288,9 @@ def test_config_shutdown_and_unload(shell, capsys):
     shown = capsys.readouterr().out
     assert "jobs" in shown and "3" in shown and "'threads'" in shown
     assert jp.current_defaults()["jobs"] == 3 and jp.current_defaults()["progress"] is False
+    shell.run_line_magic("parallel_config", "--start spawn")  # setting one keeps the others
+    assert jp.current_defaults()["jobs"] == 3 and jp.current_defaults()["backend"] == "threads"
+    assert jp.current_defaults()["start_method"] == "spawn"
     with pytest.raises(UsageError, match="jobs must be"):
         shell.run_line_magic("parallel_config", "--jobs 0")
     shell.run_line_magic("parallel_config", "--reset")
