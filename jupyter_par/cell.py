@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import dis
 import functools
 import inspect
 import keyword
@@ -141,13 +142,27 @@ def assigned_names(body: str) -> list[str]:
 
 
 # -- what travels with the body -------------------------------------------------------
+def _global_reads(code: types.CodeType) -> set[str]:
+    """Global names the code, and the functions it defines, read.
+
+    Unlike ``co_names`` this leaves out attribute names: ``df.values`` must not send
+    a notebook variable that happens to be called ``values``.
+    """
+    names = {i.argval for i in dis.get_instructions(code)
+             if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_reads(const)
+    return names
+
+
 def names_to_ship(codes: Iterable[types.CodeType | None], namespace: Mapping[str, Any],
                   hidden: Mapping[str, Any], skip: Iterable[str]) -> dict[str, Any]:
     """The notebook objects the body uses (functions, constants, modules), by name."""
     wanted: set[str] = set()
     for code in codes:
         if code is not None:
-            wanted |= _code_names(code)
+            wanted |= _global_reads(code)
     wanted -= set(skip) | _IPYTHON_NAMES
     return {
         name: namespace[name]

@@ -220,6 +220,15 @@ def test_share_sends_names_the_body_cannot_name(shell, ns):
     assert list(ns["df"]["v"]) == [ns["lookup"][k] for k in ns["df"]["k"]]
 
 
+def test_attribute_names_do_not_send_notebook_variables(shell, ns):
+    # a generator cannot be pickled: sending it would fail the run
+    ns["clip"] = ns["values"] = ns["shape"] = (i for i in range(3))
+    body = "df['r'] = df['a'].clip(5, 40)\ndf['n'] = df.values.shape[1]\n"
+    expected = serial(ns, "df", body)
+    cell(shell, f"{PROCS} df", body)
+    pd.testing.assert_frame_equal(ns["df"], expected)
+
+
 def test_jobs_1_runs_in_the_kernel_and_processes_elsewhere(shell, ns):
     ns["items"] = list(range(8))
     body = "import os\nos.getpid()\n"
