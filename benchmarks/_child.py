@@ -2,9 +2,11 @@
 
 The result is first checked against serial pandas (the ``serial`` method of this
 environment saves it, the others load it), then the run is timed while a thread
-samples the memory of the whole process tree. Memory is PSS (proportional set size)
-summed over the tree: RSS would count shared-memory pages once per process that maps
-them, which would charge shared-memory transports several times for the same bytes.
+samples the memory of the whole process tree. The CPU seconds the tree spent are
+recorded too: other load on the machine distorts them far less than wall time.
+Memory is PSS (proportional set size) summed over the tree: RSS would count
+shared-memory pages once per process that maps them, which would charge
+shared-memory transports several times for the same bytes.
 
 Usage: python _child.py WORKLOAD METHOD JOBS ROWS REFERENCE_FILE REPEAT
 """
@@ -72,6 +74,25 @@ class TreeMemory(threading.Thread):
         return self.peak
 
 
+def tree_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) of this process, its reaped children and live descendants."""
+    me = psutil.Process()
+    own = me.cpu_times()
+    seconds = {me.pid: own.user + own.system + own.children_user + own.children_system}
+    for child in me.children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        seconds[child.pid] = times.user + times.system
+    return seconds
+
+
+def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU spent by the tree between two snapshots (processes born in between count whole)."""
+    return sum(max(0.0, spent - before.get(pid, 0.0)) for pid, spent in after.items())
+
+
 def main() -> None:
     number, name, jobs, rows, ref_path, repeat = sys.argv[1:7]
     number, jobs, rows, repeat = int(number), int(jobs), int(rows), int(repeat)
@@ -94,18 +115,20 @@ def main() -> None:
     memory = TreeMemory()
     memory.sample()
     memory.start()
+    cpu_before = tree_cpu()
     for _ in range(runs):
         started = time.perf_counter()
         result = func(number, data, jobs)
         times.append(time.perf_counter() - started)
         del result
+    cpu = cpu_between(cpu_before, tree_cpu()) / runs
     peak = memory.stop()
     print(json.dumps({
         "workload": number, "method": name, "jobs": jobs, "rows": rows,
-        "seconds": statistics.median(times), "runs": runs, "peak_bytes": peak,
+        "seconds": statistics.median(times), "runs": runs, "peak_bytes": peak, "cpu_seconds": cpu,
         "correct": correct, "pandas": pd.__version__,
     }))
-    if name == "jupyter_par":
+    if name.startswith("jupyter_par"):
         import jupyter_par
 
         jupyter_par.shutdown()

@@ -27,6 +27,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
 from notebook_runner import outputs_text, run_cells  # noqa: E402
 
+_PANDAS = __import__("pandas").__version__
+
 SETUP = """\
 import numpy as np, pandas as pd
 import jupyter_par as jp
@@ -52,7 +54,7 @@ def warm(jobs: int, runs: int, progress: bool) -> dict[str, Any]:
     label = "%%parallel in a kernel, warm" + (" (progress shown)" if progress else "")
     return {"workload": 7, "method": label, "jobs": jobs, "seconds": statistics.median(times),
             "runs": runs, "correct": outputs_text(nb.cells[-2]).strip() == "True",
-            "pandas": "kernel", "env": "main"}
+            "pandas": _PANDAS, "env": "main"}
 
 
 def first_spawn_magic(jobs: int) -> dict[str, Any]:
@@ -60,7 +62,7 @@ def first_spawn_magic(jobs: int) -> dict[str, Any]:
     nb = run_cells([SETUP, magic, "print(df.equals(original))", "jp.shutdown()"], timeout=300)
     return {"workload": 7, "method": "%%parallel first run, fresh kernel, spawn", "jobs": jobs,
             "seconds": _cell_seconds(nb.cells[1]), "runs": 1,
-            "correct": outputs_text(nb.cells[2]).strip() == "True", "pandas": "kernel",
+            "correct": outputs_text(nb.cells[2]).strip() == "True", "pandas": _PANDAS,
             "env": "main"}
 
 
@@ -71,7 +73,7 @@ def first_spawn_api(jobs: int) -> dict[str, Any]:
                    timeout=300)
     return {"workload": 7, "method": "API first run, fresh kernel, spawn", "jobs": jobs,
             "seconds": _cell_seconds(nb.cells[1]), "runs": 1,
-            "correct": outputs_text(nb.cells[2]).strip() == "True", "pandas": "kernel",
+            "correct": outputs_text(nb.cells[2]).strip() == "True", "pandas": _PANDAS,
             "env": "main"}
 
 

@@ -194,6 +194,14 @@ def jupyter_par_(number: int, data: Any, jobs: int) -> Any:
     raise NotImplementedError
 
 
+def jupyter_par_workers(number: int, data: Any, jobs: int) -> Any:
+    """Workload 5 with the in-kernel fallback off: what moving the data really costs."""
+    import jupyter_par as jp
+
+    return jp.map_partitions(data, w.heavy_cheap, jobs=jobs, progress=False,
+                             inline_fallback=False)
+
+
 #: name → (function, environment, workloads it supports)
 METHODS: dict[str, tuple[Callable[[int, Any, int], Any], str, tuple[int, ...]]] = {
     "serial": (serial, "main", (1, 2, 3, 4, 5, 6, 7)),
@@ -204,4 +212,5 @@ METHODS: dict[str, tuple[Callable[[int, Any, int], Any], str, tuple[int, ...]]] 
     "mapply": (mapply_, "old", (1, 2, 4, 5, 6, 7)),
     "parallel-pandas": (parallel_pandas_, "old", (1, 2, 3, 4, 5, 6, 7)),
     "jupyter_par": (jupyter_par_, "main", (1, 2, 3, 4, 5, 6, 7)),
+    "jupyter_par (fallback off)": (jupyter_par_workers, "main", (5,)),
 }

@@ -92,15 +92,15 @@ def table(rows: list[dict[str, Any]], jobs: int) -> str:
     """The markdown table: time, speedup and efficiency against serial, memory, correct."""
     lines = [
         "| # | workload | method | pandas | workers | time (s) | speedup | efficiency "
-        "| peak mem (MB) | mem / serial | correct |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| CPU (s) | peak mem (MB) | mem / serial | correct |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         number = row["workload"]
         title = workloads.WORKLOADS[number].title if number in workloads.WORKLOADS else ""
         if "error" in row:
             lines.append(f"| {number} | {title} | {row['method']} | | | failed: "
-                         f"{row['error']} | | | | | no |")
+                         f"{row['error']} | | | | | | no |")
             continue
         serial = _serial_of(rows, number, row.get("env", "main"))
         workers = row.get("workers", row["jobs"])
@@ -112,6 +112,7 @@ def table(rows: list[dict[str, Any]], jobs: int) -> str:
         if serial and row.get("peak_bytes") and serial.get("peak_bytes"):
             mem_ratio = f"{row['peak_bytes'] / serial['peak_bytes']:.2f}"
         memory = f"{row['peak_bytes'] / 2**20:.0f}" if row.get("peak_bytes") else ""
+        cpu = f"{row['cpu_seconds']:.2f}" if row.get("cpu_seconds") is not None else ""
         seconds = row["seconds"]
         shown = f"{seconds * 1000:.1f} ms" if seconds < 0.1 else f"{seconds:.3f}"
         env = row.get("pandas", "")
@@ -119,7 +120,7 @@ def table(rows: list[dict[str, Any]], jobs: int) -> str:
             env += " (old env)"
         lines.append(
             f"| {number} | {title} | {row['method']} | {env} | {workers} | {shown} | {speed} "
-            f"| {eff} | {memory} | {mem_ratio} | {'yes' if row.get('correct') else 'NO'} |"
+            f"| {eff} | {cpu} | {memory} | {mem_ratio} | {'yes' if row.get('correct') else 'NO'} |"
         )
     return "\n".join(lines)
 
