@@ -52,6 +52,8 @@ def _child(number: int, method: str, jobs: int, rows: int, ref: str, repeat: int
         return {**base, "error": "environment missing: run bash benchmarks/setup_envs.sh"}
     command = [python, os.path.join(HERE, "_child.py"), str(number), method, str(jobs),
                str(rows), ref, str(repeat)]
+    # Other work on the machine slows every method; the table shows how much there was.
+    base["load"] = os.getloadavg()[0]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                               cwd=ROOT, check=False)
@@ -66,6 +68,7 @@ def _child(number: int, method: str, jobs: int, rows: int, ref: str, repeat: int
 
 def _kernel(quick: bool, jobs: int, timeout: float) -> list[dict[str, Any]]:
     command = [sys.executable, os.path.join(HERE, "kernel_bench.py"), "--jobs", str(jobs)]
+    load = os.getloadavg()[0]
     if quick:
         command.append("--quick")
     try:
@@ -77,7 +80,7 @@ def _kernel(quick: bool, jobs: int, timeout: float) -> list[dict[str, Any]]:
     if not lines:
         last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
         return [{"workload": 7, "method": "kernel", "error": last[:160]}]
-    return [json.loads(ln) for ln in lines]
+    return [{**json.loads(ln), "load": load} for ln in lines]
 
 
 def _serial_of(rows: list[dict[str, Any]], number: int, env: str) -> dict[str, Any] | None:
@@ -92,15 +95,15 @@ def table(rows: list[dict[str, Any]], jobs: int) -> str:
     """The markdown table: time, speedup and efficiency against serial, memory, correct."""
     lines = [
         "| # | workload | method | pandas | workers | time (s) | speedup | efficiency "
-        "| CPU (s) | peak mem (MB) | mem / serial | correct |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| CPU (s) | peak mem (MB) | mem / serial | load | correct |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         number = row["workload"]
         title = workloads.WORKLOADS[number].title if number in workloads.WORKLOADS else ""
         if "error" in row:
             lines.append(f"| {number} | {title} | {row['method']} | | | failed: "
-                         f"{row['error']} | | | | | | no |")
+                         f"{row['error']} | | | | | | | no |")
             continue
         serial = _serial_of(rows, number, row.get("env", "main"))
         workers = row.get("workers", row["jobs"])
@@ -113,6 +116,7 @@ def table(rows: list[dict[str, Any]], jobs: int) -> str:
             mem_ratio = f"{row['peak_bytes'] / serial['peak_bytes']:.2f}"
         memory = f"{row['peak_bytes'] / 2**20:.0f}" if row.get("peak_bytes") else ""
         cpu = f"{row['cpu_seconds']:.2f}" if row.get("cpu_seconds") is not None else ""
+        load = f"{row['load']:.1f}" if row.get("load") is not None else ""
         seconds = row["seconds"]
         shown = f"{seconds * 1000:.1f} ms" if seconds < 0.1 else f"{seconds:.3f}"
         env = row.get("pandas", "")
@@ -120,7 +124,8 @@ def table(rows: list[dict[str, Any]], jobs: int) -> str:
             env += " (old env)"
         lines.append(
             f"| {number} | {title} | {row['method']} | {env} | {workers} | {shown} | {speed} "
-            f"| {eff} | {cpu} | {memory} | {mem_ratio} | {'yes' if row.get('correct') else 'NO'} |"
+            f"| {eff} | {cpu} | {memory} | {mem_ratio} | {load} "
+            f"| {'yes' if row.get('correct') else 'NO'} |"
         )
     return "\n".join(lines)
 
@@ -212,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%MZ")
     header = (
         f"Run {stamp} on {platform.node() or 'this machine'}: {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}, {args.jobs} workers"
+        f"Python {platform.python_version()}, {args.jobs} workers (load = the machine's "
+        "1-minute load average when the row started; above the CPU count, other work "
+        "competed for the CPUs)"
         f"{', quick sizes' if args.quick else ''}. Command: `python benchmarks/run.py "
         f"{' '.join(argv if argv is not None else sys.argv[1:])}`"
     )
