@@ -15,13 +15,35 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from . import cell, config
 from .backends import shutdown, warm_backends
-from .errors import UsageError
+from .errors import JupyterParError, RemoteTraceback, UsageError
 
 _BACKENDS = ["processes", "threads", "dask", "inline"]
 
 
 def _names(text: str | None) -> tuple[str, ...]:
     return tuple(n.strip() for n in (text or "").split(",") if n.strip())
+
+
+def _shown_lines(exc: Exception) -> list[str] | None:
+    """What the notebook shows for a failed run, when IPython's own rendering would mislead.
+
+    A worker's failure is the user's exception with the worker's traceback (already
+    naming the cells) as its cause: show that traceback as if it had happened here,
+    without the kernel-side frames of jupyter_par. jupyter_par's own errors (timeout,
+    dead worker, cancel) need only their one-line message. An exception raised in the
+    kernel itself (``--jobs 1``) keeps IPython's rendering: its frames are the real ones.
+    """
+    cause = exc.__cause__
+    notes = [n for n in getattr(exc, "__notes__", []) if isinstance(n, str)]
+    if isinstance(cause, RemoteTraceback):
+        frames = cause.traceback_text.rstrip().splitlines()
+        if frames and frames[0].startswith("Traceback"):
+            frames = frames[1:]
+        header = f"{type(exc).__name__:<42}Traceback (most recent call last)"
+        return ["-" * 75, header, *frames, *notes]
+    if isinstance(exc, JupyterParError):
+        return [f"{type(exc).__name__}: {exc}", *notes]
+    return None
 
 
 @magics_class
@@ -98,6 +120,12 @@ class ParallelMagics(Magics):
         except UsageError as exc:
             # A mistake in the call, not in the user's code: one line, no traceback.
             raise IPythonUsageError(str(exc)) from None
+        except Exception as exc:
+            lines = _shown_lines(exc)
+            if lines is not None:
+                # IPython shows what _render_traceback_ returns instead of its own frames.
+                exc._render_traceback_ = lambda: lines  # type: ignore[attr-defined]
+            raise
 
     @magic_arguments()
     @argument("-j", "--jobs", type=int, default=None, help="default number of workers")

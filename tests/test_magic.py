@@ -193,6 +193,24 @@ def test_on_error_skip_keeps_the_rest_and_reports(shell, ns):
     assert len(expected) == 90 and expected.index[0] == "r30"
 
 
+def test_failures_show_the_user_frames_not_ours(shell, ns, capsys):
+    shell.run_cell("def strict(row):\n    if row.name == 'r44':\n        raise ValueError('r44!')\n"
+                   "    return 1", store_history=True)
+    before = ns["df"]
+    result = shell.run_cell(f"%%parallel {PROCS} df\ndf['s'] = df.apply(strict, axis=1)",
+                            store_history=True)
+    assert type(result.error_in_exec) is ValueError and ns["df"] is before
+    shown = capsys.readouterr().out
+    assert f"Cell In[{result.execution_count}], line 2" in shown
+    assert "raise ValueError('r44!')" in shown and "row label 'r44'" in shown
+    assert "jupyter_par" + os.sep not in shown and "run_cell_magic" not in shown, shown
+    result = shell.run_cell(f"%%parallel {PROCS} --timeout 0.3 --partitions 2 df\n"
+                            "import time\ntime.sleep(20)", store_history=True)
+    assert isinstance(result.error_in_exec, jp.PartitionTimeoutError)
+    shown = capsys.readouterr().out.strip()
+    assert shown.startswith("PartitionTimeoutError: partition") and "\n" not in shown, shown
+
+
 def test_assigned_names_are_reported_in_one_line(shell, ns, capsys):
     cell(shell, f"{THREADS} df", "tmp = df['a'] + 1\ndf['c'] = tmp\n")
     lines = [ln for ln in capsys.readouterr().out.splitlines() if "stayed in the workers" in ln]

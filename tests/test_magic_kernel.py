@@ -93,6 +93,7 @@ def test_failures_and_bad_input_change_nothing_and_read_well():
         count = executed.execution_count
         assert f"Cell In[{count}], line 3" in shown, shown  # body line 2 is cell line 3
         assert "raise Refused" in shown and "'o123'" in shown
+        assert "jupyter_par" + os.sep not in shown, shown  # none of our own frames
     # IPython prints a UsageError as one line on stderr (and the cell still counts as failed)
     said = [outputs_text(bad).strip() for bad in nb.cells[4:8]]
     for line, words in zip(said, ("jobs", "nowhere", "nothing", "cell line 2"), strict=True):
