@@ -18,6 +18,8 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import copy
+import dataclasses
 import dis
 import functools
 import inspect
@@ -33,6 +35,7 @@ from typing import Any
 import pandas as pd
 
 from . import _pandas_hooks, api, shipping
+from .backends import backend_class
 from .config import resolve
 from .errors import RemoteTraceback, ShippingError, UsageError
 from .partition import (
@@ -266,6 +269,14 @@ class _Plan:
     kind: str  # "pandas", "items", "chunks"
 
 
+def _copied(part: Partition) -> Partition:
+    """The partition with its items deep-copied (as they are, if they cannot be copied)."""
+    try:
+        return dataclasses.replace(part, data=copy.deepcopy(part.data))
+    except Exception:  # noqa: BLE001 - a lock or a connection: hand over the original
+        return part
+
+
 def _plan(obj: Any, request: CellRequest, jobs: int, partitions: int | None) -> _Plan:
     target = request.target
     kind_name = type(obj).__name__
@@ -387,6 +398,10 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
     statements, last = compile_body(request.body, filename)
     obj = namespace[target]
     plan = _plan(obj, request, options.jobs, options.partitions)
+    if plan.kind == "items" and not backend_class(options.backend).uses_processes:
+        # Threads and inline hand the body the notebook's own items (dicts, lists):
+        # copies keep a failed run from having changed them in place.
+        plan.parts = [_copied(part) for part in plan.parts]
     hidden = getattr(shell, "user_ns_hidden", {})
     names = names_to_ship([statements, last], namespace, hidden, skip=[target])
     names.update(shared_objects(namespace, request.share))

@@ -181,6 +181,20 @@ def test_failure_changes_nothing_and_names_the_cell_line_and_row(shell, ns):
     assert ", line 7, in <module>" in remote
 
 
+@pytest.mark.parametrize("line", [THREADS, "--jobs 1 --no-progress"])
+def test_items_changed_in_place_by_a_failed_run_are_left_as_they_were(shell, ns, line):
+    ns["jobs"] = [{"n": i} for i in range(8)]
+    body = """
+    for t in jobs:
+        t['n'] += 100
+    if any(t['n'] == 106 for t in jobs):
+        raise OSError('partition 3 fails after the others changed their items')
+    """
+    with pytest.raises(OSError):
+        cell(shell, f"{line} --partitions 4 jobs", body)
+    assert ns["jobs"] == [{"n": i} for i in range(8)]
+
+
 def test_on_error_skip_keeps_the_rest_and_reports(shell, ns):
     body = """
     if df.index[0] == "r0":
