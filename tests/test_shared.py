@@ -200,3 +200,19 @@ def test_in_band_bundle_for_dask_carries_its_bytes_and_no_segment(lookup):
     finally:
         bundle.close()
         shared_mod.forget()
+
+
+def _die_once(part, marker):
+    if part == [5] and not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)  # the worker dies mid-run; its replacement must still find the data
+    return [int(jp.shared["arr"][part[0]])]
+
+
+def test_a_replaced_worker_loads_the_shared_data_again(tmp_path):
+    arr = np.arange(100) * 3
+    got = jp.map_partitions(list(range(10)), _die_once, str(tmp_path / "died"),
+                            shared={"arr": arr}, retries=1, partitions=10, **FORK)
+    assert (tmp_path / "died").exists()
+    assert got == [int(v) for v in arr[:10]]
+    assert _segments() == []
