@@ -124,7 +124,8 @@ def render_html(progress: RunProgress) -> str:
             f"partition {w.partition}" if w.partition is not None else "")
         note_style = f' style="color:{_COLOURS["failed"]}"' if w.error else ""
         rows.append(
-            f'<tr class="jp-par-worker jp-par-{w.state}{danger}"'
+            # Inline display: in JupyterLab the extension's CSS makes `.jp-par-worker` a grid.
+            f'<tr class="jp-par-worker jp-par-{w.state}{danger}" style="display:table-row"'
             f' data-worker="{html.escape(w.worker)}"'
             f' data-state="{w.state}" data-done="{w.rows_done}" data-assigned="{w.rows_assigned}">'
             f"<td>worker {html.escape(w.worker)}</td><td>{w.state}</td>"

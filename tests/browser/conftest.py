@@ -265,6 +265,12 @@ def chromium_browser() -> Iterator[Browser]:
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
         try:
+            # Chromium starts its GPU, network and storage helper processes a moment after
+            # launch; open one page so they exist before the first test counts its children
+            # (tests/conftest.py fails a test that leaves new child processes behind).
+            warm = browser.new_context()
+            warm.new_page().goto("about:blank")
+            warm.close()
             yield browser
         finally:
             browser.close()
