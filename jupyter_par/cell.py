@@ -28,6 +28,7 @@ import linecache
 import os
 import sys
 import types
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,7 @@ import pandas as pd
 from . import _pandas_hooks, api, shipping
 from .backends import backend_class
 from .config import resolve
-from .errors import RemoteTraceback, ShippingError, UsageError
+from .errors import PartialResultWarning, RemoteTraceback, ShippingError, UsageError
 from .partition import (
     Partition,
     combine,
@@ -409,8 +410,12 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
     sources[filename] = tuple(linecache.cache.get(filename, (0, None, [], ""))[2])
     op = CellOp(request.body, filename, target, names, sources, os.getpid())
     try:
-        outcome = api.execute(plan.parts, op, options, label=f"%%parallel {target}",
-                              unit=plan.unit)
+        with warnings.catch_warnings(record=True) as caught:
+            # Always record the skip report: the default filter would show it once per
+            # session, and pointing at api.py, not at this cell.
+            warnings.simplefilter("always", PartialResultWarning)
+            outcome = api.execute(plan.parts, op, options, label=f"%%parallel {target}",
+                                  unit=plan.unit)
     except ShippingError as exc:
         culprit = _unshippable(names)
         if culprit is None:
@@ -421,6 +426,7 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
     except Exception as exc:  # noqa: BLE001 - re-raised, only its traceback trimmed
         _name_cells(exc, getattr(getattr(shell, "compile", None), "_filename_map", {}))
         raise exc.with_traceback(_user_traceback(exc.__traceback__)) from exc.__cause__
+    _warn_again(caught, outcome, shell, filename)
     value = _combine(outcome.results, request, plan, obj, expression=last is not None)
     if last is not None and all(r is None for r in outcome.results):
         value = None
@@ -431,6 +437,22 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
         return value
     namespace[request.out or target] = value
     return None
+
+
+def _warn_again(caught: list[warnings.WarningMessage], outcome: Any, shell: Any,
+                filename: str) -> None:
+    """Re-issue the run's warnings; the skip report names the cell and each error."""
+    number = getattr(getattr(shell, "compile", None), "_filename_map", {}).get(filename)
+    where = f"Cell In[{number}]" if number is not None else filename
+    for w in caught:
+        if not issubclass(w.category, PartialResultWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+            continue
+        skipped = [f"{f.site.describe()}: {type(f.error).__name__}: {f.error}".splitlines()[0]
+                   for f in outcome.failures]
+        text = (f"--on-error skip: {len(skipped)} of {outcome.partitions} partition(s) failed "
+                "and were left out of the result:\n  " + "\n  ".join(skipped))
+        warnings.warn_explicit(text, PartialResultWarning, where, 1, registry={})
 
 
 def _running_cell_number(shell: Any) -> int:

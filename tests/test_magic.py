@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -201,10 +202,18 @@ def test_on_error_skip_keeps_the_rest_and_reports(shell, ns):
         raise KeyError("first partition")
     df["s"] = df.apply(score, axis=1)
     """
-    with pytest.warns(PartialResultWarning, match="1 partition"):
+    report = "(?s)1 of 4 partition.*KeyError: .first partition"
+    with pytest.warns(PartialResultWarning, match=report):
         cell(shell, f"{PROCS} --partitions 4 --on-error skip df", body)
     expected = ns["df"]
     assert len(expected) == 90 and expected.index[0] == "r30"
+    # Python's default filter shows a warning once per place; every skip must be reported
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(2):  # df now starts at r30: that partition fails
+            cell(shell, f"{PROCS} --partitions 3 --on-error skip --out again df",
+                 body.replace("r0", "r30"))
+    assert sum(issubclass(w.category, PartialResultWarning) for w in caught) == 2
 
 
 def test_failures_show_the_user_frames_not_ours(shell, ns, capsys):
