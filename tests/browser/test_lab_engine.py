@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 DEMO = Path(__file__).resolve().parents[2] / "demo_notebooks" / "06_lab_progress.ipynb"
-# Positions of the demo's cells (markdown cells count): setup, the 8-worker run, the failure.
-SETUP_CELL, RUN_CELL, FAIL_CELL = 1, 3, 5
+# Positions of the demo's cells (markdown cells count): setup, the 8-worker jp.apply run, the
+# same run through %%parallel and the cell that checks its write-back, the failing run.
+SETUP_CELL, RUN_CELL, MAGIC_CELL, CHECK_CELL, FAIL_CELL = 1, 3, 5, 6, 8
 ROWS, PARTITIONS, JOBS = 320, 16, 8
 FAILED_PARTITION, ERROR_TEXT = 12, "ValueError: order 250 has no price list"
 
@@ -153,6 +154,21 @@ def test_eight_workers_of_a_real_run(
     assert re.search(rf"count\s+{ROWS}\.0", run.locator(".jp-OutputArea").inner_text())
     scroll_to_top(run)
     page.screenshot(path=str(screenshot_path("engine-8-workers-done.png")))
+
+    # %%parallel draws the same view, and its result was written back.
+    start_cell(page, MAGIC_CELL)
+    magic = cell(page, MAGIC_CELL)
+    magic.locator(f"{OVERALL}[data-state=done]").wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_cell_done(page, MAGIC_CELL)
+    bars = page.evaluate(LAB_BARS_JS, MAGIC_CELL)
+    assert len(bars["workers"]) == JOBS, bars
+    assert all(w["state"] == "done" and w["fraction"] >= 0.99 for w in bars["workers"]), bars
+    assert sum(counts(w["count"])[0] for w in bars["workers"]) == ROWS, bars
+    assert "%%parallel orders" in magic.locator(".jp-par-progress").inner_text()
+    status.wait_for(state="hidden", timeout=10_000)
+    start_cell(page, CHECK_CELL)
+    wait_cell_done(page, CHECK_CELL)
+    assert stderr_text(page, MAGIC_CELL) == stderr_text(page, CHECK_CELL) == ""
 
     # A partition that raises: its worker stays failed, the tooltip names partition and error.
     start_cell(page, FAIL_CELL)
