@@ -185,15 +185,13 @@ def test_jp_progress_inside_user_code_reaches_the_view():
 def test_frontend_choice(monkeypatch: pytest.MonkeyPatch, tmp_path):
     for name in ("VSCODE_PID", "VSCODE_CWD", "VSCODE_IPC_HOOK_CLI"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
-    monkeypatch.setattr(frontend, "labextension_installed", lambda: False)
+    # only tmp_path is a Jupyter data path, whatever this machine has installed
+    monkeypatch.setattr("jupyter_core.paths.jupyter_path",
+                        lambda *sub: [str(tmp_path.joinpath(*sub))])
+    assert not frontend.labextension_installed()
     assert frontend.choose_frontend() == "ipywidgets"
-    monkeypatch.undo()
-    for name in ("VSCODE_PID", "VSCODE_CWD", "VSCODE_IPC_HOOK_CLI"):
-        monkeypatch.delenv(name, raising=False)
     (tmp_path / "labextensions" / "jupyter-par").mkdir(parents=True)
     (tmp_path / "labextensions" / "jupyter-par" / "package.json").write_text("{}")
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
     assert frontend.labextension_installed()
     assert frontend.choose_frontend() == "lab"
     monkeypatch.setenv("VSCODE_PID", "1234")
