@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from . import _pandas_hooks, api, shipping
+from . import shared as _shared
 from .backends import backend_class
 from .config import resolve
 from .errors import PartialResultWarning, RemoteTraceback, ShippingError, UsageError
@@ -176,10 +177,11 @@ def names_to_ship(codes: Iterable[types.CodeType | None], namespace: Mapping[str
 
 
 def shared_objects(namespace: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
-    """Objects named by ``--share``: sent inside the operation, once per worker per run.
+    """Objects named by ``--share``, for :mod:`jupyter_par.shared`.
 
-    Kept in one place so a shared-memory transport can replace it without touching
-    anything else.
+    They reach worker processes once per run through shared memory (numeric data
+    mapped read-only, not copied), and a warm worker that already holds the same
+    content loads nothing; the body sees each under its own name.
     """
     missing = [n for n in names if n not in namespace]
     if missing:
@@ -242,12 +244,15 @@ class CellOp:
     names: dict[str, Any]
     sources: dict[str, tuple[str, ...]]
     origin_pid: int
+    #: ``--share`` names: they arrive through :mod:`jupyter_par.shared`, not inside the op.
+    shared_names: tuple[str, ...] = ()
 
     def __call__(self, part: Any) -> Any:
         _remember_sources(self.sources)
         statements, last = _compiled(self.body, self.filename)
         namespace = {"__builtins__": builtins, "__name__": "__main__", **self.names,
                      self.target: part}
+        namespace.update({name: _shared.current()[name] for name in self.shared_names})
         # Patching pandas is process-wide: do it only in a worker process of our own,
         # never in the kernel (threads, inline), where other code may be using pandas.
         counting = (_pandas_hooks.counting_rows(_size(part)) if os.getpid() != self.origin_pid
@@ -404,18 +409,18 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
         # copies keep a failed run from having changed them in place.
         plan.parts = [_copied(part) for part in plan.parts]
     hidden = getattr(shell, "user_ns_hidden", {})
-    names = names_to_ship([statements, last], namespace, hidden, skip=[target])
-    names.update(shared_objects(namespace, request.share))
+    shared = shared_objects(namespace, request.share)
+    names = names_to_ship([statements, last], namespace, hidden, skip=[target, *shared])
     sources = _source_files(names.values())
     sources[filename] = tuple(linecache.cache.get(filename, (0, None, [], ""))[2])
-    op = CellOp(request.body, filename, target, names, sources, os.getpid())
+    op = CellOp(request.body, filename, target, names, sources, os.getpid(), tuple(shared))
     try:
         with warnings.catch_warnings(record=True) as caught:
             # Always record the skip report: the default filter would show it once per
             # session, and pointing at api.py, not at this cell.
             warnings.simplefilter("always", PartialResultWarning)
             outcome = api.execute(plan.parts, op, options, label=f"%%parallel {target}",
-                                  unit=plan.unit)
+                                  unit=plan.unit, shared=shared or None)
     except ShippingError as exc:
         culprit = _unshippable(names)
         if culprit is None:

@@ -261,6 +261,22 @@ def test_share_sends_names_the_body_cannot_name(shell, ns):
     assert list(ns["df"]["v"]) == [ns["lookup"][k] for k in ns["df"]["k"]]
 
 
+def test_share_maps_data_read_only_once_per_warm_worker(shell, ns):
+    ns["big"] = np.arange(10_000)
+    body = ("import os\nimport jupyter_par.shared as s\n"
+            "(os.getpid(), s.loads_in_this_process(), big.flags.writeable,\n"
+            " int(big[df['a']].sum()))")
+    first = cell(shell, f"{PROCS} --partitions 4 --share big df", body)
+    again = cell(shell, f"{PROCS} --partitions 4 --share big df", body)
+    # the workers see the notebook's array through read-only shared memory...
+    assert not any(writeable for _, _, writeable, _ in first + again)
+    a = ns["df"]["a"].to_numpy()
+    assert [r[3] for r in first] == [int(ns["big"][a[i:i + 30]].sum()) for i in (0, 30, 60, 90)]
+    # ...and a warm worker that already holds the same content loads nothing new
+    loaded = {pid: n for pid, n, _, _ in first}
+    assert all(n == loaded.get(pid, n) for pid, n, _, _ in again)
+
+
 def test_attribute_names_do_not_send_notebook_variables(shell, ns):
     # a generator cannot be pickled: sending it would fail the run
     ns["clip"] = ns["values"] = ns["shape"] = (i for i in range(3))
