@@ -122,9 +122,12 @@ class ProgressTracker:
         w.state, w.partition, w.partition_size = IDLE, None, 0
 
     def failed_on(self, worker: str, error: str) -> None:
-        """``worker`` failed on its partition; the state stays visible."""
+        """``worker`` failed on its partition; the state stays visible.
+
+        The failed partition stays in ``rows_assigned`` so the bar shows how far the
+        worker got instead of looking complete.
+        """
         w = self._end_partition(worker)
-        w.rows_assigned -= w.partition_size
         w.state, w.error = FAILED, error
         self.failed = True
 
@@ -152,7 +155,7 @@ class ProgressTracker:
             done = w.rows_finished + running
             busy = w.busy_seconds + (now - w.busy_since if w.busy_since is not None else 0.0)
             shown = w.state
-            if state != RUNNING and shown == IDLE and w.partitions_done:
+            if state == DONE and shown == IDLE and w.partitions_done:
                 shown = DONE
             workers.append(
                 WorkerProgress(
