@@ -93,18 +93,23 @@ def execute(
     # Dask workers may be on other machines, where this one's shared memory is not.
     in_band = options.backend == "dask"
     with _shared.sharing(shared, to_processes=to_processes, in_band=in_band) as wrap:
-        outcome = engine.run(
-            parts,
-            wrap(op),
-            options,
-            sinks=sinks_for(options.progress, label) if sinks is None else sinks,
-            rows_total=sum(p.size for p in parts) if known else None,
-            partitions_total=len(parts) if known else None,
-            label=label,
-            unit=unit,
-            cancel=cancel,
-            fold=fold,
-        )
+        try:
+            outcome = engine.run(
+                parts,
+                wrap(op),
+                options,
+                sinks=sinks_for(options.progress, label) if sinks is None else sinks,
+                rows_total=sum(p.size for p in parts) if known else None,
+                partitions_total=len(parts) if known else None,
+                label=label,
+                unit=unit,
+                cancel=cancel,
+                fold=fold,
+            )
+        except BaseException as exc:
+            # What the partitions printed before the failure is what one debugs with.
+            show_outputs(engine.RunOutcome([], list(getattr(exc, "partition_outputs", []))))
+            raise
     show_outputs(outcome)
     if outcome.failures:
         names = ", ".join(f.site.describe() for f in outcome.failures[:5])

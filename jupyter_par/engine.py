@@ -16,6 +16,7 @@ It imports nothing from IPython or ipywidgets.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 import threading
@@ -289,6 +290,9 @@ class _Run:
                 self.check_timeouts(backend)
                 self.publish(backend=backend)
         except BaseException as exc:
+            # What finished partitions printed helps most when a run fails: keep it.
+            with contextlib.suppress(AttributeError, TypeError):
+                exc.partition_outputs = sorted(self.outputs, key=lambda o: o.partition)
             if self.running:
                 backend.stop_running()
             for running in self.running.values():

@@ -216,6 +216,14 @@ def test_on_error_skip_keeps_the_rest_and_reports(shell, ns):
     assert sum(issubclass(w.category, PartialResultWarning) for w in caught) == 2
 
 
+def test_output_printed_before_a_failure_is_still_shown(shell, ns, capsys):
+    body = "print('checking', df.index[0])\nif df.index[0] == 'r30':\n    raise ValueError('r30')\n"
+    with pytest.raises(ValueError):
+        cell(shell, f"{PROCS} --partitions 4 df", body)
+    out = capsys.readouterr().out
+    assert "[partition 1, worker" in out and "checking r30" in out, out
+
+
 def test_failures_show_the_user_frames_not_ours(shell, ns, capsys):
     shell.run_cell("def strict(row):\n    if row.name == 'r44':\n        raise ValueError('r44!')\n"
                    "    return 1", store_history=True)
