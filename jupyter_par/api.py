@@ -25,6 +25,7 @@ from .errors import InlineFallbackWarning, PartialResultWarning, UsageError
 from .partition import (
     Partition,
     combine,
+    infer_series,
     is_chunked_reader,
     iter_chunks,
     partition_count,
@@ -171,7 +172,7 @@ def apply(obj: pd.DataFrame | pd.Series, func: Callable[..., Any], axis: Any = 0
         parts = split_rows(obj, n)
         outcome = execute(parts, operations.RowApply(func, pandas_kwargs), options,
                           label=f"apply({_name(func)}, axis=1)", shared=objects)
-        return combine(outcome.results)
+        return combine(outcome.results, infer="block")
     n = partition_count(obj.shape[1], options.jobs, options.partitions)
     parts = split_columns(obj, n)
     outcome = execute(parts, operations.ColumnApply(func, pandas_kwargs), options,
@@ -179,7 +180,10 @@ def apply(obj: pd.DataFrame | pd.Series, func: Callable[..., Any], axis: Any = 0
     frames = outcome.results
     if frames and all(isinstance(r, pd.DataFrame) for r in frames):
         return pd.concat(frames, axis=1)
-    return combine(frames)
+    combined = combine(frames)
+    if isinstance(combined, pd.Series) and combined.dtype == object:
+        combined = infer_series(combined)  # ColumnApply sends its values uninferred
+    return combined
 
 
 def _series_call(series: pd.Series, func: Any, method: str, pandas_kwargs: dict[str, Any],

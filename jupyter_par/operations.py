@@ -19,7 +19,8 @@ from . import _worker
 from .partition import combine, steps
 
 
-def _in_steps(part: pd.DataFrame | pd.Series, call: Callable[[Any], Any]) -> Any:
+def _in_steps(part: pd.DataFrame | pd.Series, call: Callable[[Any], Any],
+              infer: str = "columns") -> Any:
     """Run ``call`` on consecutive row slices of ``part``, reporting rows as it goes."""
     n = len(part)
     if n == 0:
@@ -39,7 +40,7 @@ def _in_steps(part: pd.DataFrame | pd.Series, call: Callable[[Any], Any]) -> Any
     if len(results) == 1:
         return results[0]
     if all(isinstance(r, pd.DataFrame | pd.Series) for r in results):
-        return combine(results)  # infers dtypes over all steps, as one pandas call would
+        return combine(results, infer=infer)  # dtypes over all steps, as one call infers
     return results
 
 
@@ -74,7 +75,8 @@ class RowApply:
                 ctx.note_row(row.name)
             return func(row, *args, **kwargs)
 
-        return _in_steps(part, lambda piece: piece.apply(each_row, axis=1, **self.kwargs))
+        return _in_steps(part, lambda piece: piece.apply(each_row, axis=1, **self.kwargs),
+                         infer="block")
 
 
 @dataclass(frozen=True)
@@ -86,14 +88,22 @@ class ColumnApply:
 
     def __call__(self, part: pd.DataFrame) -> Any:
         func, ctx = self.func, _worker.current()
+        values: list[Any] = []
 
         def each_column(column: Any, *args: Any, **kwargs: Any) -> Any:
             ctx.note_row(getattr(column, "name", None))
             result = func(column, *args, **kwargs)
+            values.append(result)
             ctx.add_rows(1)
             return result
 
-        return part.apply(each_column, axis=0, **self.kwargs)
+        out = part.apply(each_column, axis=0, **self.kwargs)
+        if isinstance(out, pd.Series) and len(values) == len(out):
+            # Values as the function returned them: inferring a dtype from this slice
+            # of columns alone can lose information (NaN next to NaT becomes NaT) that
+            # pandas keeps when it infers once over all columns (the caller does that).
+            return pd.Series(values, index=out.index, name=out.name, dtype=object)
+        return out
 
 
 @dataclass(frozen=True)

@@ -137,29 +137,33 @@ def is_chunked_reader(obj: Any) -> bool:
     return isinstance(obj, tuple(readers))
 
 
-def combine(results: list[Any], *, axis: int = 0, concat_lists: bool = False) -> Any:
+def combine(results: list[Any], *, axis: int = 0, concat_lists: bool = False,
+            infer: str = "columns") -> Any:
     """Put partition results back together in partition order.
 
     pandas objects are concatenated (along ``axis``); lists are joined when
     ``concat_lists`` (the input was a list and each partition returned a list);
-    anything else becomes a list with one item per partition.
+    anything else becomes a list with one item per partition. ``infer`` says how
+    pandas would have inferred a frame's dtypes serially: ``"columns"`` one column at
+    a time (a frame built from columns), ``"block"`` as ``DataFrame.apply`` does.
     """
     if results and all(isinstance(r, pd.DataFrame | pd.Series) for r in results):
         if len(results) == 1:
             return results[0]
-        return _concat_rows(results) if axis == 0 else pd.concat(results, axis=axis)
+        return _concat_rows(results, infer) if axis == 0 else pd.concat(results, axis=axis)
     if concat_lists and all(isinstance(r, list) for r in results):
         return [item for r in results for item in r]
     return list(results)
 
 
-def _concat_rows(results: list[Any]) -> Any:
-    """``pd.concat`` of row pieces, with dtypes inferred over all rows where pieces disagree.
+def _concat_rows(results: list[Any], infer: str = "columns") -> Any:
+    """``pd.concat`` of row pieces, with the dtypes a serial run would have given.
 
     Each piece inferred its dtypes from its own rows only: a piece of missing values
-    alone becomes float or object, one of strings becomes str, one of NaT loses its
-    time zone. A serial run infers once over all rows, so columns whose pieces
-    disagree are inferred again from their values, as pandas does after ``apply``.
+    alone becomes float or object where the others hold strings, tz-aware stamps or
+    nullable integers. Where pieces disagree, the pieces that hold data decide (they
+    saw what pandas would have seen); if even they disagree, the values are inferred
+    again over all rows, as pandas does after ``apply``.
     """
     nonempty = [r for r in results if len(r)]
     if nonempty and all(_same_columns(r, nonempty[0]) for r in results):
@@ -168,21 +172,46 @@ def _concat_rows(results: list[Any]) -> Any:
     if len(results) < 2 or not all(_same_columns(r, results[0]) for r in results):
         return combined
     if isinstance(combined, pd.Series):
-        return _reinfer(combined) if len({r.dtype for r in results}) > 1 else combined
+        if len({r.dtype for r in results}) == 1:
+            return combined
+        settled = _settled(combined, results)
+        return infer_series(combined) if settled is None else settled
     disagree = [i for i in range(combined.shape[1])
                 if len({r.dtypes.iloc[i] for r in results}) > 1]
-    if disagree:
+    if not disagree:
+        return combined
+    columns = [combined.iloc[:, i] for i in range(combined.shape[1])]
+    unsettled = []
+    for i in disagree:
+        settled = _settled(columns[i], [r.iloc[:, i] for r in results])
+        if settled is None:
+            unsettled.append(i)
+        else:
+            columns[i] = settled
+    if unsettled and infer == "block":
         # As DataFrame.apply infers its result: the whole frame as one object block.
         block = pd.DataFrame(combined.to_numpy(dtype=object), index=combined.index,
-                             columns=combined.columns, dtype=object)
-        inferred = block.infer_objects()
-        # Assembled from Series, as setting an object column would infer str again.
-        columns = [(inferred if i in disagree else combined).iloc[:, i]
-                   for i in range(combined.shape[1])]
-        rebuilt = pd.concat(columns, axis=1)
-        rebuilt.columns = combined.columns
-        return rebuilt
-    return combined
+                             columns=combined.columns, dtype=object).infer_objects()
+        for i in unsettled:
+            columns[i] = block.iloc[:, i]
+    else:
+        for i in unsettled:
+            columns[i] = infer_series(columns[i])
+    # Assembled from Series, as setting an object column would infer str again.
+    rebuilt = pd.concat(columns, axis=1)
+    rebuilt.columns = combined.columns
+    return rebuilt
+
+
+def _settled(column: pd.Series, pieces: list[pd.Series]) -> pd.Series | None:
+    """``column`` in the one dtype its pieces that hold data agree on, else ``None``."""
+    voters = {p.dtype for p in pieces if p.notna().any()}
+    if len(voters) != 1:
+        return None
+    try:
+        return column.astype(voters.pop())
+    except (TypeError, ValueError):
+        return None
 
 
 def _same_columns(a: Any, b: Any) -> bool:
@@ -191,7 +220,7 @@ def _same_columns(a: Any, b: Any) -> bool:
     return a.columns.equals(b.columns)
 
 
-def _reinfer(series: pd.Series) -> pd.Series:
+def infer_series(series: pd.Series) -> pd.Series:
     """The Series pandas would build from these values (as ``apply`` and ``map`` do)."""
     return pd.Series(series.astype(object).tolist(), index=series.index, name=series.name)
 

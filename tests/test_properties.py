@@ -175,3 +175,53 @@ def test_map_partitions(df, run, name):
         # Serial meaning of "drop each partition's first row" needs the partition bounds.
         return
     _same(lambda: jp.map_partitions(df, func, **_options(run)), lambda: func(df))
+
+
+@pytest.fixture(scope="module")
+def shell():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "jupyter_par")
+    return ip
+
+
+def _magic(shell, run: dict, target: str, body: str, flags: str = ""):
+    line = f"--jobs {run['jobs']} --start fork --no-progress {flags}"
+    if run["partitions"]:
+        line += f" --partitions {run['partitions']}"
+    return shell.run_cell_magic("parallel", f"{line} {target}", body)
+
+
+SCALAR_ROW_FUNCS = [name for name in ROW_FUNCS if name != "row"]
+
+
+@EXAMPLES
+@given(frames(), runs, st.sampled_from(list(ROW_FUNCS)))
+def test_magic_trailing_expression(shell, df, run, name):
+    shell.user_ns.update(df=df, func=ROW_FUNCS[name])
+    _same(lambda: _magic(shell, run, "df", "df.apply(func, axis=1)\n"),
+          lambda: df.apply(ROW_FUNCS[name], axis=1))
+
+
+@EXAMPLES
+@given(frames(min_rows=1), runs, st.sampled_from(SCALAR_ROW_FUNCS))
+def test_magic_write_back(shell, df, run, name):
+    func = ROW_FUNCS[name]
+    expected = df.copy()
+    expected["r"] = expected.apply(func, axis=1)
+    shell.user_ns.update(df=df.copy(), func=func)
+    _magic(shell, run, "df", "df['r'] = df.apply(func, axis=1)\n")
+    pd.testing.assert_frame_equal(shell.user_ns["df"], expected)
+
+
+@EXAMPLES
+@given(frames(min_rows=1), runs, st.sampled_from(list(GROUP_FUNCS)), st.data())
+def test_magic_by_groups(shell, df, run, name, data):
+    keys = data.draw(st.lists(st.sampled_from(["a", "b", "c"]), min_size=len(df),
+                              max_size=len(df)))
+    df = df.assign(key=keys)
+    func = GROUP_FUNCS[name]
+    shell.user_ns.update(df=df, func=func)
+    _same(lambda: _magic(shell, run, "df", "df.groupby('key').apply(func)\n", "--by key"),
+          lambda: df.groupby("key").apply(func))
