@@ -78,6 +78,13 @@ def sleeps(part: pd.DataFrame) -> pd.DataFrame:
     return part
 
 
+def reports_then_sleeps(part: pd.DataFrame) -> pd.DataFrame:
+    time.sleep(0.2)  # past the throttle of progress events (at most ten a second)
+    jp.progress(1)  # shows it started, then never checks the cancel flag again
+    time.sleep(120)
+    return part
+
+
 @dataclass
 class Cluster:
     address: str
@@ -266,21 +273,42 @@ def test_killed_worker_without_retries_fails_clearly(df, dask_run, cluster):
     assert killed and killed[0] in str(info.value)
 
 
+def _running_keys(client: Any) -> list[str]:
+    """Keys of jupyter_par tasks whose threads still run on any worker."""
+    def executing(dask_worker: Any = None) -> list[str]:
+        return [str(ts.key) for ts in dask_worker.state.executing
+                if str(ts.key).startswith("jupyter_par-")]
+
+    return [key for keys in client.run(executing).values() for key in keys]
+
+
+def _cancel_when(started: int, cancel: threading.Event) -> Any:
+    def on_progress(progress: Any) -> None:
+        if sum(w.rows_done > 0 for w in progress.workers) >= started:
+            cancel.set()
+
+    return on_progress
+
+
 def test_cancel_stops_running_tasks_without_restarting_workers(df, dask_run, cluster):
     before = set(cluster.client.nthreads())
     cancel = threading.Event()
-
-    def on_progress(progress: Any) -> None:
-        if sum(w.rows_done > 0 for w in progress.workers) >= 2:
-            cancel.set()
-
-    options = resolve(**dask_run, progress=on_progress)  # api.execute, for its cancel=
+    options = resolve(**dask_run, progress=_cancel_when(2, cancel))  # api.execute: cancel=
     parts = split_rows(pd.concat([df] * 5), 4)  # about 10 s of work per partition
     with pytest.raises(jp.CancelledError):
         api.execute(parts, operations.RowApply(very_slow), options, label="cancel",
                     cancel=cancel)
-    assert not any(cluster.client.processing().values())
+    assert _running_keys(cluster.client) == []
     assert set(cluster.client.nthreads()) == before  # stopped by the flag, not by restarts
+
+
+def test_cancel_restarts_workers_whose_task_ignores_the_flag(df, dask_run, cluster):
+    cancel = threading.Event()
+    options = resolve(**dask_run, progress=_cancel_when(1, cancel))
+    with pytest.raises(jp.CancelledError):
+        api.execute(split_rows(df, 2), operations.PartitionCall(reports_then_sleeps), options,
+                    label="cancel", cancel=cancel)
+    assert _eventually(lambda: _running_keys(cluster.client) == [])
 
 
 def test_timeout_restarts_a_worker_stuck_in_a_task(df, dask_run, cluster):
@@ -289,8 +317,8 @@ def test_timeout_restarts_a_worker_stuck_in_a_task(df, dask_run, cluster):
         jp.map_partitions(df, sleeps, **dask_run, partitions=1, timeout=1,
                           progress=seen.append)
     stuck = next(w.worker for p in seen for w in p.workers if w.state == "busy")
-    assert _eventually(lambda: not any(cluster.client.processing().values()))
-    assert stuck not in cluster.client.nthreads()
+    assert _eventually(lambda: _running_keys(cluster.client) == [])
+    assert _eventually(lambda: stuck not in cluster.client.nthreads())
 
 
 # -- notebook code and the magic in a real kernel -------------------------------------------

@@ -55,6 +55,8 @@ MEMBERSHIP_EVERY = 0.5
 EVENT_EVERY = 0.1
 #: Seconds between two checks of the cancel flag by a running task.
 CANCEL_EVERY = 0.2
+#: Seconds to wait for a worker restart to finish before the run returns anyway.
+RESTART_WAIT = 1.0
 #: Partitions larger than this are scattered to their worker instead of riding in the graph.
 SCATTER_BYTES = 4 * 2**20
 #: Seconds to wait for a scheduler to answer, or for a cluster to have any worker.
@@ -137,6 +139,12 @@ def _run_partition(task_id: int, run_id: int, op_key: str, op_payload: bytes,
     return _encode_outcome(outcome)
 
 
+def _executing(keys: list[str], dask_worker: Any = None) -> bool:
+    """Whether this worker's threads still run one of ``keys`` (run through Client.run)."""
+    wanted = set(keys)
+    return any(ts.key in wanted for ts in dask_worker.state.executing)
+
+
 # -- the kernel's side ------------------------------------------------------------------
 @dataclass
 class _Flight:
@@ -192,6 +200,7 @@ class DaskBackend(Backend):
         self._cancel_names: dict[int, str] = {}
         self._keys = itertools.count()
         self._empty_since: float | None = None
+        self._retiring: set[str] = set()  # being restarted: no new partitions for them
         # Set by every future as it completes: poll sleeps on it instead of on the cluster.
         self._wake = threading.Event()
 
@@ -280,9 +289,11 @@ class DaskBackend(Backend):
         if force or now - self._checked >= MEMBERSHIP_EVERY:
             self._checked = now
             self._members = dict(self.client.nthreads())
+            self._retiring &= set(self._members)
 
     def _slots(self) -> list[tuple[str, str]]:
-        return _slot_names(self._members, self.jobs)
+        usable = {a: n for a, n in self._members.items() if a not in self._retiring}
+        return _slot_names(usable, self.jobs)
 
     @property
     def workers(self) -> list[str]:
@@ -398,7 +409,7 @@ class DaskBackend(Backend):
 
     # -- stopping -----------------------------------------------------------------------
     def stop_running(self) -> None:
-        """Raise the run's cancel flag; restart the workers of tasks that do not stop."""
+        """Raise the run's cancel flag; restart the workers of tasks that ignore it."""
         flights = list(self._flights.values())
         self._flights.clear()
         if not flights:
@@ -412,31 +423,44 @@ class DaskBackend(Backend):
         while not all(f.done() for f in futures) and time.monotonic() < deadline:
             self._wake.wait(0.05)
             self._wake.clear()
-        # A task that never reported its start is still queued or loading: cancelling
-        # it is enough. One that started and ignores the flag needs its worker restarted.
-        stuck = sorted({f.address for f in flights
-                        if not f.future.done() and (f.run_id, f.task_id) in self._rows})
+        pending = [f for f in flights if not f.future.done()]
         self.client.cancel(futures)
-        self._restart(stuck)
+        self._stop_executing(pending)
 
     def stop_worker(self, worker: str) -> None:
-        """A partition timed out: its worker is restarted (tasks on it cannot be stopped)."""
+        """A partition timed out: cancel it, and restart its worker if it is running it."""
         flight = next((f for f in self._flights.values() if f.slot == worker), None)
         if flight is None:
             return
         del self._flights[flight.task_id]
         self.client.cancel([flight.future])
-        self._restart([flight.address])
+        self._stop_executing([flight])
 
-    def _restart(self, addresses: list[str]) -> None:
-        if not addresses:
+    def _stop_executing(self, flights: list[_Flight]) -> None:
+        """Restart the workers whose threads still run one of ``flights``.
+
+        A cancelled future that had not started never will; one whose thread runs on
+        (it ignored the flag) stays in its worker's ``executing`` set until the worker
+        is restarted. The nanny gives the worker a few seconds to end gracefully, then
+        kills it; the call returns sooner, and the worker takes no more partitions.
+        """
+        if not flights:
             return
+        keys = [f.future.key for f in flights]
+        addresses = sorted({f.address for f in flights})
         try:
-            self.client.restart_workers(addresses, timeout=CONNECT_TIMEOUT,
-                                        raise_for_error=False)
+            running = self.client.run(_executing, keys, workers=addresses, on_error="ignore")
+        except Exception:  # noqa: BLE001 - unsure: restart them all
+            running = dict.fromkeys(addresses, True)
+        stuck = sorted(address for address, found in running.items() if found)
+        if not stuck:
+            return
+        self._retiring.update(stuck)
+        try:
+            self.client.restart_workers(stuck, timeout=RESTART_WAIT, raise_for_error=False)
         except ValueError as exc:  # workers started without a nanny cannot be restarted
             warnings.warn(
-                f"could not stop the task(s) still running on {', '.join(addresses)}: {exc}. "
+                f"could not stop the task(s) still running on {', '.join(stuck)}: {exc}. "
                 "Their results are discarded; start workers with a nanny (the default) to "
                 "let jupyter_par stop them.",
                 JupyterParWarning, stacklevel=3,
