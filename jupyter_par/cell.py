@@ -296,8 +296,10 @@ def _plan(obj: Any, request: CellRequest, jobs: int, partitions: int | None) -> 
         known = set(getattr(obj, "columns", ())) | {n for n in obj.index.names if n}
         missing = [c for c in request.by if c not in known]
         if missing:
-            msg = (f"--by column(s) {', '.join(map(repr, missing))} not in {target}; its "
-                   f"columns are {', '.join(map(str, list(getattr(obj, 'columns', []))[:20]))}")
+            choices = ", ".join(map(str, sorted(known, key=str)[:20])) or "none (unnamed index)"
+            msg = (f"--by column(s) {', '.join(map(repr, missing))} not in {target}; the "
+                   f"{'columns and ' if isinstance(obj, pd.DataFrame) else ''}index levels "
+                   f"it can group by are: {choices}")
             raise UsageError(msg)
         by = request.by[0] if len(request.by) == 1 else list(request.by)
         # dropna=False keeps rows whose key is missing: the body must see every row.
