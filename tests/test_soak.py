@@ -3,7 +3,8 @@
 After a warm-up, the test records child processes, open file descriptors, this
 process's shared-memory segments and resident memory, runs 200 calls of which about
 a quarter fail (exceptions, workers that exit, a partition timeout, an unsendable
-result), and checks that none of the four has grown beyond a small bound. Run with
+result; every 20th run moves partitions large enough for shared memory), and
+checks that none of the four has grown beyond a small bound. Run with
 ``-s`` to see the figures.
 """
 
@@ -73,11 +74,31 @@ def _snapshot() -> dict[str, float]:
     }
 
 
+def _halve_or_fail(part):
+    if len(part) and part.index[-1] == 899_999:
+        msg = "last partition refused"
+        raise ValueError(msg)
+    return part / 2
+
+
+_BIG = pd.DataFrame(np.random.default_rng(2).normal(size=(900_000, 2)), columns=["x", "y"])
+
+
 def _one_run(i: int, df: pd.DataFrame) -> str:
-    """Run number ``i``: mostly successes, with every kind of failure now and then."""
+    """Run number ``i``: mostly successes, with every kind of failure now and then.
+
+    Every 20th run moves partitions of about 4.8 MB, which travel through shared
+    memory, half of them ending in a failure.
+    """
     kind = i % 8
     try:
-        if i % 50 == 49:
+        if i % 20 == 6:
+            got = jp.map_partitions(_BIG.iloc[:-1], _halve_or_fail, partitions=3, **RUN)
+            pd.testing.assert_frame_equal(got, _BIG.iloc[:-1] / 2)
+            return "ok"
+        if i % 20 == 16:
+            jp.map_partitions(_BIG, _halve_or_fail, partitions=3, **RUN)
+        elif i % 50 == 49:
             jp.map(list(range(10)), _spin_on_seven, timeout=0.3, **RUN)
         elif i % 25 == 12:
             jp.map(list(range(10)), _exit_on_seven, **RUN)
@@ -119,3 +140,81 @@ def test_200_runs_leak_nothing():
     assert after["fds"] <= before["fds"], figures
     assert after["shm"] == 0, figures
     assert after["rss_mb"] - before["rss_mb"] < RSS_BOUND_MB, figures
+
+
+KERNEL_SOAK = """
+%load_ext jupyter_par
+import os, json, psutil
+import numpy as np, pandas as pd
+df = pd.DataFrame({"a": np.arange(40), "k": np.arange(40) % 5})
+snapshot = df.copy(deep=True)
+
+def fail_on_seven(row):
+    if row["a"] == 7:
+        raise ValueError("seven")
+    return row["a"]
+
+def exit_on_seven(row):
+    if row["a"] == 7:
+        os._exit(3)
+    return row["a"]
+
+def snapshot_of_leaks():
+    me = psutil.Process()
+    prefix = f"jupyter_par-{os.getpid()}-"
+    return {
+        "children": len([c for c in me.children(recursive=True)
+                         if c.status() != psutil.STATUS_ZOMBIE]),
+        "fds": me.num_fds(),
+        "shm": len([n for n in os.listdir("/dev/shm") if n.startswith(prefix)]),
+        "rss_mb": me.memory_info().rss / 2**20,
+    }
+
+FLAGS = "--jobs 2 --start fork --no-progress"
+BODY = "df.apply(%s, axis=1)"
+def one(i):
+    ip = get_ipython()
+    try:
+        if i % 4 == 1:
+            ip.run_cell_magic("parallel", f"{FLAGS} --out bad df", BODY % "fail_on_seven")
+        elif i % 25 == 12:
+            ip.run_cell_magic("parallel", f"{FLAGS} --out bad df", BODY % "exit_on_seven")
+        else:
+            ip.run_cell_magic("parallel", f"{FLAGS} df", "df['b'] = df['a'] * 2")
+            assert df["b"].equals(df["a"] * 2)
+            del df["b"]
+            return "ok"
+    except (ValueError, RuntimeError) as exc:
+        assert "bad" not in globals() and df.equals(snapshot)
+        return type(exc).__name__
+    raise AssertionError(i)
+
+for i in range(8):
+    one(i)
+before = snapshot_of_leaks()
+outcomes = {}
+for i in range(RUNS):
+    result = one(i)
+    outcomes[result] = outcomes.get(result, 0) + 1
+one(0)
+print("SOAK", json.dumps({"before": before, "after": snapshot_of_leaks(), "outcomes": outcomes}))
+"""
+
+
+@pytest.mark.kernel
+def test_magic_runs_in_one_kernel_leak_nothing():
+    import json
+
+    from notebook_runner import outputs_text, run_cells
+
+    nb = run_cells([KERNEL_SOAK.replace("RUNS", str(RUNS))], timeout=200)
+    text = outputs_text(nb.cells[0])
+    figures = json.loads(text.split("SOAK", 1)[1])
+    before, after = figures["before"], figures["after"]
+    print(f"\nkernel soak: {RUNS} %%parallel runs, {figures['outcomes']}; "
+          + ", ".join(f"{k} {before[k]:g} -> {after[k]:g}" for k in before))
+    assert figures["outcomes"]["ok"] >= RUNS // 2 and len(figures["outcomes"]) == 3
+    assert after["children"] == before["children"]
+    assert after["fds"] <= before["fds"]
+    assert after["shm"] == 0
+    assert after["rss_mb"] - before["rss_mb"] < RSS_BOUND_MB
