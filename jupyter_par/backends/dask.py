@@ -10,9 +10,12 @@ needs nothing of ``dask.dataframe``. Where the work goes and what it costs::
 
 * Code: the operation travels as dill bytes (scattered once per run) and each worker
   process loads it once, so notebook functions work as on the processes backend.
-* Placement: every task is pinned to one worker thread that the backend picked, so the
-  progress view can name the worker (its address) the moment the task is submitted,
-  and at most ``jobs`` partitions are in flight (the panel's slider on a shared cluster).
+* Placement: every task is pinned to a worker the backend picked, one partition per
+  worker thread, so the progress view can name the worker (its address) the moment the
+  task is submitted, and at most ``jobs`` partitions are in flight (the panel's slider
+  on a shared cluster; a local cluster is scaled to ``jobs`` workers instead).
+* Workers need jupyter_par and the packages the user's code imports: the task itself
+  is jupyter_par's, and only the user's code travels by value.
 * Dead workers: a task pinned to a worker that leaves the cluster would wait forever,
   so membership is checked while polling and the task is reported as died.
 * Stopping: Dask cannot stop a running task, so each run has a ``distributed.Event``
