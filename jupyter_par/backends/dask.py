@@ -246,7 +246,8 @@ class DaskBackend(Backend):
         """Rows done, reported by a running task (called on the client's own thread)."""
         _, msg = event
         with contextlib.suppress(KeyError, TypeError):
-            self._rows[(msg["run"], msg["task"])] = int(msg["rows"])
+            if msg["run"] in self._cancel_names:  # a run still going, not a straggler
+                self._rows[(msg["run"], msg["task"])] = int(msg["rows"])
 
     def reshape(self, other: Backend) -> bool:
         """Another ``jobs`` on the same cluster: scale the local one, or just cap in-flight."""
@@ -336,13 +337,13 @@ class DaskBackend(Backend):
         data: Any = shipping.dumps_data(task.data, what=f"partition {task.task_id}")
         if len(data) > SCATTER_BYTES:  # big graphs are slow; send it straight to its worker
             data = self.client.scatter(data, workers=[address], hash=False)
+        self._rows.pop((task.run_id, task.task_id), None)  # a retry starts from zero
         future = self.client.submit(
             _run_partition, task.task_id, task.run_id, op_key, op_payload, data, self.topic,
             self._cancel_names[task.run_id],
             key=f"jupyter_par-{self.token}-{task.task_id}-{next(self._keys)}",
             workers=[address], allow_other_workers=False, pure=False, retries=0,
         )
-        self._rows.pop((task.run_id, task.task_id), None)  # a retry starts from zero
         future.add_done_callback(lambda _: self._wake.set())
         self._flights[task.task_id] = _Flight(task.task_id, task.run_id, slot, address, future)
         return slot
