@@ -48,20 +48,38 @@ def _pss(pid: int) -> int:
 
 
 class TreeMemory(threading.Thread):
-    """Samples the summed PSS of this process and all its descendants every 20 ms."""
+    """Samples the tree every 20 ms: summed PSS, and each process's CPU seconds so far.
+
+    The CPU of the busiest single process bounds how fast the run could be on an
+    idle machine; it is sampled, not read at the end, because pool workers that exit
+    during the run take their figures with them.
+    """
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.peak = 0
         self.done = threading.Event()
+        self.first_cpu: dict[int, float] = {}
+        self.last_cpu: dict[int, float] = {}
 
     def sample(self) -> None:
         me = psutil.Process()
         try:
-            pids = [me.pid, *(c.pid for c in me.children(recursive=True))]
+            procs = [me, *me.children(recursive=True)]
         except psutil.Error:
-            pids = [me.pid]
-        self.peak = max(self.peak, sum(_pss(p) for p in pids))
+            procs = [me]
+        self.peak = max(self.peak, sum(_pss(p.pid) for p in procs))
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            self.last_cpu[proc.pid] = times.user + times.system
+
+    def busiest_cpu(self) -> float:
+        """CPU seconds of the process that worked most (the parent counts only itself)."""
+        return max((self.last_cpu[p] - self.first_cpu.get(p, 0.0) for p in self.last_cpu),
+                   default=0.0)
 
     def run(self) -> None:
         while not self.done.wait(0.02):
@@ -114,6 +132,8 @@ def main() -> None:
     times = []
     memory = TreeMemory()
     memory.sample()
+    # Processes already alive (warm pools) count from here; new ones count whole.
+    memory.first_cpu = dict(memory.last_cpu)
     memory.start()
     cpu_before = tree_cpu()
     for _ in range(runs):
@@ -126,6 +146,7 @@ def main() -> None:
     print(json.dumps({
         "workload": number, "method": name, "jobs": jobs, "rows": rows,
         "seconds": statistics.median(times), "runs": runs, "peak_bytes": peak, "cpu_seconds": cpu,
+        "busiest_cpu_seconds": memory.busiest_cpu() / runs,
         "correct": correct, "pandas": pd.__version__,
     }))
     if name.startswith("jupyter_par"):
