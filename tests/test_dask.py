@@ -193,6 +193,17 @@ def test_api_calls_give_what_pandas_gives(df, dask_run):
     assert jp.map(list(range(50)), lambda x: x * x, **run) == [x * x for x in range(50)]
 
 
+def rated(row: pd.Series) -> float:
+    return jp.shared["rates"][row["k"]] * row["a"]
+
+
+def test_shared_objects_reach_dask_workers(df, dask_run):
+    rates = pd.Series(np.linspace(0.5, 2.0, 9))
+    result = jp.apply(df, rated, axis=1, **dask_run, shared={"rates": rates}, progress=False)
+    expected = pd.Series(rates[df["k"]].to_numpy() * df["a"].to_numpy(), index=df.index)
+    pd.testing.assert_series_equal(result, expected)
+
+
 def test_progress_is_live_and_keyed_by_worker_address(df, dask_run, cluster):
     seen = []
     result = jp.apply(df, slow_score, axis=1, **dask_run, partitions=4, progress=seen.append)
