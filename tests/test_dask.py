@@ -435,6 +435,17 @@ def test_bad_scheduler_values_are_one_line_errors(df, monkeypatch):
                  progress=False)
 
 
+def test_slots_spread_over_workers_and_name_each_thread():
+    from jupyter_par.backends.dask import _slot_names
+
+    members = {"tcp://b:2": 1, "tcp://a:1": 3}
+    assert _slot_names(members, 3) == [
+        ("tcp://a:1#1", "tcp://a:1"), ("tcp://b:2", "tcp://b:2"), ("tcp://a:1#2", "tcp://a:1"),
+    ]
+    assert len(_slot_names(members, 10)) == 4
+    assert _slot_names({}, 4) == []
+
+
 def test_missing_distributed_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
     monkeypatch.delitem(sys.modules, "jupyter_par.backends.dask", raising=False)
