@@ -61,7 +61,7 @@ def dumps_code(obj: Any, *, what: str = "the function") -> bytes:
         buffer = io.BytesIO()
         _CodePickler(buffer, protocol=PROTOCOL, recurse=True).dump(obj)
         return buffer.getvalue()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - re-raised below as a ShippingError
         culprit = find_unshippable(obj)
         where = f" because it uses {culprit}" if culprit else ""
         msg = (
@@ -69,7 +69,9 @@ def dumps_code(obj: Any, *, what: str = "the function") -> bytes:
             "Create such objects inside the function (or pass plain data), or use "
             "backend='threads' which needs no shipping."
         )
-        raise ShippingError(msg) from exc
+        # The cause without its traceback: dozens of pickler frames say nothing to the
+        # user (the message names the culprit) and take a notebook a second to render.
+        raise ShippingError(msg) from exc.with_traceback(None)
 
 
 def _referenced(obj: Any) -> dict[str, Any]:
