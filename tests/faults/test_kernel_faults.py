@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.kernel, pytest.mark.slow, pytest.mark.timeout(240)]
 
 SETUP = """
 %load_ext jupyter_par
-import ctypes, faulthandler, os, socket
+import ctypes, faulthandler, os, signal, socket, threading, time
 import numpy as np, pandas as pd
 import jupyter_par as jp
 from jupyter_par import backends
@@ -64,6 +64,23 @@ def uses_socket(row):
 def uses_missing_name(row):
     return row["a"] + NOT_DEFINED_ANYWHERE
 
+def slow(row):
+    time.sleep(0.01)
+    return row["a"]
+
+def arm_killer():
+    # SIGKILL one worker from outside as soon as the next run keeps it busy.
+    pool = backends.warm_backends()["processes"]
+    victim = pool.pids()[0]
+
+    def kill():
+        deadline = time.monotonic() + 10
+        while not pool.rows_done() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.kill(victim, signal.SIGKILL)
+
+    threading.Thread(target=kill, daemon=True).start()
+
 def check():
     assert df.equals(snapshot) and list(df.columns) == ["a"], "df changed"
     assert "out" not in globals(), "a failed run stored a result"
@@ -92,6 +109,7 @@ FAULTS = {
     "unshippable_function": ("uses_socket", "", "", "ShippingError", ["CONNECTION", "socket"]),
     "missing_name": ("uses_missing_name", "", "", "NameError",
                      ["NOT_DEFINED_ANYWHERE", "row label", " of 50"]),
+    "sigkill": ("slow", "", "", "WorkerDiedError", ["SIGKILL", " of 50"]),
 }
 
 
@@ -101,11 +119,14 @@ def _cells(method: str) -> tuple[list[str], list[tuple[str, int]]]:
     setup = SETUP.replace("{opts}", opts).replace("{flags}", flags)
     cells, faults = [setup, "check()"], []
     for name, (func, kwargs, more_flags, _, _) in FAULTS.items():
+        arm = "arm_killer()\n" if name == "sigkill" else ""
         faults.append((f"api-{name}", len(cells)))
-        cells += [f"out = jp.apply(df, {func}, axis=1, {opts}{kwargs})", "check()"]
+        cells += [f"{arm}out = jp.apply(df, {func}, axis=1, {opts}{kwargs})", "check()"]
         faults.append((f"magic-{name}", len(cells)))
         body = f"df['b'] = df.apply({func}, axis=1)"
-        cells += [f"%%parallel {flags}{more_flags} df\n{body}", "check()"]
+        magic = (f"get_ipython().run_cell_magic('parallel', '{flags}{more_flags} df', {body!r})"
+                 if arm else f"%%parallel {flags}{more_flags} df\n{body}")
+        cells += [arm + magic, "check()"]
     cells.append(textwrap.dedent("""
         import psutil
         allowed = set(backends.warm_backends()["processes"].pids())
