@@ -206,11 +206,12 @@ def test_shared_objects_reach_dask_workers(df, dask_run):
 
 def test_progress_is_live_and_keyed_by_worker_address(df, dask_run, cluster):
     seen = []
-    result = jp.apply(df, slow_score, axis=1, **dask_run, partitions=4, progress=seen.append)
-    pd.testing.assert_series_equal(result, df.apply(slow_score, axis=1))
+    small = df.head(200)  # 50 rows of 20 ms per partition: several updates each
+    result = jp.apply(small, very_slow, axis=1, **dask_run, partitions=4, progress=seen.append)
+    pd.testing.assert_series_equal(result, small.apply(very_slow, axis=1))
     addresses = set(cluster.client.nthreads())
     final = seen[-1]
-    assert final.state == "done" and final.rows_done == len(df)
+    assert final.state == "done" and final.rows_done == len(small)
     worked = {w.worker for w in final.workers if w.rows_done > 0}
     assert len(worked) >= 2 and worked <= addresses
     # Rows arrive while a partition runs, not only when it ends.
@@ -304,7 +305,8 @@ def _cancel_when(started: int, cancel: threading.Event) -> Any:
 def test_cancel_stops_running_tasks_without_restarting_workers(df, dask_run, cluster):
     before = set(cluster.client.nthreads())
     cancel = threading.Event()
-    options = resolve(**dask_run, progress=_cancel_when(2, cancel))  # api.execute: cancel=
+    # Once all four run (none still loading), each stops at its next check of the flag.
+    options = resolve(**dask_run, progress=_cancel_when(4, cancel))  # api.execute: cancel=
     parts = split_rows(pd.concat([df] * 5), 4)  # about 10 s of work per partition
     with pytest.raises(jp.CancelledError):
         api.execute(parts, operations.RowApply(very_slow), options, label="cancel",
