@@ -1,7 +1,7 @@
 """The work done on one partition, as small picklable objects.
 
 Each operation calls the pandas method the user would have called serially, on its
-partition, in steps of about 50 ms so the worker can report rows done as it goes.
+partition, in steps of about 200 ms so the worker can report rows done as it goes.
 These classes are imported by reference in workers; only the user's function inside
 them travels by value (see :mod:`jupyter_par.shipping`).
 """
