@@ -12,7 +12,7 @@ import io
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import backends
@@ -97,6 +97,10 @@ def measure(plan: Plan, *, counts: Sequence[int] | None = None, backend: str = "
     for count in counts:
         options = resolve(jobs=count, backend=backend, progress=False)
         backends.acquire(options.backend, options.jobs, **options.backend_options())
+        # One row per worker first: a warm pool may hold workers stopped by a cancel or a
+        # failure, and replacing them is not what later runs pay.
+        warm_up = Plan(sample.frame.iloc[:count], plan.func, plan.mode, plan.by)
+        warm_up.run(replace(options, partitions=count), cancel=cancel)
         started = time.perf_counter()
         sample.run(options, sinks=sinks, cancel=cancel)
         timings.append(time.perf_counter() - started)
