@@ -259,12 +259,26 @@ class CellOp:
                     else contextlib.nullcontext())
         with counting:
             exec(statements, namespace)
-            if last is not None:
-                return eval(last, namespace)
+            value = eval(last, namespace) if last is not None else None
+        if value is not None:
+            return value
+        if last is not None:
+            return _EndedInNone(namespace.get(self.target))
         if self.target not in namespace:
             msg = f"the cell deleted {self.target!r}, so there is no result to return"
             raise NameError(msg)
         return namespace[self.target]
+
+
+@dataclass(frozen=True)
+class _EndedInNone:
+    """The body's trailing expression gave None (``print(...)``, ``df.info()``).
+
+    IPython shows nothing for such a cell, and a serial run keeps what the body did to
+    TARGET, so TARGET's final value travels back in case every partition ends this way.
+    """
+
+    target_value: Any
 
 
 # -- planning: TARGET into partitions --------------------------------------------------
@@ -434,8 +448,14 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
         _name_cells(exc, getattr(getattr(shell, "compile", None), "_filename_map", {}))
         raise exc.with_traceback(_user_traceback(exc.__traceback__)) from exc.__cause__
     _warn_again(caught, outcome, shell, filename)
-    value = _combine(outcome.results, request, plan, obj, expression=last is not None)
-    if last is not None and all(r is None for r in outcome.results):
+    results = outcome.results
+    if last is not None and results and all(isinstance(r, _EndedInNone) for r in results):
+        # A cell ending in print(...) is a statement cell: write TARGET back.
+        last, results = None, [r.target_value for r in results]
+    else:
+        results = [None if isinstance(r, _EndedInNone) else r for r in results]
+    value = _combine(results, request, plan, obj, expression=last is not None)
+    if last is not None and all(r is None for r in results):
         value = None
     _note_local_names(request, expression=last is not None)
     if last is not None:

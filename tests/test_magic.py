@@ -98,6 +98,20 @@ def test_trailing_expression_is_the_output_and_target_is_unchanged(shell, ns):
     pd.testing.assert_frame_equal(stored, result)
 
 
+@pytest.mark.parametrize("line", [PROCS, "--jobs 1 --no-progress"])
+def test_a_cell_ending_in_print_writes_target_back_like_a_serial_run(shell, ns, line, capsys):
+    body = """
+    df["score"] = df.apply(score, axis=1)
+    print(len(df))
+    """
+    scope = dict(ns, df=ns["df"].copy())
+    exec(textwrap.dedent(body), scope)
+    capsys.readouterr()
+    assert cell(shell, f"{line} df", body) is None
+    pd.testing.assert_frame_equal(ns["df"], scope["df"])
+    assert "score" in ns["df"].columns
+
+
 def test_out_receives_the_written_back_target(shell, ns):
     before = ns["df"]
     body = "df = df[df['a'] > 10]\n"
