@@ -4,7 +4,8 @@ commands (two single-threaded worker processes each) started on 127.0.0.1 by thi
 The cluster runs in its own sessions, not as children of pytest: a worker killed on
 purpose is replaced by its nanny, and that replacement must not count as a process left
 behind by the test. The module's teardown stops every process of those sessions and
-checks that none is left.
+checks that none is left. The workers find this module's functions (shipped by
+reference, as functions of an importable module are) through their PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -459,7 +460,7 @@ def test_missing_distributed_says_what_to_install(monkeypatch):
 
 @pytest.mark.kernel
 @pytest.mark.slow
-def test_demo_notebook_runs_the_same_cell_on_processes_and_dask(resource_tracker):
+def test_demo_notebook_runs_the_same_cell_on_processes_and_dask():
     from notebook_runner import REPO, outputs_text, run_notebook
 
     nb = run_notebook(REPO / "demo_notebooks" / "04_dask.ipynb", timeout=180)
