@@ -29,13 +29,15 @@ def _warm_pids() -> set[int]:
 def _helper_pids() -> set[int]:
     """multiprocess's own long-lived helpers: the forkserver and the resource tracker."""
     pids = set()
-    try:
-        from multiprocess import forkserver, resource_tracker
-
-        pids.add(getattr(forkserver._forkserver, "_forkserver_pid", None))
-        pids.add(getattr(resource_tracker._resource_tracker, "_pid", None))
-    except (ImportError, AttributeError):
-        pass
+    # multiprocess's own, and the stdlib's (started by a Dask LocalCluster's spawned workers)
+    for package in ("multiprocess", "multiprocessing"):
+        try:
+            forkserver = __import__(f"{package}.forkserver", fromlist=["_"])
+            tracker = __import__(f"{package}.resource_tracker", fromlist=["_"])
+        except ImportError:
+            continue
+        pids.add(getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None))
+        pids.add(getattr(getattr(tracker, "_resource_tracker", None), "_pid", None))
     return {pid for pid in pids if pid}
 
 
