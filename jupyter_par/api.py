@@ -172,7 +172,10 @@ def apply(obj: pd.DataFrame | pd.Series, func: Callable[..., Any], axis: Any = 0
         parts = split_rows(obj, n)
         outcome = execute(parts, operations.RowApply(func, pandas_kwargs), options,
                           label=f"apply({_name(func)}, axis=1)", shared=objects)
-        return combine(outcome.results, infer="block")
+        combined = combine(outcome.results, infer="block")
+        if isinstance(combined, pd.Series) and combined.dtype == object:
+            combined = infer_series(combined)  # RowApply sends its values uninferred
+        return combined
     n = partition_count(obj.shape[1], options.jobs, options.partitions)
     parts = split_columns(obj, n)
     outcome = execute(parts, operations.ColumnApply(func, pandas_kwargs), options,

@@ -69,14 +69,23 @@ class RowApply:
     def __call__(self, part: pd.DataFrame) -> Any:
         func, ctx = self.func, _worker.current()
         raw = self.kwargs.get("raw", False)
+        values: list[Any] = []
 
         def each_row(row: Any, *args: Any, **kwargs: Any) -> Any:
             if not raw:
                 ctx.note_row(row.name)
-            return func(row, *args, **kwargs)
+            result = func(row, *args, **kwargs)
+            values.append(result)
+            return result
 
-        return _in_steps(part, lambda piece: piece.apply(each_row, axis=1, **self.kwargs),
-                         infer="block")
+        out = _in_steps(part, lambda piece: piece.apply(each_row, axis=1, **self.kwargs),
+                        infer="block")
+        if isinstance(out, pd.Series) and len(values) == len(out):
+            # One value per row, sent as returned: a dtype inferred from these rows alone
+            # can lose what pandas keeps when it infers once over all rows (NaN beside
+            # NaT turns NaT); the caller infers once, over every partition.
+            return pd.Series(values, index=out.index, name=out.name, dtype=object)
+        return out
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,12 @@ def _concat_rows(results: list[Any], infer: str = "columns") -> Any:
                 if len({r.dtypes.iloc[i] for r in results}) > 1]
     if not disagree:
         return combined
+    if infer == "block":
+        # As DataFrame.apply infers its result: the whole frame as one object block,
+        # every column at once (pandas keeps them all object unless one converts).
+        block = pd.DataFrame(combined.to_numpy(dtype=object), index=combined.index,
+                             columns=combined.columns, dtype=object)
+        return block.infer_objects()
     columns = [combined.iloc[:, i] for i in range(combined.shape[1])]
     unsettled = []
     for i in disagree:
@@ -188,15 +194,8 @@ def _concat_rows(results: list[Any], infer: str = "columns") -> Any:
             unsettled.append(i)
         else:
             columns[i] = settled
-    if unsettled and infer == "block":
-        # As DataFrame.apply infers its result: the whole frame as one object block.
-        block = pd.DataFrame(combined.to_numpy(dtype=object), index=combined.index,
-                             columns=combined.columns, dtype=object).infer_objects()
-        for i in unsettled:
-            columns[i] = block.iloc[:, i]
-    else:
-        for i in unsettled:
-            columns[i] = infer_series(columns[i])
+    for i in unsettled:
+        columns[i] = infer_series(columns[i])
     # Assembled from Series, as setting an object column would infer str again.
     rebuilt = pd.concat(columns, axis=1)
     rebuilt.columns = combined.columns
@@ -209,9 +208,11 @@ def _settled(column: pd.Series, pieces: list[pd.Series]) -> pd.Series | None:
     if len(voters) != 1:
         return None
     try:
-        return column.astype(voters.pop())
+        settled = column.astype(voters.pop())
     except (TypeError, ValueError):
         return None
+    # A cast that invents values (NaT as an integer, NaN as True) is no answer.
+    return settled if settled.isna().equals(column.isna()) else None
 
 
 def _same_columns(a: Any, b: Any) -> bool:
