@@ -80,10 +80,12 @@ class RowApply:
 
         out = _in_steps(part, lambda piece: piece.apply(each_row, axis=1, **self.kwargs),
                         infer="block")
-        if isinstance(out, pd.Series) and len(values) == len(out):
+        if isinstance(out, pd.Series) and len(values) == len(out) \
+                and out.dtype.kind not in "biufc":
             # One value per row, sent as returned: a dtype inferred from these rows alone
             # can lose what pandas keeps when it infers once over all rows (NaN beside
-            # NaT turns NaT); the caller infers once, over every partition.
+            # NaT turns NaT); the caller infers once, over every partition. Numbers stay
+            # typed: they lose nothing, and pickling them as objects costs ~1.7 s per 1M.
             return pd.Series(values, index=out.index, name=out.name, dtype=object)
         return out
 
