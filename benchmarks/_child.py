@@ -1,9 +1,10 @@
 """Run one method on one workload in this fresh process; print one JSON line.
 
 The result is first checked against serial pandas (the ``serial`` method of this
-environment saves it, the others load it), then the run is timed while a thread
-samples the memory of the whole process tree. The CPU seconds the tree spent are
-recorded too: other load on the machine distorts them far less than wall time.
+environment saves it, the others load it), then the run is timed, then run once more
+while a thread samples the memory of the whole process tree. The CPU seconds the
+tree spent in the timed runs are recorded too: other load on the machine distorts
+them far less than wall time.
 Memory is PSS (proportional set size) summed over the tree: RSS would count
 shared-memory pages once per process that maps them, which would charge
 shared-memory transports several times for the same bytes.
@@ -48,38 +49,24 @@ def _pss(pid: int) -> int:
 
 
 class TreeMemory(threading.Thread):
-    """Samples the tree every 20 ms: summed PSS, and each process's CPU seconds so far.
+    """Samples the summed PSS of this process and all its descendants every 20 ms.
 
-    The CPU of the busiest single process bounds how fast the run could be on an
-    idle machine; it is sampled, not read at the end, because pool workers that exit
-    during the run take their figures with them.
+    Reading PSS costs the kernel a walk of each process's page tables (a few ms per
+    sample), so memory is measured in a run of its own, never in the timed runs.
     """
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.peak = 0
         self.done = threading.Event()
-        self.first_cpu: dict[int, float] = {}
-        self.last_cpu: dict[int, float] = {}
 
     def sample(self) -> None:
         me = psutil.Process()
         try:
-            procs = [me, *me.children(recursive=True)]
+            pids = [me.pid, *(c.pid for c in me.children(recursive=True))]
         except psutil.Error:
-            procs = [me]
-        self.peak = max(self.peak, sum(_pss(p.pid) for p in procs))
-        for proc in procs:
-            try:
-                times = proc.cpu_times()
-            except psutil.Error:
-                continue
-            self.last_cpu[proc.pid] = times.user + times.system
-
-    def busiest_cpu(self) -> float:
-        """CPU seconds of the process that worked most (the parent counts only itself)."""
-        return max((self.last_cpu[p] - self.first_cpu.get(p, 0.0) for p in self.last_cpu),
-                   default=0.0)
+            pids = [me.pid]
+        self.peak = max(self.peak, sum(_pss(p) for p in pids))
 
     def run(self) -> None:
         while not self.done.wait(0.02):
@@ -130,11 +117,6 @@ def main() -> None:
 
     runs = repeat if number != 7 else max(repeat, 30)
     times = []
-    memory = TreeMemory()
-    memory.sample()
-    # Processes already alive (warm pools) count from here; new ones count whole.
-    memory.first_cpu = dict(memory.last_cpu)
-    memory.start()
     cpu_before = tree_cpu()
     for _ in range(runs):
         started = time.perf_counter()
@@ -142,11 +124,17 @@ def main() -> None:
         times.append(time.perf_counter() - started)
         del result
     cpu = cpu_between(cpu_before, tree_cpu()) / runs
+    gc.collect()
+
+    memory = TreeMemory()  # one more run, untimed, while the sampler watches
+    memory.sample()
+    memory.start()
+    result = func(number, data, jobs)
+    del result
     peak = memory.stop()
     print(json.dumps({
         "workload": number, "method": name, "jobs": jobs, "rows": rows,
         "seconds": statistics.median(times), "runs": runs, "peak_bytes": peak, "cpu_seconds": cpu,
-        "busiest_cpu_seconds": memory.busiest_cpu() / runs,
         "correct": correct, "pandas": pd.__version__,
     }))
     if name.startswith("jupyter_par"):
