@@ -43,6 +43,10 @@ from .progress import CANCELLED, DONE, FAILED, ProgressSink, ProgressTracker, Ru
 #: Seconds between two progress updates sent to the sinks (about ten a second).
 TICK = 0.1
 _run_ids = itertools.count(1)
+#: Warm backends serve one run at a time: a panel run in a background thread and a
+#: cell's run would otherwise share (or reshape) the same workers. The second waits.
+_one_run_at_a_time = threading.RLock()
+_WORKER_THREAD_PREFIX = "jupyter_par-thread-"  # threads backend workers
 
 
 @dataclass(frozen=True)
@@ -355,7 +359,14 @@ def run(
     RunOutcome
         Results in partition order, captured output, skipped failures, timings.
     """
-    backend = backends.acquire(options.backend, options.jobs, **options.backend_options())
     state = _Run(partitions, op, options, sinks, rows_total, partitions_total, label, unit, cancel,
                  fold)
-    return state.drive(backend)
+    if threading.current_thread().name.startswith(_WORKER_THREAD_PREFIX):
+        # A parallel call made by user code inside a threads-backend task: the outer run
+        # holds the workers, so the inner one runs right here in that thread.
+        from .backends.sequential import SequentialBackend
+
+        return state.drive(SequentialBackend(1))
+    with _one_run_at_a_time:
+        backend = backends.acquire(options.backend, options.jobs, **options.backend_options())
+        return state.drive(backend)

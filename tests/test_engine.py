@@ -294,3 +294,27 @@ def test_engine_imports_no_jupyter_code():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert done.stdout.strip() == "clean", done.stderr
+
+
+def test_a_background_run_and_a_foreground_run_take_turns():
+    df = pd.DataFrame({"a": range(40)})
+    results = {}
+
+    def background():
+        results["bg"] = jp.apply(df, lambda r: (time.sleep(0.01), r.a)[1], axis=1, jobs=2,
+                                 progress=False)
+
+    thread = threading.Thread(target=background)
+    thread.start()
+    time.sleep(0.05)
+    results["fg"] = jp.apply(df, lambda r: r.a * 2, axis=1, jobs=3, progress=False)
+    thread.join(30)
+    assert results["bg"].tolist() == list(range(40))
+    assert results["fg"].tolist() == [a * 2 for a in range(40)]
+
+
+def test_parallel_call_inside_a_threads_task_runs_in_that_thread():
+    def inner(n):
+        return sum(jp.map(list(range(n)), lambda v: v + 1, jobs=2, progress=False))
+
+    assert jp.map([3, 4, 5], inner, backend="threads", jobs=3, progress=False) == [6, 10, 15]
