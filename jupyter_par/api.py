@@ -193,10 +193,25 @@ def _series_call(series: pd.Series, func: Any, method: str, pandas_kwargs: dict[
                  options: Options, objects: Mapping[str, Any] | None = None) -> Any:
     if len(series) == 0:
         return getattr(series, method)(func, **pandas_kwargs)
+    if _PANDAS_MAJOR < 3 and callable(func) and _masked_with_missing(series):
+        # pandas 2 hands the function the values of the WHOLE array as numpy gives them:
+        # floats when any value is missing. A slice without missing values would get
+        # ints, so every partition gets what the whole array gives.
+        series = pd.Series(series.to_numpy(), index=series.index, name=series.name)
     n = partition_count(len(series), options.jobs, options.partitions)
     outcome = execute(split_rows(series, n), operations.SeriesMap(func, method, pandas_kwargs),
                       options, label=f"{method}({_name(func)})", shared=objects)
     return combine(outcome.results)
+
+
+_PANDAS_MAJOR = int(pd.__version__.split(".")[0])
+
+
+def _masked_with_missing(series: pd.Series) -> bool:
+    """A nullable numeric or boolean column (Int64, Float64, boolean) holding a missing value."""
+    dtype = series.dtype
+    return (isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.kind in "iufb"
+            and bool(series.isna().any()))
 
 
 def map(obj: pd.Series | Sequence[Any] | Iterable[Any], func: Callable[..., Any],
