@@ -85,7 +85,8 @@ def execute(
     """
     known = isinstance(parts, Sequence)
     to_processes = backend_class(options.backend).uses_processes
-    if known and to_processes and options.inline_fallback and not shared:
+    # Only the local process pool falls back: a cluster asked for is a cluster used.
+    if known and options.backend == "processes" and options.inline_fallback and not shared:
         reason = transport.too_small_to_move(parts, op, options.jobs)
         if reason is not None:
             warnings.warn(reason, InlineFallbackWarning, stacklevel=3)
