@@ -67,19 +67,30 @@ class RowApply:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self, part: pd.DataFrame) -> Any:
-        func, ctx = self.func, _worker.current()
-        raw = self.kwargs.get("raw", False)
+        func = self.func
         values: list[Any] = []
+        append = values.append
+        if self.kwargs.get("args") or set(self.kwargs) - {"raw", "result_type"}:
+            def each_row(row: Any, *args: Any, **kwargs: Any) -> Any:
+                result = func(row, *args, **kwargs)
+                append(result)
+                return result
+        else:
+            # The common case gets the leanest wrapper: this runs once per row.
+            def each_row(row: Any) -> Any:
+                result = func(row)
+                append(result)
+                return result
 
-        def each_row(row: Any, *args: Any, **kwargs: Any) -> Any:
-            if not raw:
-                ctx.note_row(row.name)
-            result = func(row, *args, **kwargs)
-            values.append(result)
-            return result
-
-        out = _in_steps(part, lambda piece: piece.apply(each_row, axis=1, **self.kwargs),
-                        infer="block")
+        try:
+            out = _in_steps(part, lambda piece: piece.apply(each_row, axis=1, **self.kwargs),
+                            infer="block")
+        except BaseException:
+            # pandas calls the function row by row, in order: the rows before the
+            # failing one each left a value, so the failing row is the next one.
+            if len(values) < len(part):
+                _worker.current().note_row(part.index[len(values)])
+            raise
         if isinstance(out, pd.Series) and len(values) == len(out) \
                 and out.dtype.kind not in "biufc":
             # One value per row, sent as returned: a dtype inferred from these rows alone
