@@ -41,6 +41,18 @@ def _helper_pids() -> set[int]:
     return {pid for pid in pids if pid}
 
 
+def _spawned_by(process: psutil.Process, older: set[int]) -> bool:
+    """Whether a process descends from one that was already running before the test.
+
+    Session fixtures (the browser, the JupyterLab server) start helpers of their own
+    at any time; those are the fixture's to stop, not the test's.
+    """
+    try:
+        return any(parent.pid in older for parent in process.parents())
+    except psutil.Error:
+        return False
+
+
 def _stray_children(before: set[int], grace: float = 5.0) -> list[psutil.Process]:
     deadline = time.monotonic() + grace
     while True:
@@ -48,7 +60,8 @@ def _stray_children(before: set[int], grace: float = 5.0) -> list[psutil.Process
         allowed = before | _warm_pids() | _helper_pids()
         stray = [
             p for p in me.children(recursive=True)
-            if p.pid not in allowed and p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+            if p.pid not in allowed and not _spawned_by(p, before)
+            and p.is_running() and p.status() != psutil.STATUS_ZOMBIE
         ]
         if not stray or time.monotonic() > deadline:
             return stray
