@@ -47,8 +47,8 @@ from distributed import Client, get_worker
 from .. import _worker, shipping
 from .._worker import TaskFailed
 from ..errors import JupyterParError, JupyterParWarning, UsageError
+from ._outcome import decode_outcome, encode_outcome, loading_failed
 from .base import Backend, Died, Event, Finished, Task
-from .processes import _decode_outcome, _encode_outcome, _reraise
 
 #: Seconds to wait for a cancelled task to notice before its worker is restarted.
 GRACE = 2.0
@@ -134,12 +134,12 @@ def _run_partition(task_id: int, run_id: int, op_key: str, op_payload: bytes,
         op = _load_op(op_key, op_payload)
         data = shipping.loads(data_payload)
     except BaseException as exc:  # noqa: BLE001 - reported to the kernel as the task's failure
-        return _encode_outcome(_worker.execute(task_id, _reraise(exc), None))
+        return encode_outcome(_worker.execute(task_id, loading_failed(exc), None))
     outcome = _worker.execute(
         task_id, op, data, slot=_EventSlot(worker, topic, run_id, task_id),
         cancel=_CancelFlag(cancel_name), threaded=worker.state.nthreads > 1,
     )
-    return _encode_outcome(outcome)
+    return encode_outcome(outcome)
 
 
 def _executing(keys: list[str], dask_worker: Any = None) -> bool:
@@ -388,7 +388,7 @@ class DaskBackend(Backend):
     def _outcome(self, flight: _Flight) -> Event:
         future = flight.future
         if future.status == "finished":
-            return Finished(flight.slot, _decode_outcome(future.result()))
+            return Finished(flight.slot, decode_outcome(future.result()))
         if future.status == "cancelled":
             return Died(flight.slot, flight.task_id, "had its task cancelled by the cluster")
         exc = future.exception()

@@ -26,6 +26,7 @@ from multiprocess.connection import wait
 
 from .. import _worker, shipping, transport
 from .._worker import TaskDone, TaskFailed
+from ._outcome import decode_outcome, encode_outcome, loading_failed
 from .base import Backend, Died, Event, Finished, Task
 
 START_METHODS = ("fork", "spawn", "forkserver")
@@ -63,62 +64,6 @@ def _segment_tag(index: int) -> str:
     return f"w{index}."
 
 
-def _encode_outcome(outcome: TaskDone | TaskFailed, tag: str = "", owner: int = 0) -> bytes:
-    if isinstance(outcome, TaskDone):
-        try:
-            # A large numeric result goes back through shared memory, named after the
-            # parent so that the parent can sweep it if this worker dies before it is read.
-            packed = transport.pack(outcome.value, name=transport.new_name(tag, owner)) \
-                if owner else None
-            if packed is not None:
-                outcome = TaskDone(outcome.task_id, packed, outcome.output, outcome.warnings,
-                                   outcome.seconds)
-            return shipping.dumps_data(("done", outcome), what="the partition's result")
-        except Exception as exc:  # noqa: BLE001 - an unsendable result is the user's failure
-            # A live ShippingError (not only its text) so the caller can catch it by type.
-            from ..errors import ShippingError
-
-            cause = exc.__cause__ or exc
-            error = ShippingError(
-                f"the result of this partition ({type(outcome.value).__qualname__}) cannot "
-                f"be sent back: {type(cause).__name__}: {cause}. Return plain data "
-                "(numbers, strings, lists, DataFrames), not generators, locks or connections."
-            )
-            outcome = TaskFailed(
-                outcome.task_id, error, "ShippingError", str(error),
-                f"jupyter_par.errors.ShippingError: {error}\n", output=outcome.output,
-                warnings=outcome.warnings,
-            )
-    exc_bytes = shipping.dumps_exception(outcome.exception) if outcome.exception else None
-    label = outcome.row_label
-    try:
-        pickle.dumps(label)
-    except Exception:  # noqa: BLE001
-        label = repr(label)
-    return pickle.dumps(
-        ("failed", outcome.task_id, exc_bytes, outcome.type_name, outcome.message,
-         outcome.traceback_text, label, outcome.has_row_label, outcome.output,
-         outcome.warnings),
-        protocol=shipping.PROTOCOL,
-    )
-
-
-def _decode_outcome(payload: bytes) -> TaskDone | TaskFailed:
-    message = shipping.loads(payload)
-    if message[0] == "done":
-        done = message[1]
-        if isinstance(done.value, transport.Packed):
-            done = TaskDone(done.task_id, transport.unpack(done.value), done.output,
-                            done.warnings, done.seconds)
-        return done
-    _, task_id, exc_bytes, type_name, text, tb, label, has_label, output, warns = message
-    exception = None
-    if exc_bytes is not None:
-        with contextlib.suppress(Exception):
-            exception = shipping.as_local_exception(shipping.loads(exc_bytes))
-    return TaskFailed(task_id, exception, type_name, text, tb, label, has_label, output, warns)
-
-
 def _serve(conn: Any, slots: Any, index: int, parent_pid: int) -> None:
     """The loop of one worker process: receive a task, run it, send the outcome."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -141,26 +86,13 @@ def _serve(conn: Any, slots: Any, index: int, parent_pid: int) -> None:
             if isinstance(data, transport.Packed):
                 data = transport.unpack(data)
         except BaseException as exc:  # noqa: BLE001 - reported to the parent as the task's failure
-            outcome: TaskDone | TaskFailed = _worker.execute(task_id, _reraise(exc), None)
+            outcome: TaskDone | TaskFailed = _worker.execute(task_id, loading_failed(exc), None)
         else:
             outcome = _worker.execute(task_id, ops[run_id], data, slot=writer)
         # Drop the partition before waiting: shared pages stay mapped while referenced.
         data = None
-        conn.send_bytes(_encode_outcome(outcome, _segment_tag(index), parent_pid))
+        conn.send_bytes(encode_outcome(outcome, _segment_tag(index), parent_pid))
         outcome = None
-
-
-def _reraise(exc: BaseException) -> Any:
-    def raise_it(_: Any) -> None:
-        from ..errors import ShippingError
-
-        msg = (
-            f"the worker could not load the function or its data: {type(exc).__name__}: {exc}"
-            " (is it defined in a module the workers cannot import?)"
-        )
-        raise ShippingError(msg) from exc
-
-    return raise_it
 
 
 @contextlib.contextmanager
@@ -307,7 +239,7 @@ class ProcessBackend(Backend):
                     events.append(self._died(proc))
                     continue
                 task_id, proc.task_id = proc.task_id, None
-                outcome = _decode_outcome(payload)
+                outcome = decode_outcome(payload)
                 assert outcome.task_id == task_id
                 events.append(Finished(proc.name, outcome))
             elif proc.process.sentinel in ready:
