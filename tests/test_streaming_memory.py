@@ -12,18 +12,20 @@ overstate, never understate, what the run uses.
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import os
+import sys
 import threading
 import time
+from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import psutil
 import pytest
 
 import jupyter_par as jp
+
+# The benchmark writes the same file and runs the same fold at several sizes: one copy.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from streaming_memory import add, summary, tree_rss, write_csv
 
 pytestmark = pytest.mark.slow
 
@@ -38,16 +40,6 @@ CHUNKS_ALIVE = JOBS + JOBS + 1
 COPIES = 2
 #: Allocator slack and the reader's own buffers, independent of the file size.
 SLACK = 48 * 2**20
-
-
-def tree_rss() -> int:
-    """Summed RSS of this process and all its descendants."""
-    me = psutil.Process()
-    total = me.memory_info().rss
-    for child in me.children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            total += child.memory_info().rss
-    return total
 
 
 class PeakSampler(threading.Thread):
@@ -71,34 +63,6 @@ class PeakSampler(threading.Thread):
     def __exit__(self, *exc: object) -> None:
         self.done.set()
         self.join()
-
-
-def write_csv(path: str, megabytes: int) -> tuple[int, int]:
-    """A CSV of about ``megabytes`` MB (one random block repeated); its bytes and rows."""
-    rng = np.random.default_rng(11)
-    n = 100_000
-    block = pd.DataFrame({
-        "a": rng.normal(size=n).round(4),
-        "b": rng.integers(0, 1_000, n),
-        "c": rng.random(n).round(3),
-        "d": rng.choice([f"key{i}" for i in range(40)], n),
-    })
-    text = block.to_csv(index=False, header=False).encode()
-    rows = 0
-    with open(path, "wb") as out:
-        out.write(b"a,b,c,d\n")
-        while out.tell() < megabytes * 2**20:
-            out.write(text)
-            rows += n
-    return os.path.getsize(path), rows
-
-
-def summary(chunk: pd.DataFrame) -> pd.DataFrame:
-    return chunk.groupby("d").agg(rows=("a", "size"), a=("a", "sum"), b=("b", "sum"))
-
-
-def add(acc: pd.DataFrame, part: pd.DataFrame) -> pd.DataFrame:
-    return acc.add(part, fill_value=0)
 
 
 def test_large_csv_streams_with_peak_memory_under_the_bound(tmp_path):
