@@ -38,15 +38,21 @@ from .partition import (
 from .progress import ProgressSink
 from .sinks import sinks_for
 
-RunOptions = dict[str, Any]
 _OPTION_NAMES = ("jobs", "backend", "partitions", "timeout", "retries", "on_error",
                  "start_method", "progress", "scheduler", "shared", "inline_fallback")
 
 
-def _split_options(kwargs: dict[str, Any]) -> tuple[RunOptions, dict[str, Any]]:
-    """Separate jupyter_par's own keywords from those meant for pandas or the function."""
+def _split_options(
+    kwargs: dict[str, Any],
+) -> tuple[Options, Mapping[str, Any] | None, dict[str, Any]]:
+    """Take jupyter_par's own keywords out of ``kwargs`` and resolve them.
+
+    Returns the run options, the ``shared`` objects, and the keywords left for pandas
+    or the function.
+    """
     ours = {name: kwargs.pop(name) for name in _OPTION_NAMES if name in kwargs}
-    return ours, kwargs
+    shared = ours.pop("shared", None)
+    return resolve(**ours), shared, kwargs
 
 
 def show_outputs(outcome: engine.RunOutcome, stream: Any = None) -> None:
@@ -160,9 +166,7 @@ def apply(obj: pd.DataFrame | pd.Series, func: Callable[..., Any], axis: Any = 0
     """
     _check_pandas(obj, (pd.DataFrame, pd.Series), "apply")
     _check_callable(func)
-    ours, pandas_kwargs = _split_options(dict(kwargs))
-    objects = ours.pop("shared", None)
-    options = resolve(**ours)
+    options, objects, pandas_kwargs = _split_options(dict(kwargs))
     if isinstance(obj, pd.Series):
         return _series_call(obj, func, "apply", pandas_kwargs, options, objects)
     axis_number = obj._get_axis_number(axis) if hasattr(obj, "_get_axis_number") else axis
@@ -223,9 +227,7 @@ def map(obj: pd.Series | Sequence[Any] | Iterable[Any], func: Callable[..., Any]
     list in input order otherwise. Keywords as in :func:`apply` (``na_action`` for a
     Series goes to pandas).
     """
-    ours, pandas_kwargs = _split_options(dict(kwargs))
-    objects = ours.pop("shared", None)
-    options = resolve(**ours)
+    options, objects, pandas_kwargs = _split_options(dict(kwargs))
     if isinstance(obj, pd.Series):
         if not callable(func) and not isinstance(func, dict | pd.Series):
             _check_callable(func)
@@ -259,11 +261,9 @@ def groupby_apply(obj: pd.DataFrame | pd.Series, by: Any, func: Callable[..., An
     """
     _check_pandas(obj, (pd.DataFrame, pd.Series), "groupby_apply")
     _check_callable(func)
-    ours, rest = _split_options(dict(kwargs))
+    options, objects, rest = _split_options(dict(kwargs))
     groupby_names = ("sort", "dropna", "group_keys", "observed", "as_index", "level")
     groupby_kwargs = {k: rest.pop(k) for k in groupby_names if k in rest}
-    objects = ours.pop("shared", None)
-    options = resolve(**ours)
     if isinstance(obj, pd.DataFrame) and isinstance(by, str | list):
         missing = [c for c in ([by] if isinstance(by, str) else by)
                    if isinstance(c, str) and c not in obj.columns and c not in obj.index.names]
@@ -317,9 +317,7 @@ def map_partitions(obj: Any, func: Callable[..., Any], *args: Any,
     _check_callable(func)
     if reduce is not None:
         _check_callable(reduce, "reduce")
-    ours, func_kwargs = _split_options(dict(kwargs))
-    objects = ours.pop("shared", None)
-    options = resolve(**ours)
+    options, objects, func_kwargs = _split_options(dict(kwargs))
     op = operations.PartitionCall(func, args, func_kwargs)
     label = f"map_partitions({_name(func)})"
     concat_lists = False
