@@ -24,13 +24,15 @@ from typing import Any
 import multiprocess
 from multiprocess.connection import wait
 
-from .. import _worker, shipping, transport
+from .. import _allocator, _worker, shipping, transport
 from .._worker import TaskDone, TaskFailed
 from ._outcome import decode_outcome, encode_outcome, loading_failed
 from .base import Backend, Died, Event, Finished, Task
 
 START_METHODS = ("fork", "spawn", "forkserver")
 _PRELOAD = ["pandas", "jupyter_par.backends.processes"]
+#: A worker with no new task for this long gives its freed memory back to the system.
+_IDLE_SECONDS = 0.2
 
 
 def default_start_method() -> str:
@@ -70,8 +72,11 @@ def _serve(conn: Any, slots: Any, index: int, parent_pid: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     writer = _SlotWriter(slots, index)
     ops: dict[int, Any] = {}
+    _allocator.keep_freed_memory()
     while True:
         try:
+            if not conn.poll(_IDLE_SECONDS):
+                _allocator.give_back()  # nothing more to do for now: return freed memory
             message = conn.recv_bytes()
         except (EOFError, OSError):
             return
