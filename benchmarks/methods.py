@@ -57,6 +57,19 @@ def serial(number: int, data: Any, jobs: int) -> Any:
     return w.serial(number, data)
 
 
+def serial_keep_memory(number: int, data: Any, jobs: int) -> Any:
+    """Serial pandas with the allocator setting jupyter_par's workers use.
+
+    Not a tool anyone runs: it shows how much of a workload's speedup comes from the
+    workers keeping freed memory (:mod:`jupyter_par._allocator`) rather than from
+    running in parallel.
+    """
+    from jupyter_par import _allocator
+
+    _allocator.keep_freed_memory()
+    return w.serial(number, data)
+
+
 # -- the common recipe: multiprocessing.Pool + numpy.array_split + pd.concat ------------------
 def recipe(number: int, data: Any, jobs: int) -> Any:
     import multiprocessing
@@ -205,6 +218,7 @@ def jupyter_par_workers(number: int, data: Any, jobs: int) -> Any:
 #: name → (function, environment, workloads it supports)
 METHODS: dict[str, tuple[Callable[[int, Any, int], Any], str, tuple[int, ...]]] = {
     "serial": (serial, "main", (1, 2, 3, 4, 5, 6, 7)),
+    "serial-keepmem": (serial_keep_memory, "main", (1, 2, 3, 4, 5)),
     "recipe": (recipe, "main", (1, 2, 3, 4, 5, 6, 7)),
     "joblib": (joblib_, "main", (1, 2, 3, 4, 5, 6, 7)),
     "serial-old": (serial, "old", (1, 2, 3, 4, 5, 6, 7)),
@@ -212,5 +226,7 @@ METHODS: dict[str, tuple[Callable[[int, Any, int], Any], str, tuple[int, ...]]] 
     "mapply": (mapply_, "old", (1, 2, 4, 5, 6, 7)),
     "parallel-pandas": (parallel_pandas_, "old", (1, 2, 3, 4, 5, 6, 7)),
     "jupyter_par": (jupyter_par_, "main", (1, 2, 3, 4, 5, 6, 7)),
+    # The same engine beside the other tools, on their pandas: a like-for-like ratio.
+    "jupyter_par-old": (jupyter_par_, "old", (1, 2, 3, 4, 5, 6)),
     "jupyter_par (fallback off)": (jupyter_par_workers, "main", (5,)),
 }

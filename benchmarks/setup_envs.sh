@@ -24,9 +24,13 @@ if [[ ! -x "$old/bin/python" ]]; then
   "$base" -m venv "$old"
 fi
 "$old/bin/python" -m pip install --quiet --upgrade pip
+# multiprocess and tqdm: jupyter_par's engine runs there too, from this checkout
+# (benchmarks/_child.py puts it on the path), for a same-pandas comparison.
 "$old/bin/python" -m pip install --quiet "pandas>=2.2,<3" "numpy<2.3" psutil \
-  pandarallel mapply parallel-pandas
+  pandarallel mapply parallel-pandas multiprocess tqdm
 "$old/bin/python" - <<'PY'
-import pandas, pandarallel, mapply, parallel_pandas  # noqa: F401 - import check only
+import sys
+sys.path.insert(0, ".")
+import pandas, pandarallel, mapply, parallel_pandas, jupyter_par  # noqa: F401 - import check only
 print(f".venv-bench-old ready: pandas {pandas.__version__}")
 PY
