@@ -15,13 +15,8 @@ handed to it; :mod:`jupyter_par.magic` parses the flags and calls :func:`run_cel
 
 from __future__ import annotations
 
-import ast
-import builtins
-import contextlib
 import copy
 import dataclasses
-import dis
-import functools
 import inspect
 import keyword
 import linecache
@@ -35,9 +30,18 @@ from typing import Any
 
 import pandas as pd
 
-from . import _pandas_hooks, api, shipping
-from . import shared as _shared
+from . import api, shipping
 from .backends import backend_class
+from .cell_code import (
+    CellOp,
+    EndedInNone,
+    assigned_names,
+    compile_body,
+    names_to_ship,
+    remember_sources,
+    shared_objects,
+    source_files,
+)
 from .config import resolve
 from .errors import PartialResultWarning, RemoteTraceback, ShippingError, UsageError
 from .partition import (
@@ -52,9 +56,6 @@ from .partition import (
     split_sequence,
 )
 
-#: Names IPython puts in every namespace; the body never means them as data to ship.
-_IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "_", "__", "___",
-                            "_ih", "_oh", "_dh", "_i", "_ii", "_iii"})
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
@@ -70,215 +71,6 @@ class CellRequest:
     out: str | None = None
     share: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
-
-
-# -- compiling the body ---------------------------------------------------------------
-@functools.lru_cache(maxsize=32)
-def _compiled(body: str, filename: str) -> tuple[types.CodeType, types.CodeType | None]:
-    """The body as statements plus its trailing expression (``None`` if it has none).
-
-    A newline is put in front of the body because the cell's first line is the magic
-    line: body line 1 is cell line 2, and tracebacks should say so.
-    """
-    tree = ast.parse("\n" + body, filename)
-    last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body.pop().value)
-    statements = compile(tree, filename, "exec")
-    return statements, (compile(last, filename, "eval") if last is not None else None)
-
-
-def compile_body(body: str, filename: str) -> tuple[types.CodeType, types.CodeType | None]:
-    """Compile the body, turning a syntax error into a one-line UsageError with its line."""
-    if not body.strip():
-        msg = "the %%parallel cell has no body: write the code to run below the magic line"
-        raise UsageError(msg)
-    try:
-        return _compiled(body, filename)
-    except SyntaxError as exc:
-        text = (exc.text or "").strip()
-        shown = f": {text}" if text else ""
-        msg = f"the cell body does not compile: {exc.msg} (cell line {exc.lineno}){shown}"
-        raise UsageError(msg) from None
-
-
-def _code_names(code: types.CodeType) -> set[str]:
-    """Every global name the code, and the functions it defines, may read."""
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _code_names(const)
-    return names
-
-
-class _TopLevelNames(ast.NodeVisitor):
-    """Collect names bound at the body's top level, not inside functions or classes."""
-
-    def __init__(self) -> None:
-        self.found: list[str] = []
-
-    def visit_Name(self, node: ast.Name) -> None:
-        if isinstance(node.ctx, ast.Store):
-            self.found.append(node.id)
-
-    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
-                          ) -> None:
-        self.found.append(node.name)
-
-    visit_AsyncFunctionDef = visit_ClassDef = visit_FunctionDef
-
-    def visit_Lambda(self, node: ast.Lambda) -> None:
-        return
-
-    def visit_comprehension(self, node: ast.comprehension) -> None:
-        return  # comprehension variables are local to the comprehension
-
-    def visit_Import(self, node: ast.Import | ast.ImportFrom) -> None:
-        self.found += [(a.asname or a.name).split(".")[0] for a in node.names]
-
-    visit_ImportFrom = visit_Import
-
-
-def assigned_names(body: str) -> list[str]:
-    """Names the body binds at its top level (assignments, defs, imports, loops)."""
-    visitor = _TopLevelNames()
-    visitor.visit(ast.parse(body))
-    return list(dict.fromkeys(visitor.found))
-
-
-# -- what travels with the body -------------------------------------------------------
-def _global_reads(code: types.CodeType) -> set[str]:
-    """Global names the code, and the functions it defines, read.
-
-    Unlike ``co_names`` this leaves out attribute names: ``df.values`` must not send
-    a notebook variable that happens to be called ``values``.
-    """
-    names = {i.argval for i in dis.get_instructions(code)
-             if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _global_reads(const)
-    return names
-
-
-def names_to_ship(codes: Iterable[types.CodeType | None], namespace: Mapping[str, Any],
-                  hidden: Mapping[str, Any], skip: Iterable[str]) -> dict[str, Any]:
-    """The notebook objects the body uses (functions, constants, modules), by name."""
-    wanted: set[str] = set()
-    for code in codes:
-        if code is not None:
-            wanted |= _global_reads(code)
-    wanted -= set(skip) | _IPYTHON_NAMES
-    return {
-        name: namespace[name]
-        for name in sorted(wanted)
-        if name in namespace and not (name in hidden and hidden[name] is namespace[name])
-    }
-
-
-def shared_objects(namespace: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
-    """Objects named by ``--share``, for :mod:`jupyter_par.shared`.
-
-    They reach worker processes once per run through shared memory (numeric data
-    mapped read-only, not copied), and a warm worker that already holds the same
-    content loads nothing; the body sees each under its own name.
-    """
-    missing = [n for n in names if n not in namespace]
-    if missing:
-        msg = f"--share names {', '.join(map(repr, missing))}, not defined in the notebook"
-        raise UsageError(msg)
-    return {name: namespace[name] for name in names}
-
-
-def _source_files(objects: Iterable[Any], limit: int = 200) -> dict[str, tuple[str, ...]]:
-    """The cached source of notebook-defined functions reachable from ``objects``.
-
-    Notebook cells are not files: a worker's linecache cannot find them, so their lines
-    travel along and tracebacks in workers show code, not just line numbers.
-    """
-    queue = [o for o in objects if inspect.isfunction(o) or inspect.isclass(o)]
-    seen: set[int] = set()
-    files: dict[str, tuple[str, ...]] = {}
-    while queue and len(seen) < limit:
-        obj = queue.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if inspect.isclass(obj):
-            queue += [v for v in vars(obj).values() if inspect.isfunction(v)]
-            continue
-        code = obj.__code__
-        name = code.co_filename
-        if name not in files and name in linecache.cache and not os.path.exists(name):
-            files[name] = tuple(linecache.cache[name][2])
-        refs = _code_names(code)
-        queue += [v for k, v in obj.__globals__.items()
-                  if k in refs and (inspect.isfunction(v) or inspect.isclass(v))]
-    return files
-
-
-def _remember_sources(files: Mapping[str, Sequence[str]]) -> None:
-    for name, lines in files.items():
-        if name not in linecache.cache:
-            # mtime None: linecache.checkcache never drops the entry.
-            linecache.cache[name] = (sum(map(len, lines)), None, list(lines), name)
-
-
-# -- the operation run per partition --------------------------------------------------
-def _size(part: Any) -> int:
-    return len(part) if isinstance(part, Sized) else 1
-
-
-@dataclass(frozen=True)
-class CellOp:
-    """Run the body with TARGET's name bound to one partition; return its result.
-
-    The result is the value of the body's trailing expression if it has one, else
-    the final value of TARGET's name. Every other name the body assigns lives and
-    dies in this call's own namespace.
-    """
-
-    body: str
-    filename: str
-    target: str
-    names: dict[str, Any]
-    sources: dict[str, tuple[str, ...]]
-    origin_pid: int
-    #: ``--share`` names: they arrive through :mod:`jupyter_par.shared`, not inside the op.
-    shared_names: tuple[str, ...] = ()
-
-    def __call__(self, part: Any) -> Any:
-        _remember_sources(self.sources)
-        statements, last = _compiled(self.body, self.filename)
-        namespace = {"__builtins__": builtins, "__name__": "__main__", **self.names,
-                     self.target: part}
-        namespace.update({name: _shared.current()[name] for name in self.shared_names})
-        # Patching pandas is process-wide: do it only in a worker process of our own,
-        # never in the kernel (threads, inline), where other code may be using pandas.
-        counting = (_pandas_hooks.counting_rows(_size(part)) if os.getpid() != self.origin_pid
-                    else contextlib.nullcontext())
-        with counting:
-            exec(statements, namespace)
-            value = eval(last, namespace) if last is not None else None
-        if value is not None:
-            return value
-        if last is not None:
-            return _EndedInNone(namespace.get(self.target))
-        if self.target not in namespace:
-            msg = f"the cell deleted {self.target!r}, so there is no result to return"
-            raise NameError(msg)
-        return namespace[self.target]
-
-
-@dataclass(frozen=True)
-class _EndedInNone:
-    """The body's trailing expression gave None (``print(...)``, ``df.info()``).
-
-    IPython shows nothing for such a cell, and a serial run keeps what the body did to
-    TARGET, so TARGET's final value travels back in case every partition ends this way.
-    """
-
-    target_value: Any
 
 
 # -- planning: TARGET into partitions --------------------------------------------------
@@ -427,7 +219,7 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
     hidden = getattr(shell, "user_ns_hidden", {})
     shared = shared_objects(namespace, request.share)
     names = names_to_ship([statements, last], namespace, hidden, skip=[target, *shared])
-    sources = _source_files(names.values())
+    sources = source_files(names.values())
     sources[filename] = tuple(linecache.cache.get(filename, (0, None, [], ""))[2])
     op = CellOp(request.body, filename, target, names, sources, os.getpid(), tuple(shared))
     try:
@@ -449,11 +241,11 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
         raise exc.with_traceback(_user_traceback(exc.__traceback__)) from exc.__cause__
     _warn_again(caught, outcome, shell, filename)
     results = outcome.results
-    if last is not None and results and all(isinstance(r, _EndedInNone) for r in results):
+    if last is not None and results and all(isinstance(r, EndedInNone) for r in results):
         # A cell ending in print(...) is a statement cell: write TARGET back.
         last, results = None, [r.target_value for r in results]
     else:
-        results = [None if isinstance(r, _EndedInNone) else r for r in results]
+        results = [None if isinstance(r, EndedInNone) else r for r in results]
     value = _combine(results, request, plan, obj, expression=last is not None)
     if last is not None and all(r is None for r in results):
         value = None
@@ -504,7 +296,7 @@ def _cache_cell(shell: Any, request: CellRequest) -> str:
     if compiler is not None and hasattr(compiler, "cache"):
         return compiler.cache(text, _running_cell_number(shell))
     name = f"<parallel-cell-{abs(hash(text))}>"
-    _remember_sources({name: [line + "\n" for line in text.splitlines()]})
+    remember_sources({name: [line + "\n" for line in text.splitlines()]})
     return name
 
 
