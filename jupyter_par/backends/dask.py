@@ -32,7 +32,6 @@ import contextlib
 import itertools
 import logging
 import os
-import signal
 import threading
 import time
 import traceback
@@ -42,22 +41,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import distributed
-from distributed import Client, get_worker
+from distributed import Client
 
-from .. import _worker, shipping
+from .. import shipping
 from .._worker import TaskFailed
 from ..errors import JupyterParError, JupyterParWarning, UsageError
-from ._outcome import decode_outcome, encode_outcome, loading_failed
+from . import dask_worker
+from ._outcome import decode_outcome
 from .base import Backend, Died, Event, Finished, Task
+from .dask_worker import run_partition, still_executing
 
 #: Seconds to wait for a cancelled task to notice before its worker is restarted.
 GRACE = 2.0
 #: Seconds between two membership checks (how fast a killed worker is noticed).
 MEMBERSHIP_EVERY = 0.5
-#: Seconds between two progress events from one task (about ten a second).
-EVENT_EVERY = 0.1
-#: Seconds between two checks of the cancel flag by a running task.
-CANCEL_EVERY = 0.2
 #: Seconds to wait for a worker restart to finish before the run returns anyway.
 RESTART_WAIT = 1.0
 #: Partitions larger than this are scattered to their worker instead of riding in the graph.
@@ -68,84 +65,6 @@ CONNECT_TIMEOUT = 20.0
 
 class SchedulerUnreachableError(JupyterParError, ConnectionError):
     """The Dask scheduler the user named could not be reached (or has no workers)."""
-
-
-# -- the worker's side ------------------------------------------------------------------
-_ops: dict[str, Any] = {}
-_ops_lock = threading.Lock()
-
-
-def _load_op(key: str, payload: bytes) -> Any:
-    """The run's operation, unpickled once per worker process and run."""
-    with _ops_lock:
-        op = _ops.get(key)
-        if op is None:
-            _ops.clear()
-            op = _ops[key] = shipping.loads(payload)
-        return op
-
-
-def dask_setup(worker: Any) -> None:
-    """Preload of a local cluster's workers: leave Ctrl-C to the kernel.
-
-    Jupyter's interrupt signals the kernel's whole process group, which holds a local
-    cluster's worker processes too, and they would die of it; the kernel stops their
-    tasks through the run's cancel flag instead.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-class _EventSlot:
-    """Publishes rows done as scheduler events; the scheduler adds the worker's address."""
-
-    def __init__(self, worker: Any, topic: str, run_id: int, task_id: int) -> None:
-        self.worker, self.topic, self.run_id, self.task_id = worker, topic, run_id, task_id
-        self.last = 0.0
-
-    def publish(self, rows: int) -> None:
-        now = time.monotonic()
-        if rows == 0 or now - self.last >= EVENT_EVERY:  # 0: the task has started
-            self.last = now
-            self.worker.log_event(self.topic, {"run": self.run_id, "task": self.task_id,
-                                               "rows": rows})
-
-
-class _CancelFlag:
-    """The run's ``distributed.Event``, asked at most every CANCEL_EVERY seconds."""
-
-    def __init__(self, name: str) -> None:
-        self.name, self.event, self.checked, self.state = name, None, 0.0, False
-
-    def is_set(self) -> bool:
-        now = time.monotonic()
-        if not self.state and now - self.checked >= CANCEL_EVERY:
-            self.checked = now
-            if self.event is None:
-                self.event = distributed.Event(self.name)
-            self.state = self.event.is_set()
-        return self.state
-
-
-def _run_partition(task_id: int, run_id: int, op_key: str, op_payload: bytes,
-                   data_payload: bytes, topic: str, cancel_name: str) -> bytes:
-    """The Dask task: run one partition through ``_worker.execute``; return the outcome."""
-    worker = get_worker()
-    try:
-        op = _load_op(op_key, op_payload)
-        data = shipping.loads(data_payload)
-    except BaseException as exc:  # noqa: BLE001 - reported to the kernel as the task's failure
-        return encode_outcome(_worker.execute(task_id, loading_failed(exc), None))
-    outcome = _worker.execute(
-        task_id, op, data, slot=_EventSlot(worker, topic, run_id, task_id),
-        cancel=_CancelFlag(cancel_name), threaded=worker.state.nthreads > 1,
-    )
-    return encode_outcome(outcome)
-
-
-def _executing(keys: list[str], dask_worker: Any = None) -> bool:
-    """Whether this worker's threads still run one of ``keys`` (run through Client.run)."""
-    wanted = set(keys)
-    return any(ts.key in wanted for ts in dask_worker.state.executing)
 
 
 # -- the kernel's side ------------------------------------------------------------------
@@ -218,7 +137,7 @@ class DaskBackend(Backend):
                 self.cluster = distributed.LocalCluster(
                     n_workers=self.jobs, threads_per_worker=1, processes=True,
                     host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR,
-                    preload=[__name__],
+                    preload=[dask_worker.__name__],
                 )
             self.client = Client(self.cluster, set_as_default=False)
         elif isinstance(self.scheduler, str):
@@ -339,7 +258,7 @@ class DaskBackend(Backend):
             data = self.client.scatter(data, workers=[address], hash=False)
         self._rows.pop((task.run_id, task.task_id), None)  # a retry starts from zero
         future = self.client.submit(
-            _run_partition, task.task_id, task.run_id, op_key, op_payload, data, self.topic,
+            run_partition, task.task_id, task.run_id, op_key, op_payload, data, self.topic,
             self._cancel_names[task.run_id],
             key=f"jupyter_par-{self.token}-{task.task_id}-{next(self._keys)}",
             workers=[address], allow_other_workers=False, pure=False, retries=0,
@@ -453,7 +372,7 @@ class DaskBackend(Backend):
         keys = [f.future.key for f in flights]
         addresses = sorted({f.address for f in flights})
         try:
-            running = self.client.run(_executing, keys, workers=addresses, on_error="ignore")
+            running = self.client.run(still_executing, keys, workers=addresses, on_error="ignore")
         except Exception:  # noqa: BLE001 - unsure: restart them all
             running = dict.fromkeys(addresses, True)
         stuck = sorted(address for address, found in running.items() if found)
