@@ -92,25 +92,28 @@ def split_groups(
     the partition sees every group exactly as the serial ``groupby`` would.
     """
     grouped = df.groupby(by, **groupby_kwargs)
-    codes = grouped.ngroup().to_numpy(dtype="float64", na_value=np.nan)
-    valid = ~np.isnan(codes)
     n_groups = grouped.ngroups
     if n_groups == 0:
         return [Partition(0, df.iloc[0:0], 0, "no groups")]
-    int_codes = codes[valid].astype(np.int64)
-    sizes = np.bincount(int_codes, minlength=n_groups)
+    codes = grouped.ngroup().to_numpy()
+    if codes.dtype.kind == "f":  # rows whose key is missing (dropna) belong to no group
+        valid = ~np.isnan(codes)
+        codes = np.where(valid, codes, -1).astype(np.int64)
+    sizes = np.bincount(codes[codes >= 0], minlength=n_groups)
     n_parts = max(1, min(n_parts, n_groups))
     # Cut the ordered groups where the cumulative row count crosses equal shares.
     cumulative = np.cumsum(sizes)
     targets = cumulative[-1] * np.arange(1, n_parts) / n_parts
     cuts = np.unique(np.searchsorted(cumulative, targets, side="left") + 1)
     edges = [0, *[int(c) for c in cuts if 0 < c < n_groups], n_groups]
-    positions = np.flatnonzero(valid)
+    # Each row's partition through a per-group table (-1: no group), then each
+    # partition's rows in their original order.
+    table = np.repeat(np.arange(len(edges) - 1, dtype=np.int16), np.diff(edges))
+    owner = np.where(codes >= 0, table[codes], -1)
     parts = []
     for i, (lo, hi) in enumerate(itertools.pairwise(edges)):
-        keep = positions[(int_codes >= lo) & (int_codes < hi)]
-        span = f"groups {lo}-{hi - 1}"
-        parts.append(Partition(i, df.iloc[keep], len(keep), span))
+        keep = np.flatnonzero(owner == i)
+        parts.append(Partition(i, df.iloc[keep], len(keep), f"groups {lo}-{hi - 1}"))
     return parts
 
 
