@@ -21,7 +21,7 @@ from . import engine, operations, sources, transport
 from . import shared as _shared
 from .backends import backend_class
 from .config import Options, resolve
-from .errors import InlineFallbackWarning, PartialResultWarning, UsageError
+from .errors import InlineFallbackWarning, JupyterParWarning, PartialResultWarning, UsageError
 from .partition import (
     Partition,
     combine,
@@ -273,8 +273,16 @@ def groupby_apply(obj: pd.DataFrame | pd.Series, by: Any, func: Callable[..., An
             raise UsageError(msg)
     if len(obj) == 0:
         return obj.groupby(by, **groupby_kwargs).apply(func, *args, **rest)
-    n = partition_count(len(obj), options.jobs, options.partitions)
-    parts = split_groups(obj, by, n, **groupby_kwargs)
+    groupby_kwargs, whole = _observed_groups(obj, by, groupby_kwargs)
+    if whole:
+        warnings.warn(
+            "groupby_apply: with observed=False the categorical keys have empty groups, which "
+            "pandas passes to func as well; ran as one partition (pass observed=True to run "
+            "in parallel)", JupyterParWarning, stacklevel=2)
+        parts = [Partition(0, obj, len(obj), "all groups")]
+    else:
+        n = partition_count(len(obj), options.jobs, options.partitions)
+        parts = split_groups(obj, by, n, **groupby_kwargs)
     op = operations.GroupApply(func, by, groupby_kwargs, args, rest)
     outcome = execute(parts, op, options, label=f"groupby_apply({_name(func)})",
                       shared=objects)
@@ -284,6 +292,32 @@ def groupby_apply(obj: pd.DataFrame | pd.Series, by: Any, func: Callable[..., An
         # pandas puts transform-like results back in the input's row order.
         combined = combined.reindex(obj.index)
     return combined
+
+
+def _observed_groups(obj: pd.DataFrame | pd.Series, by: Any,
+                     groupby_kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Keywords that give each partition only its own groups, or whether to run in one piece.
+
+    With ``observed=False`` (pandas 2's default) every ``groupby`` over categorical keys
+    yields every category, so each partition would return every group. Where all
+    groups have rows, ``observed=True`` gives the same groups without that; where some
+    are empty, pandas calls ``func`` on those too, in order, and only one partition
+    holding the whole input can do the same (``True`` then).
+    """
+    keys = by if isinstance(by, list) else [by]
+    columns = isinstance(obj, pd.DataFrame) and all(
+        isinstance(k, str) and k in obj.columns for k in keys)
+    if columns and not any(isinstance(obj[k].dtype, pd.CategoricalDtype) for k in keys):
+        return groupby_kwargs, False  # only categorical keys have unobserved groups
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # pandas 2: observed's default
+        grouped = obj.groupby(by, **groupby_kwargs)
+        if grouped.observed:
+            return groupby_kwargs, False
+        only_observed = {**groupby_kwargs, "observed": True}
+        if obj.groupby(by, **only_observed).ngroups == grouped.ngroups:
+            return only_observed, False
+    return groupby_kwargs, True
 
 
 def _is_transform_like(result: Any, obj: pd.DataFrame | pd.Series) -> bool:

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 import jupyter_par as jp
+from jupyter_par.errors import JupyterParWarning
 
 BACKENDS = {
     "fork": {"backend": "processes", "start_method": "fork", "jobs": 2},
@@ -108,6 +109,32 @@ def test_groupby_apply(frame, kw):
         jp.groupby_apply(frame, ["s", "k"], lambda g: g["a"].sum(), **kw),
         frame.groupby(["s", "k"]).apply(lambda g: g["a"].sum()),
     )
+
+
+def test_groupby_apply_missing_keys_and_unobserved_categories(frame, kw):
+    # Rows whose key is missing belong to no group (dropna) or to their own (dropna=False);
+    # an unobserved category is a group with no rows (observed=False).
+    df = frame.assign(
+        m=frame["k"].where(frame["k"] % 5 != 0),
+        cat=pd.Categorical(frame["s"], categories=["x", "y", "z", "never"]),
+    )
+
+    def total(g):
+        return g["a"].sum()
+
+    full = df.assign(cat=pd.Categorical(df["s"], categories=["x", "y", "z"]))
+    for data, by, extra in ((df, "m", {}), (df, "m", {"dropna": False}),
+                            (df, "cat", {"observed": True}),
+                            (df, ["cat", "m"], {"observed": True}),
+                            (full, "cat", {"observed": False})):  # no empty group: in parallel
+        pd.testing.assert_series_equal(jp.groupby_apply(data, by, total, **extra, **kw),
+                                       data.groupby(by, **extra).apply(total))
+    # Empty groups (a category without rows, pairs that never occur): pandas calls func
+    # on them too, in order; only one piece holding every row can do the same.
+    for data, by in ((df, "cat"), (full, ["cat", "s"])):
+        with pytest.warns(JupyterParWarning, match="ran as one partition"):
+            result = jp.groupby_apply(data, by, total, observed=False, **kw)
+        pd.testing.assert_series_equal(result, data.groupby(by, observed=False).apply(total))
 
 
 def test_groupby_apply_transform_like(frame, kw):
