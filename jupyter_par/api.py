@@ -314,9 +314,8 @@ def _observed_groups(obj: pd.DataFrame | pd.Series, by: Any,
         grouped = obj.groupby(by, **groupby_kwargs)
         if grouped.observed:
             return groupby_kwargs, False
-        only_observed = {**groupby_kwargs, "observed": True}
-        if obj.groupby(by, **only_observed).ngroups == grouped.ngroups:
-            return only_observed, False
+        if bool((grouped.size() > 0).all()):
+            return {**groupby_kwargs, "observed": True}, False
     return groupby_kwargs, True
 
 
