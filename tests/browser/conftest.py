@@ -275,6 +275,12 @@ def chromium_browser() -> Iterator[Browser]:
         finally:
             browser.close()
     finally:
+        # Worker processes forked after this fixture started hold a copy of the pipe to
+        # Playwright's driver, which then never sees it close and stop() waits forever:
+        # stop the warm pools first.
+        import jupyter_par
+
+        jupyter_par.shutdown()
         playwright.stop()
 
 
