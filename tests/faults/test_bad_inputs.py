@@ -14,9 +14,9 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from pool_checks import busy_workers
 
 import jupyter_par as jp
-from jupyter_par import backends
 
 pytestmark = pytest.mark.timeout(60)
 RUN = {"jobs": 2, "start_method": "fork", "progress": False}
@@ -80,14 +80,6 @@ BAD_CALLS = {
         FileNotFoundError, "/nonexistent/data.csv"),
 }
 
-
-def busy_workers() -> list[str]:
-    return [
-        f"{name}:{p.name}"
-        for name, backend in backends.warm_backends().items()
-        for p in getattr(backend, "_procs", [])
-        if p is not None and p.task_id is not None
-    ]
 
 
 @pytest.mark.parametrize("case", list(BAD_CALLS))

@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
-
-from jupyter_par import backends
+from pool_checks import busy_workers
 
 pytestmark = pytest.mark.timeout(60)
 FLAGS = "--jobs 2 --start fork --no-progress"
@@ -42,14 +41,6 @@ def ns(shell):
     """), store_history=False).raise_error()
     return shell.user_ns
 
-
-def busy_workers() -> list[str]:
-    return [
-        f"{name}:{p.name}"
-        for name, backend in backends.warm_backends().items()
-        for p in getattr(backend, "_procs", [])
-        if p is not None and p.task_id is not None
-    ]
 
 
 def run(shell, line: str, body: str):

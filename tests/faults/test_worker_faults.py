@@ -19,6 +19,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from pool_checks import busy_workers
 
 import jupyter_par as jp
 from jupyter_par import api, backends, operations
@@ -30,15 +31,6 @@ pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_shm_leak")]
 ROWS, PARTS, BAD = 200, 50, 77  # row 77 lies in partition 19 (rows 76-79)
 METHODS = ["fork", "spawn"]
 
-
-def busy_workers() -> list[str]:
-    """Workers of warm backends that still hold a task (there must be none between runs)."""
-    return [
-        f"{name}:{p.name}"
-        for name, backend in backends.warm_backends().items()
-        for p in getattr(backend, "_procs", [])
-        if p is not None and p.task_id is not None
-    ]
 
 
 def frame() -> pd.DataFrame:
