@@ -74,4 +74,10 @@ def outputs_text(cell: Any) -> str:
     return "".join(parts)
 
 
-__all__ = ["CellExecutionError", "make_notebook", "outputs_text", "run_cells", "run_notebook"]
+def notebook_text(nb: nbformat.NotebookNode) -> str:
+    """All text the notebook's code cells printed or returned, cell after cell."""
+    return "\n".join(outputs_text(c) for c in nb.cells if c.cell_type == "code")
+
+
+__all__ = ["CellExecutionError", "make_notebook", "notebook_text", "outputs_text", "run_cells",
+           "run_notebook"]

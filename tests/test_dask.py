@@ -461,9 +461,9 @@ def test_missing_distributed_says_what_to_install(monkeypatch):
 @pytest.mark.kernel
 @pytest.mark.slow
 def test_demo_notebook_runs_the_same_cell_on_processes_and_dask():
-    from notebook_runner import REPO, outputs_text, run_notebook
+    from notebook_runner import REPO, notebook_text, run_notebook
 
     nb = run_notebook(REPO / "demo_notebooks" / "04_dask.ipynb", timeout=180)
-    text = "".join(outputs_text(c) for c in nb.cells if c.cell_type == "code")
+    text = notebook_text(nb)
     assert "processes == serial: True" in text and "dask      == serial: True" in text
     assert "caught BadTrip" in text and "local cluster == serial: True" in text

@@ -347,10 +347,10 @@ def test_saved_notebook_widget_state_shows_every_worker_at_100_percent():
 @pytest.mark.kernel
 @pytest.mark.slow
 def test_demo_notebook_runs_end_to_end():
-    from notebook_runner import REPO, outputs_text, run_notebook
+    from notebook_runner import REPO, notebook_text, run_notebook
 
     nb = run_notebook(REPO / "demo_notebooks" / "03_progress_and_panel.ipynb", timeout=120)
-    text = "".join(outputs_text(c) for c in nb.cells if c.cell_type == "code")
+    text = notebook_text(nb)
     assert "caught: trip of" in text and "the 60 km tariff" in text
     assert "than the last 1-worker run" in text and "stored as result (20,000 rows)" in text
     assert "recommended:" in text and "workers  seconds  speedup  ideal" in text
