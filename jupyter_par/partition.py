@@ -108,7 +108,7 @@ def split_groups(
     edges = [0, *[int(c) for c in cuts if 0 < c < n_groups], n_groups]
     # Each row's partition through a per-group table (-1: no group), then each
     # partition's rows in their original order.
-    table = np.repeat(np.arange(len(edges) - 1, dtype=np.int16), np.diff(edges))
+    table = np.repeat(np.arange(len(edges) - 1), np.diff(edges))
     owner = np.where(codes >= 0, table[codes], -1)
     parts = []
     for i, (lo, hi) in enumerate(itertools.pairwise(edges)):

@@ -319,3 +319,14 @@ def test_parallel_call_inside_a_threads_task_runs_in_that_thread():
         return sum(jp.map(list(range(n)), lambda v: v + 1, jobs=2, progress=False))
 
     assert jp.map([3, 4, 5], inner, backend="threads", jobs=3, progress=False) == [6, 10, 15]
+
+
+def test_group_split_keeps_every_group_whole_past_32k_partitions():
+    # Each row's partition is looked up in a per-group table: it must hold any count.
+    from jupyter_par.partition import split_groups
+
+    df = pd.DataFrame({"k": np.arange(40_000)[::-1], "v": np.arange(40_000)})
+    parts = split_groups(df, "k", 40_000)
+    assert len(parts) == 40_000
+    assert [p.data["k"].iloc[0] for p in parts[-3:]] == [39_997, 39_998, 39_999]
+    assert all(len(p.data) == 1 for p in parts)
