@@ -20,8 +20,12 @@ from .backends import shutdown as _shutdown_backends
 from .config import current_defaults, set_defaults
 from .errors import (
     CancelledError,
+    InlineFallbackWarning,
     JupyterParError,
+    JupyterParWarning,
+    PartialResultWarning,
     PartitionTimeoutError,
+    SerialFallbackWarning,
     ShippingError,
     UsageError,
     WorkerDiedError,
@@ -65,9 +69,13 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 
 __all__ = [
     "CancelledError",
+    "InlineFallbackWarning",
     "JupyterParError",
+    "JupyterParWarning",
     "Panel",
+    "PartialResultWarning",
     "PartitionTimeoutError",
+    "SerialFallbackWarning",
     "ShippingError",
     "UsageError",
     "WorkerDiedError",

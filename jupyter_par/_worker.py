@@ -46,6 +46,8 @@ class TaskContext:
     row_label: Any = None
     has_row_label: bool = False
     last_flush: float = 0.0
+    #: The backend a parallel call made inside this task runs on.
+    nested_backend: str = "inline"
 
     def add_rows(self, n: int) -> None:
         """Count ``n`` more rows done; publish if enough time passed; honour cancel."""
@@ -68,17 +70,82 @@ class TaskContext:
 _local = threading.local()
 
 
+def active() -> TaskContext | None:
+    """The context of the task this thread is running, or ``None`` outside any task.
+
+    A parallel call made from inside a task (user code calling ``jp.map`` in a worker)
+    sees one here and runs in place instead of starting workers of its own.
+    """
+    return getattr(_local, "ctx", None)
+
+
+def enter(ctx: TaskContext) -> TaskContext | None:
+    """Make ``ctx`` this thread's task context; return the one it replaces."""
+    previous = getattr(_local, "ctx", None)
+    _local.ctx = ctx
+    return previous
+
+
+def leave(previous: TaskContext | None) -> None:
+    """Restore the context :func:`enter` replaced."""
+    _local.ctx = previous
+
+
 def current() -> TaskContext:
     """The context of the partition this thread runs (a throwaway one outside a run)."""
     ctx = getattr(_local, "ctx", None)
-    if ctx is None:
-        ctx = _local.ctx = TaskContext()
-    return ctx
+    # Outside a task, a throwaway: it must not make later calls look nested.
+    return ctx if ctx is not None else TaskContext()
 
 
 def progress(n: int = 1) -> None:
     """Report ``n`` more rows (or steps) done from inside user code running in a worker."""
     current().add_rows(n)
+
+
+@dataclass(frozen=True)
+class CapturedWarning:
+    """A warning raised in a worker, as plain data, to be raised again in the caller.
+
+    The category travels by name: a warning class defined in the notebook is found
+    again in the caller's ``__main__``; one that cannot be found falls back to the
+    nearest builtin warning class it derives from.
+    """
+
+    module: str
+    qualname: str
+    builtin: str
+    message: str
+    filename: str
+    lineno: int
+
+    @classmethod
+    def of(cls, record: warnings.WarningMessage) -> CapturedWarning:
+        """The record of one caught warning."""
+        category = record.category
+        builtin = next((c.__name__ for c in category.__mro__
+                        if c.__module__ == "builtins" and issubclass(c, Warning)), "UserWarning")
+        return cls(category.__module__, category.__qualname__, builtin, str(record.message),
+                   record.filename, record.lineno)
+
+    @property
+    def category(self) -> type[Warning]:
+        """The warning class in this process."""
+        import builtins
+        import importlib
+
+        try:
+            found: Any = importlib.import_module(self.module)
+            for part in self.qualname.split("."):
+                found = getattr(found, part)
+            if isinstance(found, type) and issubclass(found, Warning):
+                return found
+        except (ImportError, AttributeError):
+            pass
+        return getattr(builtins, self.builtin, UserWarning)
+
+    def __str__(self) -> str:
+        return f"{self.qualname}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -88,7 +155,7 @@ class TaskDone:
     task_id: int
     value: Any
     output: str = ""
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[CapturedWarning, ...] = ()
     seconds: float = 0.0
 
 
@@ -104,7 +171,7 @@ class TaskFailed:
     row_label: Any = None
     has_row_label: bool = False
     output: str = ""
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[CapturedWarning, ...] = field(default=())
 
 
 class _ThreadRoutedStream(io.TextIOBase):
@@ -146,7 +213,7 @@ def _routed(name: str) -> _ThreadRoutedStream:
 def _capture(threaded: bool):
     """Capture prints and warnings of one partition into a buffer."""
     buffer = io.StringIO()
-    caught: list[str] = []
+    caught: list[CapturedWarning] = []
     if threaded:
         # Threads share sys.stdout, so writes are routed by thread identity instead.
         streams = [_routed("stdout"), _routed("stderr")]
@@ -163,14 +230,13 @@ def _capture(threaded: bool):
     sys.stdout = sys.stderr = buffer
     try:
         with warnings.catch_warnings(record=True) as records:
-            warnings.simplefilter("default")
+            # Every warning is kept; the caller's own filters decide what is shown.
+            warnings.simplefilter("always")
             try:
                 yield buffer, caught
             finally:
                 # A warning raised on every row is reported once per partition.
-                caught.extend(dict.fromkeys(
-                    f"{w.category.__name__}: {w.message}" for w in records
-                ))
+                caught.extend(dict.fromkeys(CapturedWarning.of(w) for w in records))
     finally:
         sys.stdout, sys.stderr = saved
 
@@ -205,7 +271,7 @@ def execute(
 ) -> TaskDone | TaskFailed:
     """Run ``op(data)`` for one partition and describe the outcome."""
     ctx = TaskContext(slot=slot, cancel=cancel, last_flush=time.monotonic())
-    _local.ctx = ctx
+    previous = enter(ctx)
     if slot is not None:
         slot.publish(0)
     started = time.perf_counter()
@@ -233,4 +299,4 @@ def execute(
             task_id, value, buffer.getvalue(), tuple(caught), time.perf_counter() - started
         )
     finally:
-        _local.ctx = None
+        leave(previous)

@@ -2,15 +2,21 @@
 
 Data flow::
 
-    cell body ──compile (cell line numbers)──▶ CellOp(body, names it uses) ──▶ engine
-    TARGET ──split (rows / groups / columns / items / chunks)──▶ partitions ──┘
-    engine ──results in order──▶ combine ──▶ notebook (only if every partition succeeded)
+    cell body ──compile (cell line numbers)──▶ CellOp(body, names it uses) ──┐
+    TARGET ──split (rows / groups / columns / items / chunks)──▶ Plan ◀───────┘
+    Plan ──pipeline.execute──▶ one CellValue per partition ──▶ combine ──▶ notebook
 
 Spawned and forkserver workers cannot see the notebook's globals, so the names the
 body uses travel inside the operation, by value (dill), once per worker per run. The
-cell's source travels too, so a worker's traceback shows the cell's own lines. This
-module knows nothing of IPython beyond the shell's ``user_ns`` and ``compile`` objects
-handed to it; :mod:`jupyter_par.magic` parses the flags and calls :func:`run_cell`.
+cell's source travels too, so a worker's traceback shows the cell's own lines.
+
+A cell means what it means when run serially, or says why it cannot: values that are
+row-aligned with their partitions are stacked in input order; an aggregate is stacked
+only when ``--by`` keeps each of its groups whole in one partition; otherwise the
+partitions' values go through ``--reduce``, and without it the cell fails in one line.
+Nothing in the notebook changes unless every partition succeeded. This module knows
+nothing of IPython beyond the shell's ``user_ns``, ``ev`` and ``compile`` objects;
+:mod:`jupyter_par.magic` parses the flags and calls :func:`run_cell`.
 """
 
 from __future__ import annotations
@@ -23,19 +29,20 @@ import linecache
 import os
 import sys
 import types
-import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from . import api, shipping
+from . import groups, pipeline, shipping
 from .backends import backend_class
 from .cell_code import (
     CellOp,
-    EndedInNone,
+    CellValue,
     assigned_names,
+    changes_name,
     compile_body,
     names_to_ship,
     remember_sources,
@@ -43,7 +50,7 @@ from .cell_code import (
     source_files,
 )
 from .config import resolve
-from .errors import PartialResultWarning, RemoteTraceback, ShippingError, UsageError
+from .errors import RemoteTraceback, ShippingError, UsageError
 from .partition import (
     Partition,
     combine,
@@ -51,12 +58,12 @@ from .partition import (
     iter_chunks,
     partition_count,
     split_columns,
-    split_groups,
     split_rows,
     split_sequence,
 )
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_REDUCE_EXAMPLE = '--reduce "lambda parts: pd.concat(parts).groupby(level=0).sum()"'
 
 
 @dataclass(frozen=True)
@@ -70,13 +77,14 @@ class CellRequest:
     axis: str = "rows"
     out: str | None = None
     share: tuple[str, ...] = ()
+    reduce: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
 
 # -- planning: TARGET into partitions --------------------------------------------------
 @dataclass
-class _Plan:
-    parts: Sequence[Partition] | Iterator[Partition]
+class _Split:
+    parts: Sequence[Partition] | Iterable[Partition]
     unit: str
     kind: str  # "pandas", "items", "chunks"
 
@@ -89,7 +97,7 @@ def _copied(part: Partition) -> Partition:
         return part
 
 
-def _plan(obj: Any, request: CellRequest, jobs: int, partitions: int | None) -> _Plan:
+def _split(obj: Any, request: CellRequest, jobs: int, partitions: int | None) -> _Split:
     target = request.target
     kind_name = type(obj).__name__
     if request.by and request.axis == "columns":
@@ -110,18 +118,22 @@ def _plan(obj: Any, request: CellRequest, jobs: int, partitions: int | None) -> 
         by = request.by[0] if len(request.by) == 1 else list(request.by)
         # dropna=False keeps rows whose key is missing: the body must see every row.
         n = partition_count(len(obj), jobs, partitions)
-        return _Plan(split_groups(obj, by, n, dropna=False), "rows", "pandas")
+        parts = groups.split(obj, by, n, {"dropna": False, "sort": True}) if len(obj) else \
+            "empty"
+        if isinstance(parts, str):
+            parts = split_rows(obj, 1)
+        return _Split(parts, "rows", "pandas")
     if request.axis == "columns":
         if not isinstance(obj, pd.DataFrame):
             msg = f"--axis columns needs a DataFrame TARGET, but {target} is a {kind_name}"
             raise UsageError(msg)
         n = partition_count(obj.shape[1], jobs, partitions)
-        return _Plan(split_columns(obj, n), "columns", "pandas")
+        return _Split(split_columns(obj, n), "columns", "pandas")
     if isinstance(obj, pd.DataFrame | pd.Series):
-        return _Plan(split_rows(obj, partition_count(len(obj), jobs, partitions)), "rows",
-                     "pandas")
+        return _Split(split_rows(obj, partition_count(len(obj), jobs, partitions)), "rows",
+                      "pandas")
     if is_chunked_reader(obj):
-        return _Plan(iter_chunks(obj), "rows", "chunks")
+        return _Split(iter_chunks(obj), "rows", "chunks")
     if isinstance(obj, str | bytes | Mapping) or not (
         isinstance(obj, Iterable) and isinstance(obj, Sized)
     ):
@@ -130,27 +142,85 @@ def _plan(obj: Any, request: CellRequest, jobs: int, partitions: int | None) -> 
                "(pd.read_csv(..., chunksize=N))")
         raise UsageError(msg)
     items = obj if isinstance(obj, Sequence) else list(obj)
-    return _Plan(split_sequence(items, partition_count(len(items), jobs, partitions)), "items",
-                 "items")
+    return _Split(split_sequence(items, partition_count(len(items), jobs, partitions)),
+                  "items", "items")
 
 
-def _combine(results: list[Any], request: CellRequest, plan: _Plan, original: Any,
-             expression: bool) -> Any:
-    """Put partition results together as DESIGN.md section 2 says."""
-    if request.axis == "columns" and results and all(
-            isinstance(r, pd.DataFrame) for r in results):
-        return results[0] if len(results) == 1 else pd.concat(results, axis=1)
-    value = combine(results, concat_lists=plan.kind == "items")
-    if (request.by and not expression and isinstance(value, pd.DataFrame | pd.Series)
-            and _same_rows(value, original)):
-        # The body kept TARGET's rows: a serial run would keep them in their own order.
-        value = value.reindex(original.index)
-    return value
+# -- combining: what a serial run would have given --------------------------------------
+def _reducer(shell: Any, text: str | None) -> Callable[[list[Any]], Any] | None:
+    """The ``--reduce`` function: ``list``, ``concat``, or a notebook function/expression."""
+    if text is None:
+        return None
+    if text == "list":
+        return list
+    if text == "concat":
+        return combine
+    try:
+        func = shell.ev(text) if hasattr(shell, "ev") else eval(text, shell.user_ns)
+    except Exception as exc:  # noqa: BLE001 - the user's expression, reported in one line
+        msg = f"--reduce {text!r} could not be evaluated: {type(exc).__name__}: {exc}"
+        raise UsageError(msg) from None
+    if not callable(func):
+        msg = (f"--reduce must name a function taking the list of partition values, got "
+               f"{type(func).__name__}; e.g. {_REDUCE_EXAMPLE}")
+        raise UsageError(msg)
+    return func
 
 
-def _same_rows(value: pd.DataFrame | pd.Series, original: Any) -> bool:
-    return (len(value) == len(original) and value.index.is_unique
-            and original.index.is_unique and bool(value.index.isin(original.index).all()))
+def _in_input_order(value: Any, parts: Sequence[Partition]) -> Any:
+    """Rows stacked in partition order, put back in the input's own row order."""
+    if not parts or all(p.rows is None for p in parts) or \
+            not isinstance(value, pd.DataFrame | pd.Series):
+        return value
+    positions = np.concatenate([p.rows for p in parts])
+    if len(positions) != len(value):
+        return value
+    return value.iloc[np.argsort(positions, kind="stable")]
+
+
+def _stack(values: list[Any], aligned: bool, keyed: bool, request: CellRequest,
+           split: _Split, what: str) -> Any:
+    """The partitions' values together, as a serial run would have them, or a UsageError."""
+    if aligned:
+        if request.axis == "columns":
+            if all(isinstance(v, pd.DataFrame) for v in values):
+                return combine(values, axis=1)
+            return combine(values)
+        stacked = combine(values, concat_lists=split.kind == "items")
+        return _in_input_order(stacked, split.parts if isinstance(split.parts, Sequence)
+                               else [])
+    if keyed:
+        return combine(values)  # each group whole in one partition: stacking is right
+    msg = (f"the cell's {what} is not row-aligned with its partition (an aggregate such as "
+           "groupby(...).sum(), describe() or a scalar), so stacking the partitions' values "
+           "would differ from a serial run: add --by KEYS so each group is whole in one "
+           f"partition, or --reduce FUNC to combine the list of partition values (e.g. "
+           f"{_REDUCE_EXAMPLE}, --reduce list, --reduce concat)")
+    raise UsageError(msg)
+
+
+def _combine(cells: list[CellValue], request: CellRequest, split: _Split,
+             reducer: Callable[[list[Any]], Any] | None, expression: bool) -> tuple[Any, Any]:
+    """(the value to write back to TARGET or ``_NOTHING``, the cell's output)."""
+    written: Any = _NOTHING
+    if cells and all(c.has_target for c in cells):
+        targets = [c.target for c in cells]
+        aligned, keyed = all(c.target_aligned for c in cells), all(c.target_keyed for c in cells)
+        if not aligned and not keyed and reducer is not None and not expression:
+            written = reducer(targets)  # TARGET became an aggregate: --reduce combines it
+        else:
+            written = _stack(targets, aligned, keyed, request, split,
+                             f"value of {request.target}")
+    values = [c.value for c in cells]
+    if not expression or all(v is None for v in values):
+        return written, None
+    if reducer is not None:
+        return written, reducer(values)
+    aligned, keyed = all(c.value_aligned for c in cells), all(c.value_keyed for c in cells)
+    return written, _stack(values, aligned, keyed, request, split, "last expression")
+
+
+_NOTHING = object()
 
 
 # -- errors shown as the user's own ---------------------------------------------------
@@ -208,27 +278,31 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
             msg = f"--out must be a variable name, got {name!r}"
             raise UsageError(msg)
     options = resolve(**request.options)
+    reducer = _reducer(shell, request.reduce)
     filename = _cache_cell(shell, request)
     statements, last = compile_body(request.body, filename)
     obj = namespace[target]
-    plan = _plan(obj, request, options.jobs, options.partitions)
-    if plan.kind == "items" and not backend_class(options.backend).uses_processes:
+    split = _split(obj, request, options.jobs, options.partitions)
+    if split.kind == "items" and not backend_class(options.backend).uses_processes:
         # Threads and inline hand the body the notebook's own items (dicts, lists):
         # copies keep a failed run from having changed them in place.
-        plan.parts = [_copied(part) for part in plan.parts]
+        split.parts = [_copied(part) for part in split.parts]
+    expression = last is not None
     hidden = getattr(shell, "user_ns_hidden", {})
     shared = shared_objects(namespace, request.share)
     names = names_to_ship([statements, last], namespace, hidden, skip=[target, *shared])
     sources = source_files(names.values())
     sources[filename] = tuple(linecache.cache.get(filename, (0, None, [], ""))[2])
-    op = CellOp(request.body, filename, target, names, sources, os.getpid(), tuple(shared))
+    wants_target = not expression or changes_name(request.body, target)
+    op = CellOp(request.body, filename, target, names, sources, os.getpid(), tuple(shared),
+                wants_target=wants_target, axis=request.axis, by=request.by)
+    plan = pipeline.Plan(
+        split.parts, op,
+        lambda cells: _combine(cells, request, split, reducer, expression),
+        label=f"%%parallel {target}", unit=split.unit)
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            # Always record the skip report: the default filter would show it once per
-            # session, and pointing at api.py, not at this cell.
-            warnings.simplefilter("always", PartialResultWarning)
-            outcome = api.execute(plan.parts, op, options, label=f"%%parallel {target}",
-                                  unit=plan.unit, shared=shared or None)
+        (written, value), _ = pipeline.execute(plan, options, shared=shared or None,
+                                               where=(filename, 1))
     except ShippingError as exc:
         culprit = _unshippable(names)
         if culprit is None:
@@ -236,42 +310,21 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
         msg = (f"cannot send {culprit} to the workers; the cell uses it. Create it inside "
                "the cell, pass plain data instead, or use --backend threads.")
         raise ShippingError(msg) from None
+    except UsageError:
+        raise
     except Exception as exc:  # noqa: BLE001 - re-raised, only its traceback trimmed
         _name_cells(exc, getattr(getattr(shell, "compile", None), "_filename_map", {}))
         raise exc.with_traceback(_user_traceback(exc.__traceback__)) from exc.__cause__
-    _warn_again(caught, outcome, shell, filename)
-    results = outcome.results
-    if last is not None and results and all(isinstance(r, EndedInNone) for r in results):
-        # A cell ending in print(...) is a statement cell: write TARGET back.
-        last, results = None, [r.target_value for r in results]
-    else:
-        results = [None if isinstance(r, EndedInNone) else r for r in results]
-    value = _combine(results, request, plan, obj, expression=last is not None)
-    if last is not None and all(r is None for r in results):
-        value = None
-    _note_local_names(request, expression=last is not None)
-    if last is not None:
-        if request.out:
-            namespace[request.out] = value
-        return value
-    namespace[request.out or target] = value
-    return None
-
-
-def _warn_again(caught: list[warnings.WarningMessage], outcome: Any, shell: Any,
-                filename: str) -> None:
-    """Re-issue the run's warnings; the skip report names the cell and each error."""
-    number = getattr(getattr(shell, "compile", None), "_filename_map", {}).get(filename)
-    where = f"Cell In[{number}]" if number is not None else filename
-    for w in caught:
-        if not issubclass(w.category, PartialResultWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
-            continue
-        skipped = [f"{f.site.describe()}: {type(f.error).__name__}: {f.error}".splitlines()[0]
-                   for f in outcome.failures]
-        text = (f"--on-error skip: {len(skipped)} of {outcome.partitions} partition(s) failed "
-                "and were left out of the result:\n  " + "\n  ".join(skipped))
-        warnings.warn_explicit(text, PartialResultWarning, where, 1, registry={})
+    _note_local_names(request, expression=expression)
+    if not expression:
+        if written is not _NOTHING:
+            namespace[request.out or target] = written
+        return None
+    if written is not _NOTHING:
+        namespace[target] = written  # the body changed TARGET, as a serial run would
+    if request.out:
+        namespace[request.out] = value
+    return value
 
 
 def _running_cell_number(shell: Any) -> int:

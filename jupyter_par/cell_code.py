@@ -105,6 +105,36 @@ def assigned_names(body: str) -> list[str]:
     return list(dict.fromkeys(visitor.found))
 
 
+def changes_name(body: str, name: str) -> bool:
+    """Whether the body changes ``name``: assigns to it, to an item or attribute of it
+    (``df["x"] = ...``, ``df.loc[...] = ...``), deletes from it, or calls a method of it
+    with ``inplace=True``."""
+
+    def rooted(node: ast.AST) -> bool:
+        while isinstance(node, ast.Subscript | ast.Attribute):
+            node = node.value
+        return isinstance(node, ast.Name) and node.id == name
+
+    for node in ast.walk(ast.parse(body)):
+        targets: list[ast.AST] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        elif isinstance(node, ast.Delete):
+            targets = node.targets
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and rooted(node.func.value) and any(
+                    k.arg == "inplace" and isinstance(k.value, ast.Constant) and k.value.value
+                    for k in node.keywords):
+            return True
+        flat = [e for t in targets for e in (t.elts if isinstance(t, ast.Tuple | ast.List)
+                                             else [t])]
+        if any(rooted(t) for t in flat):
+            return True
+    return False
+
+
 # -- what travels with the body -------------------------------------------------------
 def _global_reads(code: types.CodeType) -> set[str]:
     """Global names the code, and the functions it defines, read.
@@ -188,13 +218,53 @@ def _size(part: Any) -> int:
     return len(part) if isinstance(part, Sized) else 1
 
 
+def _aligned(value: Any, part: Any, axis: str) -> bool:
+    """Whether ``value`` is row-aligned with its partition (so stacking it is right)."""
+    import pandas as pd
+
+    if axis == "columns" and isinstance(part, pd.DataFrame):
+        if isinstance(value, pd.Series):
+            return value.index.equals(part.columns)
+        return isinstance(value, pd.DataFrame) and value.columns.equals(part.columns)
+    if isinstance(part, pd.DataFrame | pd.Series):
+        return isinstance(value, pd.DataFrame | pd.Series) and value.index.equals(part.index)
+    if isinstance(value, (list | tuple, pd.DataFrame | pd.Series)):
+        return len(value) == _size(part)
+    return False
+
+
+def _keyed_by(value: Any, by: tuple[str, ...]) -> bool:
+    """Whether ``value`` is indexed by the ``--by`` keys (an aggregate of whole groups)."""
+    names = set(getattr(getattr(value, "index", None), "names", ()) or ())
+    return bool(by) and set(by) <= names
+
+
+@dataclass(frozen=True)
+class CellValue:
+    """What one partition's run of the body gave, and how it may be combined.
+
+    ``value`` is the trailing expression's value (``None`` without one, or when it gave
+    ``None``); ``target`` TARGET's final value where it is to be written back;
+    ``aligned`` / ``keyed`` say whether a value is row-aligned with its partition, or
+    indexed by the ``--by`` keys, which decides whether stacking the partitions' values
+    gives what a serial run gives.
+    """
+
+    value: Any
+    target: Any
+    has_target: bool
+    value_aligned: bool
+    value_keyed: bool
+    target_aligned: bool
+    target_keyed: bool
+
+
 @dataclass(frozen=True)
 class CellOp:
-    """Run the body with TARGET's name bound to one partition; return its result.
+    """Run the body with TARGET's name bound to one partition; return a :class:`CellValue`.
 
-    The result is the value of the body's trailing expression if it has one, else
-    the final value of TARGET's name. Every other name the body assigns lives and
-    dies in this call's own namespace.
+    Every name the body assigns other than TARGET lives and dies in this call's own
+    namespace.
     """
 
     body: str
@@ -205,8 +275,12 @@ class CellOp:
     origin_pid: int
     #: ``--share`` names: they arrive through :mod:`jupyter_par.shared`, not inside the op.
     shared_names: tuple[str, ...] = ()
+    #: TARGET travels back too: there is no trailing expression, or the body changes it.
+    wants_target: bool = True
+    axis: str = "rows"
+    by: tuple[str, ...] = ()
 
-    def __call__(self, part: Any) -> Any:
+    def __call__(self, part: Any) -> CellValue:
         remember_sources(self.sources)
         statements, last = _compiled(self.body, self.filename)
         namespace = {"__builtins__": builtins, "__name__": "__main__", **self.names,
@@ -219,22 +293,13 @@ class CellOp:
         with counting:
             exec(statements, namespace)
             value = eval(last, namespace) if last is not None else None
-        if value is not None:
-            return value
-        if last is not None:
-            return EndedInNone(namespace.get(self.target))
-        if self.target not in namespace:
+        has_target = self.target in namespace
+        if self.wants_target and not has_target:
             msg = f"the cell deleted {self.target!r}, so there is no result to return"
             raise NameError(msg)
-        return namespace[self.target]
-
-
-@dataclass(frozen=True)
-class EndedInNone:
-    """The body's trailing expression gave None (``print(...)``, ``df.info()``).
-
-    IPython shows nothing for such a cell, and a serial run keeps what the body did to
-    TARGET, so TARGET's final value travels back in case every partition ends this way.
-    """
-
-    target_value: Any
+        target = namespace.get(self.target) if self.wants_target else None
+        return CellValue(
+            value, target, has_target and self.wants_target,
+            _aligned(value, part, self.axis), _keyed_by(value, self.by),
+            _aligned(target, part, self.axis), _keyed_by(target, self.by),
+        )

@@ -40,18 +40,13 @@ class Options:
     start_method: str | None = None
     progress: Any = True
     scheduler: Any = None
-    shared: tuple[str, ...] = ()
     frontend: str = "auto"
     #: Run in the kernel when a sample shows the data costs more to move than to process.
     inline_fallback: bool = True
 
-    def backend_options(self) -> dict[str, Any]:
-        """The options that select a warm backend instance."""
-        if self.backend == "processes":
-            return {"start_method": self.start_method}
-        if self.backend == "dask":
-            return {"scheduler": self.scheduler}
-        return {}
+
+#: The keywords of every public call that are jupyter_par's own, not pandas' or the function's.
+OPTION_NAMES = tuple(f.name for f in fields(Options))
 
 
 _BUILTIN: dict[str, Any] = {f.name: f.default for f in fields(Options) if f.name != "jobs"}
@@ -89,8 +84,6 @@ def _check(name: str, value: Any) -> Any:
         need(value in FRONTENDS, f"one of {', '.join(FRONTENDS)}")
     elif name == "inline_fallback":
         need(isinstance(value, bool), "True or False")
-    elif name == "shared":
-        value = (value,) if isinstance(value, str) else tuple(value)
     elif name not in {f.name for f in fields(Options)}:
         msg = f"unknown option {name!r}"
         raise UsageError(msg)
@@ -122,7 +115,9 @@ def resolve(**given: Any) -> Options:
         if checked is not None:
             merged[name] = checked
     options = Options(**merged)
+    from .backends import backend_class
+
     # One worker gains nothing from processes and loses the debugger: run in the caller.
-    if options.jobs == 1 and options.backend in ("processes", "threads"):
+    if options.jobs == 1 and backend_class(options.backend).one_worker_inline:
         options = replace(options, backend="inline")
     return options

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import backends
+from . import _worker, backends
 from ._worker import TaskDone, TaskFailed
 from .config import Options
 from .errors import (
@@ -46,7 +46,6 @@ _run_ids = itertools.count(1)
 #: Warm backends serve one run at a time: a panel run in a background thread and a
 #: cell's run would otherwise share (or reshape) the same workers. The second waits.
 _one_run_at_a_time = threading.RLock()
-_WORKER_THREAD_PREFIX = "jupyter_par-thread-"  # threads backend workers
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ class PartitionOutput:
     partition: int
     worker: str
     output: str
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[_worker.CapturedWarning, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -228,6 +227,8 @@ class _Run:
         return self.cancel is not None and self.cancel.is_set()
 
     def handle(self, backend: backends.Backend, event: backends.Event) -> None:
+        if event.run_id is not None and event.run_id != self.run_id:
+            return  # a task of an earlier run that ended late: its result is not ours
         if isinstance(event, backends.Finished):
             outcome = event.outcome
             running = self.running.pop(outcome.task_id, None)
@@ -279,7 +280,7 @@ class _Run:
         started = time.monotonic()
         for worker in backend.workers:
             self.tracker.add_worker(worker)
-        backend.begin_run(self.run_id, self.op)
+        backend.begin_run(self.run_id, self.op, self.cancel)
         self.publish(force=True, backend=backend)
         try:
             while True:
@@ -361,12 +362,13 @@ def run(
     """
     state = _Run(partitions, op, options, sinks, rows_total, partitions_total, label, unit, cancel,
                  fold)
-    if threading.current_thread().name.startswith(_WORKER_THREAD_PREFIX):
-        # A parallel call made by user code inside a threads-backend task: the outer run
-        # holds the workers, so the inner one runs right here in that thread.
-        from .backends.sequential import SequentialBackend
-
-        return state.drive(SequentialBackend(1))
+    outer = _worker.active()
+    if outer is not None:
+        # A parallel call made by user code inside a task: the outer run holds the
+        # workers (and a forked worker must not start a pool of its own), so the
+        # inner call runs right here, on the backend the outer one names for nesting.
+        return state.drive(backends.backend_class(outer.nested_backend)(1))
     with _one_run_at_a_time:
-        backend = backends.acquire(options.backend, options.jobs, **options.backend_options())
+        cls = backends.backend_class(options.backend)
+        backend = backends.acquire(options.backend, options.jobs, **cls.options_from(options))
         return state.drive(backend)

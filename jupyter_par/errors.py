@@ -112,3 +112,9 @@ class InlineFallbackWarning(JupyterParWarning):
 
 class PartialResultWarning(JupyterParWarning):
     """Some partitions failed and were skipped (``on_error="skip"``)."""
+
+
+class SerialFallbackWarning(JupyterParWarning):
+    """The call ran in the caller, as pandas itself: cut into partitions, its meaning
+    would change (a function of the whole Series, a numba engine, a key form that
+    bins over the whole input)."""

@@ -17,8 +17,6 @@ from . import cell, config
 from .backends import shutdown, warm_backends
 from .errors import JupyterParError, RemoteTraceback, UsageError
 
-_BACKENDS = ["processes", "threads", "dask", "inline"]
-
 
 def _names(text: str | None) -> tuple[str, ...]:
     return tuple(n.strip() for n in (text or "").split(",") if n.strip())
@@ -54,8 +52,9 @@ class ParallelMagics(Magics):
     @argument("target", metavar="TARGET",
               help="notebook variable to split: DataFrame, Series, list or chunked reader")
     @argument("-j", "--jobs", type=int, default=None, help="number of workers")
-    @argument("-b", "--backend", choices=_BACKENDS, default=None,
-              help="where partitions run (default: processes)")
+    @argument("-b", "--backend", default=None,
+              help="where partitions run: processes (default), threads, inline, dask, or a "
+                   "backend registered with jupyter_par.register_backend")
     @argument("-p", "--partitions", type=int, default=None,
               help="number of partitions (default: several per worker)")
     @argument("--by", default=None, metavar="COL[,COL...]",
@@ -66,6 +65,9 @@ class ParallelMagics(Magics):
               help="store the result in NAME instead of writing back to TARGET")
     @argument("--share", default=None, metavar="NAME[,NAME...]",
               help="read-only objects to send to each worker once per run")
+    @argument("--reduce", default=None, metavar="FUNC",
+              help="combine the partitions' values of an aggregate: a notebook function or "
+                   "expression taking the list of values, or 'list', or 'concat'")
     @argument("--timeout", type=float, default=None, metavar="SECONDS",
               help="stop a partition that runs longer than this")
     @argument("--retries", type=int, default=None, help="retries of a failed partition")
@@ -96,6 +98,8 @@ class ParallelMagics(Magics):
                ...: df["score"] = df.apply(score, axis=1)
             In [4]: %%parallel --by city --out stats df
                ...: df.groupby("city")["score"].mean()
+            In [5]: %%parallel --reduce "lambda parts: sum(parts)" df
+               ...: int((df["score"] > 10).sum())
         """
         __tracebackhide__ = True
         try:
@@ -108,6 +112,7 @@ class ParallelMagics(Magics):
                 axis=args.axis,
                 out=args.out,
                 share=_names(args.share),
+                reduce=args.reduce,
                 options={
                     "jobs": args.jobs, "backend": args.backend, "partitions": args.partitions,
                     "timeout": args.timeout, "retries": args.retries,
@@ -129,7 +134,7 @@ class ParallelMagics(Magics):
 
     @magic_arguments()
     @argument("-j", "--jobs", type=int, default=None, help="default number of workers")
-    @argument("-b", "--backend", choices=_BACKENDS, default=None, help="default backend")
+    @argument("-b", "--backend", default=None, help="default backend (a registered name)")
     @argument("--start", choices=list(config.START_METHODS), default=None,
               help="default start method of worker processes")
     @argument("--progress", choices=["on", "off"], default=None, help="draw progress bars")

@@ -129,6 +129,17 @@ class ColumnApply:
 
 
 @dataclass(frozen=True)
+class SeriesRows:
+    """The values a partition's ``Series.apply`` returned where they include Series.
+
+    pandas builds one frame from every element's Series at once (dtypes over all of
+    them), so the caller does that over all partitions, not each partition alone.
+    """
+
+    values: list[Any]
+
+
+@dataclass(frozen=True)
 class SeriesMap:
     """``Series.map(func, ...)`` or ``Series.apply(func, ...)`` on a row partition."""
 
@@ -137,15 +148,27 @@ class SeriesMap:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self, part: pd.Series) -> Any:
+        func, values = self.func, []
+
+        def each(value: Any, *args: Any, **kwargs: Any) -> Any:
+            result = func(value, *args, **kwargs)
+            values.append(result)
+            return result
+
         def run(piece: pd.Series) -> Any:
             try:
-                return getattr(piece, self.method)(self.func, **self.kwargs)
+                return getattr(piece, self.method)(each, **self.kwargs)
             except Exception:
                 if callable(self.func) and not self.kwargs:
                     _locate_failing_row(piece, self.func)
                 raise
 
-        return _in_steps(part, run)
+        out = _in_steps(part, run)
+        if isinstance(out, pd.DataFrame) or (
+                isinstance(out, pd.Series) and out.dtype == object and len(values) == len(part)
+                and any(isinstance(v, pd.Series) for v in values)):
+            return SeriesRows(values)
+        return out
 
 
 @dataclass(frozen=True)

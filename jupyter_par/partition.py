@@ -31,6 +31,8 @@ class Partition:
     data: Any
     size: int
     span: str = ""
+    #: Positions of the partition's rows in the input, where they are not one slice.
+    rows: Any = None
 
     def __repr__(self) -> str:
         return f"Partition({self.index}, size={self.size}, {self.span})"
@@ -81,40 +83,6 @@ def split_indexed_items(items: Sequence[Any], n_parts: int) -> list[Partition]:
         Partition(i, (a, list(items[a:b])), b - a, f"items {a}-{b - 1}")
         for i, (a, b) in enumerate(_bounds(len(items), n_parts))
     ]
-
-
-def split_groups(
-    df: pd.DataFrame | pd.Series, by: Any, n_parts: int, **groupby_kwargs: Any
-) -> list[Partition]:
-    """Slices holding whole groups, balanced by row count, groups in groupby order.
-
-    Each partition keeps its rows in their original order, so a ``groupby`` inside
-    the partition sees every group exactly as the serial ``groupby`` would.
-    """
-    grouped = df.groupby(by, **groupby_kwargs)
-    n_groups = grouped.ngroups
-    if n_groups == 0:
-        return [Partition(0, df.iloc[0:0], 0, "no groups")]
-    codes = grouped.ngroup().to_numpy()
-    if codes.dtype.kind == "f":  # rows whose key is missing (dropna) belong to no group
-        valid = ~np.isnan(codes)
-        codes = np.where(valid, codes, -1).astype(np.int64)
-    sizes = np.bincount(codes[codes >= 0], minlength=n_groups)
-    n_parts = max(1, min(n_parts, n_groups))
-    # Cut the ordered groups where the cumulative row count crosses equal shares.
-    cumulative = np.cumsum(sizes)
-    targets = cumulative[-1] * np.arange(1, n_parts) / n_parts
-    cuts = np.unique(np.searchsorted(cumulative, targets, side="left") + 1)
-    edges = [0, *[int(c) for c in cuts if 0 < c < n_groups], n_groups]
-    # Each row's partition through a per-group table (-1: no group), then each
-    # partition's rows in their original order.
-    table = np.repeat(np.arange(len(edges) - 1), np.diff(edges))
-    owner = np.where(codes >= 0, table[codes], -1)
-    parts = []
-    for i, (lo, hi) in enumerate(itertools.pairwise(edges)):
-        keep = np.flatnonzero(owner == i)
-        parts.append(Partition(i, df.iloc[keep], len(keep), f"groups {lo}-{hi - 1}"))
-    return parts
 
 
 def iter_chunks(chunks: Iterable[Any]) -> Iterator[Partition]:

@@ -30,10 +30,10 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 import jupyter_par as jp  # noqa: E402
-from jupyter_par import api, backends, operations  # noqa: E402
+from jupyter_par import backends, operations, pipeline  # noqa: E402
 from jupyter_par.config import resolve  # noqa: E402
 from jupyter_par.errors import BackendUnavailableError, RemoteTraceback  # noqa: E402
-from jupyter_par.partition import split_rows  # noqa: E402
+from jupyter_par.partition import combine, split_rows  # noqa: E402
 
 pytestmark = pytest.mark.dask
 
@@ -307,11 +307,11 @@ def test_cancel_stops_running_tasks_without_restarting_workers(df, dask_run, clu
     before = set(cluster.client.nthreads())
     cancel = threading.Event()
     # Once all four run (none still loading), each stops at its next check of the flag.
-    options = resolve(**dask_run, progress=_cancel_when(4, cancel))  # api.execute: cancel=
+    options = resolve(**dask_run, progress=_cancel_when(4, cancel))  # pipeline.execute: cancel=
     parts = split_rows(pd.concat([df] * 5), 4)  # about 10 s of work per partition
     with pytest.raises(jp.CancelledError):
-        api.execute(parts, operations.RowApply(very_slow), options, label="cancel",
-                    cancel=cancel)
+        pipeline.execute(pipeline.Plan(parts, operations.RowApply(very_slow), combine, "cancel"),
+                         options, cancel=cancel)
     assert _running_keys(cluster.client) == []
     assert set(cluster.client.nthreads()) == before  # stopped by the flag, not by restarts
 
@@ -320,8 +320,9 @@ def test_cancel_restarts_workers_whose_task_ignores_the_flag(df, dask_run, clust
     cancel = threading.Event()
     options = resolve(**dask_run, progress=_cancel_when(1, cancel))
     with pytest.raises(jp.CancelledError):
-        api.execute(split_rows(df, 2), operations.PartitionCall(reports_then_sleeps), options,
-                    label="cancel", cancel=cancel)
+        pipeline.execute(pipeline.Plan(split_rows(df, 2),
+                                       operations.PartitionCall(reports_then_sleeps), combine,
+                                       "cancel"), options, cancel=cancel)
     assert _eventually(lambda: _running_keys(cluster.client) == [])
 
 

@@ -161,13 +161,13 @@ def test_cancel_event_stops_run():
     df = pd.DataFrame({"a": range(8)})
     cancel = threading.Event()
     threading.Timer(0.5, cancel.set).start()
-    from jupyter_par import api, config, operations, partition
+    from jupyter_par import config, operations, partition, pipeline
 
     started = time.monotonic()
+    plan = pipeline.Plan(partition.split_rows(df, 4), operations.RowApply(lambda r: time.sleep(30)),
+                         partition.combine, "x")
     with pytest.raises(jp.CancelledError):
-        api.execute(partition.split_rows(df, 4),
-                    operations.RowApply(lambda r: time.sleep(30)),
-                    config.resolve(jobs=2, progress=False), label="x", cancel=cancel)
+        pipeline.execute(plan, config.resolve(jobs=2, progress=False), cancel=cancel)
     assert time.monotonic() - started < 3
 
 
@@ -189,7 +189,7 @@ def test_retries_and_skip(tmp_path):
             raise ValueError("always")
         return part
 
-    with pytest.warns(jp.errors.PartialResultWarning, match="1 partition"):
+    with pytest.warns(jp.errors.PartialResultWarning, match="1 of 4 partition"):
         got = jp.map_partitions(df, broken, jobs=2, partitions=4, on_error="skip",
                                 progress=False)
     pd.testing.assert_frame_equal(got, df[(df.a < 10) | (df.a >= 20)])
@@ -323,10 +323,10 @@ def test_parallel_call_inside_a_threads_task_runs_in_that_thread():
 
 def test_group_split_keeps_every_group_whole_past_32k_partitions():
     # Each row's partition is looked up in a per-group table: it must hold any count.
-    from jupyter_par.partition import split_groups
+    from jupyter_par.groups import split
 
     df = pd.DataFrame({"k": np.arange(40_000)[::-1], "v": np.arange(40_000)})
-    parts = split_groups(df, "k", 40_000)
+    parts = split(df, "k", 40_000, {})
     assert len(parts) == 40_000
     assert [p.data["k"].iloc[0] for p in parts[-3:]] == [39_997, 39_998, 39_999]
     assert all(len(p.data) == 1 for p in parts)

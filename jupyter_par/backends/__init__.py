@@ -12,7 +12,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .._worker import ProgressSlot, TaskDone, TaskFailed
+from .._worker import execute as run_task
 from ..errors import BackendUnavailableError, UsageError
+from ._outcome import decode_outcome, encode_outcome
 from .base import Backend, Died, Event, Finished, Task
 
 
@@ -29,9 +32,9 @@ def _threads() -> type[Backend]:
 
 
 def _inline() -> type[Backend]:
-    from .sequential import SequentialBackend
+    from .inline import InlineBackend
 
-    return SequentialBackend
+    return InlineBackend
 
 
 def _dask() -> type[Backend]:
@@ -95,14 +98,6 @@ def acquire(name: str, jobs: int, **options: Any) -> Backend:
         return candidate
 
 
-def discard(backend: Backend) -> None:
-    """Shut ``backend`` down and forget it (it broke, or the user asked)."""
-    with _lock:
-        if _warm.get(backend.name) is backend:
-            del _warm[backend.name]
-    backend.shutdown()
-
-
 def warm_backends() -> dict[str, Backend]:
     """The backends whose workers are running now."""
     return dict(_warm)
@@ -121,6 +116,7 @@ def shutdown(name: str | None = None) -> None:
 atexit.register(shutdown)
 
 __all__ = [
-    "BACKENDS", "Backend", "Died", "Event", "Finished", "Task", "acquire", "backend_class",
-    "discard", "register_backend", "shutdown", "warm_backends",
+    "BACKENDS", "Backend", "Died", "Event", "Finished", "ProgressSlot", "Task", "TaskDone",
+    "TaskFailed", "acquire", "backend_class", "decode_outcome", "encode_outcome",
+    "register_backend", "run_task", "shutdown", "warm_backends",
 ]

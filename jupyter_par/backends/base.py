@@ -31,6 +31,8 @@ class Finished:
 
     worker: str
     outcome: TaskDone | TaskFailed
+    #: The run the task belonged to: a straggler from an earlier run is dropped.
+    run_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -41,21 +43,46 @@ class Died:
     task_id: int
     reason: str
     pid: int | None = None
+    run_id: int | None = None
 
 
 Event = Finished | Died
 
 
 class Backend(ABC):
-    """A set of workers that run tasks. Subclasses set the capability flags."""
+    """A set of workers that run tasks. Subclasses set the capability flags.
+
+    Callers decide by these flags, never by a backend's name, so a backend written
+    outside the package works wherever the built-in ones do.
+    """
 
     name: str = "base"
     #: Workers are separate processes (code and data must be shipped).
     uses_processes: bool = False
+    #: Workers are threads of the caller's process (they see its objects directly).
+    uses_threads: bool = False
     #: A running task can be stopped from outside (timeouts, cancel).
     can_stop_running: bool = False
     #: The worker runs in the caller's own thread (debuggers work).
     in_caller: bool = False
+    #: Workers can read this machine's shared memory (``shared=`` objects, segments).
+    shares_host_memory: bool = True
+    #: The pipeline may run a call in the kernel instead when moving data costs more
+    #: than the work (only for local workers: a cluster asked for is a cluster used).
+    local_fallback: bool = False
+    #: With one worker, run in the caller instead (nothing to gain, the debugger to lose).
+    one_worker_inline: bool = False
+    #: The backend a call made inside one of this backend's tasks runs on.
+    nested_backend: str = "inline"
+    #: The run options (fields of :class:`jupyter_par.config.Options`) this backend reads.
+    option_names: tuple[str, ...] = ()
+
+    @classmethod
+    def options_from(cls, options: Any) -> dict[str, Any]:
+        """This backend's own options, read from a run's resolved options."""
+        extra = getattr(options, "backend_kwargs", None) or {}
+        return {name: extra[name] if name in extra else getattr(options, name, None)
+                for name in cls.option_names}
 
     def __init__(self, jobs: int, **options: Any) -> None:
         self.jobs = jobs
@@ -96,8 +123,10 @@ class Backend(ABC):
         """Stop the task running on ``worker`` (its partition timed out)."""
         self.stop_running()
 
-    def begin_run(self, run_id: int, op: Any = None) -> None:  # noqa: B027 - optional hook
-        """A run of ``op`` starts: ship it once, reset per-run state (cancel flags)."""
+    def begin_run(self, run_id: int, op: Any = None,  # noqa: B027 - optional hook
+                  cancel: Any = None) -> None:
+        """A run of ``op`` starts: ship it once, reset per-run state. ``cancel`` is the
+        run's cancel event, for backends whose tasks run where the engine cannot stop them."""
 
     def end_run(self, run_id: int) -> None:  # noqa: B027 - optional hook
         """A run ended: drop what was cached for it."""

@@ -100,6 +100,8 @@ class DaskBackend(Backend):
     name = "dask"
     uses_processes = True
     can_stop_running = True
+    shares_host_memory = False
+    option_names = ("scheduler",)
 
     def __init__(self, jobs: int, scheduler: Any = None, **options: Any) -> None:
         if scheduler is not None and not isinstance(scheduler, str | Client):
@@ -230,7 +232,7 @@ class DaskBackend(Backend):
         return max(0, min(free, self.jobs - len(self._flights)))
 
     # -- runs ---------------------------------------------------------------------------
-    def begin_run(self, run_id: int, op: Any = None) -> None:
+    def begin_run(self, run_id: int, op: Any = None, cancel: Any = None) -> None:
         """Scatter the operation's dill bytes once; each worker loads them once."""
         self._op = None
         if op is not None:

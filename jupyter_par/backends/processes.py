@@ -154,6 +154,9 @@ class ProcessBackend(Backend):
     name = "processes"
     uses_processes = True
     can_stop_running = True
+    local_fallback = True
+    one_worker_inline = True
+    option_names = ("start_method",)
 
     def __init__(self, jobs: int, start_method: str | None = None, **options: Any) -> None:
         method = start_method or default_start_method()
@@ -200,7 +203,7 @@ class ProcessBackend(Backend):
     def idle_workers(self) -> int:
         return sum(1 for p in self._procs if p is None or p.task_id is None)
 
-    def begin_run(self, run_id: int, op: Any = None) -> None:
+    def begin_run(self, run_id: int, op: Any = None, cancel: Any = None) -> None:
         """Serialize the run's operation once; each worker receives it with its first task."""
         self._op = (run_id, shipping.dumps_code(op)) if op is not None else None
 
@@ -246,7 +249,7 @@ class ProcessBackend(Backend):
                 task_id, proc.task_id = proc.task_id, None
                 outcome = decode_outcome(payload)
                 assert outcome.task_id == task_id
-                events.append(Finished(proc.name, outcome))
+                events.append(Finished(proc.name, outcome, proc.run_id))
             elif proc.process.sentinel in ready:
                 events.append(self._died(proc))
         return events
@@ -254,7 +257,7 @@ class ProcessBackend(Backend):
     def _died(self, proc: _Proc) -> Died:
         proc.process.join(1.0)
         event = Died(proc.name, proc.task_id or 0, _death_reason(proc.process.exitcode),
-                     proc.process.pid)
+                     proc.process.pid, proc.run_id)
         self._reap(proc)
         self._procs[int(proc.name)] = None
         return event

@@ -28,6 +28,8 @@ class ThreadBackend(Backend):
     """A warm set of worker threads, each with its own inbox."""
 
     name = "threads"
+    uses_threads = True
+    one_worker_inline = True
 
     def __init__(self, jobs: int, **options: Any) -> None:
         super().__init__(jobs, **options)
@@ -56,7 +58,7 @@ class ThreadBackend(Backend):
                 task.task_id, task.op, task.data, slot=slot, cancel=self._cancel, threaded=True
             )
             self._busy[index] = None
-            self._events.put(Finished(str(index), outcome))
+            self._events.put(Finished(str(index), outcome, task.run_id))
 
     @property
     def workers(self) -> list[str]:
@@ -65,7 +67,7 @@ class ThreadBackend(Backend):
     def idle_workers(self) -> int:
         return self._busy.count(None)
 
-    def begin_run(self, run_id: int, op: Any = None) -> None:
+    def begin_run(self, run_id: int, op: Any = None, cancel: Any = None) -> None:
         self._cancel.clear()
 
     def submit(self, task: Task) -> str:

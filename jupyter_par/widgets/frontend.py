@@ -48,9 +48,13 @@ def driven_by_vscode_or_colab() -> bool:
     return any(name in os.environ for name in _VSCODE_VARIABLES) or "google.colab" in sys.modules
 
 
-def choose_frontend() -> str:
-    """``"lab"``, ``"ipywidgets"`` or ``"text"``: how the next run is drawn in a kernel."""
-    chosen = current_defaults().get("frontend", "auto")
+def choose_frontend(chosen: str = "auto") -> str:
+    """``"lab"``, ``"ipywidgets"`` or ``"text"``: how the next run is drawn in a kernel.
+
+    ``chosen`` is the run's ``frontend`` option; ``"auto"`` falls back to the session's.
+    """
+    if chosen == "auto":
+        chosen = current_defaults().get("frontend", "auto")
     if chosen != "auto":
         return chosen
     if importlib.util.find_spec("ipywidgets") is None:

@@ -23,12 +23,11 @@ from typing import Any
 import ipywidgets as W
 import pandas as pd
 
-from ..api import show_outputs
 from ..backends import BACKENDS
 from ..config import current_defaults, resolve, usable_cpus
 from ..errors import CancelledError, UsageError
 from .progress_view import ProgressView, format_seconds
-from .runner import Job, Plan
+from .runner import Job, Selection
 from .tune import TuneResult, measure, plot_png
 
 #: Functions from these packages are tools, not the notebook's own work.
@@ -149,7 +148,7 @@ class Panel:
         self.by_picker.value = current if current in columns else (columns[0] if columns else None)
         self.by_picker.disabled = self.mode_picker.value != "groups"
 
-    def plan(self) -> Plan:
+    def plan(self) -> Selection:
         """The chosen frame, function and split, checked."""
         frame_name, func_name = self.frame_picker.value, self.func_picker.value
         frame = self.namespace.get(frame_name) if frame_name else None
@@ -160,7 +159,7 @@ class Panel:
         if not callable(func):
             msg = "pick a function (press ↻ after defining one)"
             raise UsageError(msg)
-        return Plan(frame, func, self.mode_picker.value, self.by_picker.value)
+        return Selection(frame, func, self.mode_picker.value, self.by_picker.value)
 
     def _checked_result_name(self) -> str:
         name = self.result_name.value.strip()
@@ -187,8 +186,10 @@ class Panel:
         self._say(f"running on {options.jobs} worker(s) ({options.backend})…")
 
         def work(cancel: Any) -> Any:
+            stream = io.StringIO()
             try:
-                result, outcome = plan.run(options, sinks=[self.progress], cancel=cancel)
+                result, outcome = plan.run(options, sinks=[self.progress], cancel=cancel,
+                                           output=stream)
             except BaseException as exc:
                 self._report_failure(exc, job)
                 raise
@@ -197,11 +198,8 @@ class Panel:
             self.namespace[name] = result
             seconds = outcome.elapsed if outcome is not None else 0.0
             self._report_success(name, result, options.jobs, options.backend, seconds, key)
-            if outcome is not None:
-                stream = io.StringIO()
-                show_outputs(outcome, stream)
-                if stream.getvalue():
-                    self.log.append_stdout(stream.getvalue())
+            if stream.getvalue():
+                self.log.append_stdout(stream.getvalue())
             return result
 
         job = self.job = Job(work)

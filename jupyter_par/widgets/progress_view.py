@@ -210,9 +210,9 @@ class ProgressView:
         return self.widget._repr_mimebundle_(**kwargs)
 
 
-def widget_factory(label: str) -> ProgressView | None:
+def widget_factory(label: str, frontend: str = "auto") -> ProgressView | None:
     """What :mod:`jupyter_par.sinks` calls for each run drawn in a kernel."""
-    frontend = choose_frontend()
+    frontend = choose_frontend(frontend)
     if frontend == "text":
         return None
     return ProgressView(label, frontend=frontend, display=True)

@@ -1,10 +1,10 @@
 """What the panel runs, and the background thread it runs in.
 
-A :class:`Plan` is the panel's choices (a frame, a function, rows / groups / columns)
-turned into the same partitions and operations :mod:`jupyter_par.api` uses, run
-through the same :func:`jupyter_par.engine.run`, with a cancel ``Event`` that the
-Python API does not need. A :class:`Job` runs it in a thread so the kernel keeps
-handling widget messages (the Cancel click) while the workers run.
+A :class:`Selection` is the panel's choices (a frame, a function, rows / groups /
+columns) turned into the same plan the Python API builds (:mod:`jupyter_par.plans`)
+and run through the same :func:`jupyter_par.pipeline.execute`. A :class:`Job` runs it in
+a thread so the kernel keeps handling widget messages (the Cancel click) while the
+workers run; the engine's cancel reaches every backend, the inline one included.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TextIO
 
 import pandas as pd
 
-from .. import _worker, engine, operations
+from .. import engine, pipeline, plans
 from ..config import Options
 from ..errors import UsageError
-from ..partition import combine, partition_count, split_columns, split_groups, split_rows
 from ..progress import ProgressSink
 
 MODES = ("rows", "groups", "columns")
@@ -29,19 +28,7 @@ _one_at_a_time = threading.Lock()
 
 
 @dataclass(frozen=True)
-class _CancellableInline:
-    """Let a run in the caller's thread stop mid-partition: rows reported check ``cancel``."""
-
-    op: Any
-    cancel: threading.Event
-
-    def __call__(self, part: Any) -> Any:
-        _worker.current().cancel = self.cancel
-        return self.op(part)
-
-
-@dataclass(frozen=True)
-class Plan:
+class Selection:
     """``func`` over ``frame``: row-wise, per group of ``by``, or per column."""
 
     frame: pd.DataFrame
@@ -60,53 +47,45 @@ class Plan:
     @property
     def label(self) -> str:
         """A short description for the progress view."""
-        name = getattr(self.func, "__name__", type(self.func).__name__)
+        name = plans.name_of(self.func)
         return {"rows": f"apply({name}, axis=1)", "columns": f"apply({name}, axis=0)",
                 "groups": f"groupby({self.by!r}).apply({name})"}[self.mode]
 
-    def sample(self, rows: int, seed: int = 0) -> Plan:
-        """The same plan on ``rows`` random rows (every group keeps a chance to appear)."""
+    def sample(self, rows: int, seed: int = 0) -> Selection:
+        """The same selection on ``rows`` random rows (every group keeps a chance to appear)."""
         if rows >= len(self.frame):
             return self
         return replace(self, frame=self.frame.sample(n=rows, random_state=seed).sort_index())
 
+    def head(self, rows: int) -> Selection:
+        """The same selection on the first ``rows`` rows."""
+        return replace(self, frame=self.frame.iloc[:rows])
+
     def serial(self) -> Any:
-        """What pandas gives on one core (also the answer for an empty frame)."""
+        """What pandas gives on one core."""
         if self.mode == "rows":
             return self.frame.apply(self.func, axis=1)
         if self.mode == "columns":
             return self.frame.apply(self.func, axis=0)
         return self.frame.groupby(self.by).apply(self.func)
 
-    def run(self, options: Options, *, sinks: Sequence[ProgressSink] = (),
-            cancel: threading.Event | None = None) -> tuple[Any, engine.RunOutcome | None]:
-        """Run through the engine; return the combined result and the run's outcome."""
-        df = self.frame
-        if len(df) == 0 or len(df.columns) == 0:
-            return self.serial(), None
-        if self.mode == "columns":
-            parts = split_columns(df, partition_count(df.shape[1], options.jobs,
-                                                      options.partitions))
-            op: Any = operations.ColumnApply(self.func)
-        elif self.mode == "groups":
-            n = partition_count(len(df), options.jobs, options.partitions)
-            parts = split_groups(df, self.by, n)
-            op = operations.GroupApply(self.func, self.by)
+    def plan(self, options: Options) -> pipeline.Plan:
+        """The API's plan for this selection (the panel adds nothing of its own)."""
+        if self.mode == "groups":
+            plan = plans.groupby_apply(self.frame, self.by, self.func, {}, (), {},
+                                       options.jobs, options.partitions)
         else:
-            parts = split_rows(df, partition_count(len(df), options.jobs, options.partitions))
-            op = operations.RowApply(self.func)
-        if cancel is not None and options.backend == "inline":
-            op = _CancellableInline(op, cancel)
-        outcome = engine.run(
-            parts, op, options, sinks=sinks, rows_total=sum(p.size for p in parts),
-            partitions_total=len(parts), label=self.label,
-            unit="columns" if self.mode == "columns" else "rows", cancel=cancel,
-        )
-        results = outcome.results
-        if self.mode == "columns" and results and all(isinstance(r, pd.DataFrame)
-                                                       for r in results):
-            return pd.concat(results, axis=1), outcome
-        return combine(results), outcome
+            plan = plans.frame_apply(self.frame, self.func, 1 if self.mode == "rows" else 0,
+                                     {}, options.jobs, options.partitions)
+        plan.label = self.label
+        return plan
+
+    def run(self, options: Options, *, sinks: Sequence[ProgressSink] = (),
+            cancel: threading.Event | None = None, output: TextIO | None = None,
+            ) -> tuple[Any, engine.RunOutcome | None]:
+        """Run through the pipeline; return the combined result and the run's outcome."""
+        return pipeline.execute(self.plan(options), options, sinks=sinks, cancel=cancel,
+                                output=output)
 
 
 class Job:

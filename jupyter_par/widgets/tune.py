@@ -18,7 +18,7 @@ from typing import Any
 from .. import backends
 from ..config import resolve, usable_cpus
 from ..progress import ProgressSink
-from .runner import Plan
+from .runner import Selection
 
 #: A count is "as good as the best" within this share of the best speedup: beyond it,
 #: more workers buy too little to be worth the memory and the CPUs taken from others.
@@ -66,13 +66,13 @@ def worker_counts(limit: int | None = None) -> list[int]:
     return [*counts, limit]
 
 
-def sample_rows(plan: Plan, seconds: float, cancel: threading.Event | None = None) -> int:
+def sample_rows(plan: Selection, seconds: float, cancel: threading.Event | None = None) -> int:
     """How many rows take one worker about ``seconds``, from timing growing heads."""
     n, total = 8, len(plan.frame)
-    serial = resolve(jobs=1, progress=False)
+    serial = resolve(jobs=1, progress=False, inline_fallback=False)
     while True:
         n = min(n, total)
-        head = Plan(plan.frame.iloc[:n], plan.func, plan.mode, plan.by)
+        head = plan.head(n)
         started = time.perf_counter()
         head.run(serial, cancel=cancel)
         elapsed = time.perf_counter() - started
@@ -83,7 +83,7 @@ def sample_rows(plan: Plan, seconds: float, cancel: threading.Event | None = Non
     return max(1, min(total, int(seconds / per_row)))
 
 
-def measure(plan: Plan, *, counts: Sequence[int] | None = None, backend: str = "processes",
+def measure(plan: Selection, *, counts: Sequence[int] | None = None, backend: str = "processes",
             seconds: float = 1.0, cancel: threading.Event | None = None,
             sinks: Sequence[ProgressSink] = (),
             on_step: Callable[[int, float], Any] | None = None) -> TuneResult:
@@ -95,11 +95,12 @@ def measure(plan: Plan, *, counts: Sequence[int] | None = None, backend: str = "
     sample = plan.sample(rows)
     timings = []
     for count in counts:
-        options = resolve(jobs=count, backend=backend, progress=False)
-        backends.acquire(options.backend, options.jobs, **options.backend_options())
+        options = resolve(jobs=count, backend=backend, progress=False, inline_fallback=False)
+        backends.acquire(options.backend, options.jobs,
+                         **backends.backend_class(options.backend).options_from(options))
         # One row per worker first: a warm pool may hold workers stopped by a cancel or a
         # failure, and replacing them is not what later runs pay.
-        warm_up = Plan(sample.frame.iloc[:count], plan.func, plan.mode, plan.by)
+        warm_up = sample.head(count)
         warm_up.run(replace(options, partitions=count), cancel=cancel)
         started = time.perf_counter()
         sample.run(options, sinks=sinks, cancel=cancel)

@@ -22,9 +22,9 @@ import pytest
 from pool_checks import busy_workers
 
 import jupyter_par as jp
-from jupyter_par import api, backends, operations
+from jupyter_par import backends, operations, pipeline
 from jupyter_par.config import resolve
-from jupyter_par.partition import split_rows
+from jupyter_par.partition import combine, split_rows
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_shm_leak")]
 
@@ -213,8 +213,8 @@ def test_cancel_event_stops_workers(method, report_time):
     opts = resolve(**options(method))
     try:
         with pytest.raises(jp.CancelledError):
-            api.execute(split_rows(df, PARTS), operations.RowApply(slow), opts,
-                        label="cancel", sinks=[], cancel=cancel)
+            pipeline.execute(pipeline.Plan(split_rows(df, PARTS), operations.RowApply(slow),
+                                           combine, "cancel"), opts, sinks=[], cancel=cancel)
     finally:
         canceller.join()
     report_time(time.monotonic() - cancelled_at[0])

@@ -14,15 +14,21 @@ from .._worker import TaskDone, TaskFailed
 from .base import Backend, Event, Finished, Task
 
 
-class SequentialBackend(Backend):
+class InlineBackend(Backend):
     """One 'worker': the caller itself."""
 
     name = "inline"
     in_caller = True
+    uses_threads = True
 
     def __init__(self, jobs: int = 1, **options: Any) -> None:
         super().__init__(1, **options)
         self._pending: Task | None = None
+        self._cancel: Any = None
+
+    def begin_run(self, run_id: int, op: Any = None, cancel: Any = None) -> None:
+        """Rows reported by a task running here check the run's cancel event."""
+        self._cancel = cancel
 
     @property
     def workers(self) -> list[str]:
@@ -39,8 +45,8 @@ class SequentialBackend(Backend):
         task, self._pending = self._pending, None
         if task is None:
             return []
-        ctx = _worker.TaskContext(last_flush=time.monotonic())
-        _worker._local.ctx = ctx
+        ctx = _worker.TaskContext(cancel=self._cancel, last_flush=time.monotonic())
+        previous = _worker.enter(ctx)
         started = time.perf_counter()
         try:
             value = task.op(task.data)
@@ -52,5 +58,5 @@ class SequentialBackend(Backend):
         else:
             outcome = TaskDone(task.task_id, value, seconds=time.perf_counter() - started)
         finally:
-            _worker._local.ctx = None
-        return [Finished("kernel", outcome)]
+            _worker.leave(previous)
+        return [Finished("kernel", outcome, task.run_id)]

@@ -1,0 +1,200 @@
+"""``groupby(...).apply`` in parallel, with pandas itself putting the results together.
+
+pandas decides the shape of a groupby-apply result from every group's result at once:
+Series results that share one index become a wide frame, transform-like results go
+back in row order, ``None`` results are dropped, dtypes settle over all groups. A
+partition that holds one or two groups sees a different picture, so partitions never
+combine their own results. Instead::
+
+    kernel: groupby once ──group numbers──▶ whole groups per partition (keys sliced along)
+    worker: for each group, in pandas' order ──▶ func(group) ──▶ raw results, in order
+    kernel: obj.groupby(...).apply(Replay(results)) ──▶ pandas builds the result
+
+The replay hands pandas the results the workers computed, in the order pandas asks for
+them, so the result's shape, index, order and dtypes are pandas' own by construction.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import _worker
+from .partition import Partition
+
+#: Keywords of ``DataFrame.groupby`` that the API accepts and passes to pandas.
+GROUPBY_KEYWORDS = ("level", "as_index", "sort", "group_keys", "observed", "dropna")
+#: Keywords of ``GroupBy.apply`` itself (not the function's).
+APPLY_KEYWORDS = ("include_groups",)
+
+_PANDAS_MAJOR = int(pd.__version__.split(".")[0])
+#: pandas 2 swaps these builtins for numpy reductions before calling them on a group.
+_BUILTINS = {sum: np.sum, max: np.maximum.reduce, min: np.minimum.reduce}
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """A partition of whole groups and the grouping keys that belong to its rows."""
+
+    data: pd.DataFrame | pd.Series
+    by: Any
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+def _is_label(key: Any, obj: pd.DataFrame | pd.Series) -> bool:
+    if not isinstance(key, Hashable) or callable(key):
+        return False
+    try:
+        in_columns = isinstance(obj, pd.DataFrame) and key in obj.columns
+    except TypeError:
+        in_columns = False
+    return in_columns or key in [n for n in obj.index.names if n is not None]
+
+
+def _keys_list(by: Any, obj: pd.DataFrame | pd.Series) -> tuple[list[Any], bool]:
+    """``by`` as a list of keys, and whether it was one key (as pandas reads it)."""
+    if not isinstance(by, list):
+        return [by], True
+    arraylike = any(isinstance(k, list | tuple | np.ndarray | pd.Series | pd.Index)
+                    or callable(k) or isinstance(k, pd.Grouper) for k in by)
+    if not arraylike and len(by) == len(obj) and not all(_is_label(k, obj) for k in by):
+        return [np.asarray(by, dtype=object) if len({type(k) for k in by}) > 1
+                else np.asarray(by)], True  # a list of values, one per row
+    return list(by), False
+
+
+def _slice_key(key: Any, obj: pd.DataFrame | pd.Series, rows: np.ndarray) -> Any:
+    """The part of one grouping key that belongs to ``rows``; raises if it cannot be cut."""
+    if key is None or _is_label(key, obj) or callable(key) or isinstance(key, dict):
+        return key  # column / level names, functions and mappings of labels travel whole
+    if isinstance(key, pd.Grouper):
+        if getattr(key, "freq", None) is None and key.key is not None:
+            return key
+        raise _Uncuttable("a pd.Grouper with freq= or level= bins over the whole input")
+    if isinstance(key, pd.Series):
+        if key.index.equals(obj.index):
+            return key.iloc[rows]
+        raise _Uncuttable("a Series key whose index differs from the data's is aligned "
+                          "by pandas over the whole input")
+    if isinstance(key, np.ndarray | pd.Index | pd.api.extensions.ExtensionArray | list | tuple):
+        if len(key) != len(obj):
+            raise _Uncuttable("an array key that is not one value per row")
+        if isinstance(key, list | tuple):
+            return [key[i] for i in rows]
+        return key[rows]
+    return key
+
+
+class _Uncuttable(Exception):
+    """This key form cannot be cut into partitions; the call runs in one piece."""
+
+
+def split(obj: pd.DataFrame | pd.Series, by: Any, n_parts: int,
+          groupby_kwargs: dict[str, Any]) -> list[Partition] | str:
+    """Partitions of whole groups, in pandas' group order; or why it must run in one piece.
+
+    Groups are cut where the cumulative row count crosses equal shares; each partition
+    keeps its rows in their original order, so pandas inside the partition sees each
+    group exactly as the serial ``groupby`` does.
+    """
+    grouped = obj.groupby(by, **groupby_kwargs)
+    numbers = grouped.ngroup()
+    codes = numbers.to_numpy(dtype=float, na_value=np.nan)
+    valid = ~np.isnan(codes)
+    codes = np.where(valid, codes, -1).astype(np.int64)
+    n_groups = int(codes.max()) + 1 if len(codes) else 0
+    if n_groups == 0:
+        return "there are no groups"
+    sizes = np.bincount(codes[codes >= 0], minlength=n_groups)
+    n_parts = max(1, min(n_parts, n_groups))
+    cumulative = np.cumsum(sizes)
+    targets = cumulative[-1] * np.arange(1, n_parts) / n_parts
+    cuts = np.unique(np.searchsorted(cumulative, targets, side="left") + 1)
+    edges = [0, *[int(c) for c in cuts if 0 < c < n_groups], n_groups]
+    table = np.repeat(np.arange(len(edges) - 1), np.diff(edges))
+    owner = np.where(codes >= 0, table[np.maximum(codes, 0)], -1)
+    keys, single = _keys_list(by, obj)
+    parts = []
+    for i, (lo, hi) in enumerate(itertools.pairwise(edges)):
+        rows = np.flatnonzero(owner == i)
+        try:
+            sliced = [_slice_key(k, obj, rows) for k in keys]
+        except _Uncuttable as reason:
+            return str(reason)
+        part_by = sliced[0] if single else sliced
+        data = obj.iloc[rows]
+        # Keys that travel whole go with the operation; the partition stays a plain
+        # frame, which moves through shared memory.
+        whole = all(s is k for s, k in zip(sliced, keys, strict=True))
+        parts.append(Partition(i, data if whole else Keyed(data, part_by), len(rows),
+                               f"groups {lo}-{hi - 1}", rows=rows))
+    return parts
+
+
+@dataclass(frozen=True)
+class GroupResults:
+    """In a worker: ``func`` on each group of the partition, raw results in pandas' order.
+
+    Empty groups (unobserved categories) are left to the kernel, which sees all of
+    them; only groups with rows are computed here.
+    """
+
+    func: Callable[..., Any]
+    by: Any = None
+    groupby_kwargs: dict[str, Any] = field(default_factory=dict)
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    apply_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, part: Keyed | pd.DataFrame | pd.Series) -> list[Any]:
+        func = self.func
+        if _PANDAS_MAJOR < 3 and func in _BUILTINS:
+            func = _BUILTINS[func]
+        ctx = _worker.current()
+        results: list[Any] = []
+
+        def each_group(group: Any, *args: Any, **kwargs: Any) -> None:
+            if len(group) == 0:
+                return
+            ctx.note_row(getattr(group, "name", None))
+            results.append(func(group, *args, **kwargs))
+            ctx.add_rows(len(group))
+
+        data, by = (part.data, part.by) if isinstance(part, Keyed) else (part, self.by)
+        grouped = data.groupby(by, **self.groupby_kwargs)
+        grouped.apply(each_group, *self.args, **self.apply_kwargs, **self.kwargs)
+        return results
+
+
+class Replay:
+    """In the kernel: hand pandas the workers' results, in the order it asks for them."""
+
+    def __init__(self, results: list[Any], func: Callable[..., Any], args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> None:
+        self._next = iter(results).__next__
+        self.func, self.args, self.kwargs = func, args, kwargs
+        # pandas reads the function's name for some messages; keep the user's.
+        self.__name__ = getattr(func, "__name__", "func")
+
+    def __call__(self, group: Any, *args: Any, **kwargs: Any) -> Any:
+        if len(group) == 0:  # an unobserved category: pandas calls func on it too
+            return self.func(group, *self.args, **self.kwargs)
+        return self._next()
+
+
+def replay(obj: pd.DataFrame | pd.Series, by: Any, groupby_kwargs: dict[str, Any],
+           apply_kwargs: dict[str, Any], op: GroupResults, results: list[list[Any]]) -> Any:
+    """What ``obj.groupby(by).apply(func)`` returns, given each group's result in order."""
+    flat = [r for part in results for r in part]
+    func = op.func
+    if _PANDAS_MAJOR < 3 and func in _BUILTINS:
+        func = _BUILTINS[func]
+    return obj.groupby(by, **groupby_kwargs).apply(
+        Replay(flat, func, op.args, op.kwargs), **apply_kwargs)

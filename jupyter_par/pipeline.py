@@ -1,0 +1,192 @@
+"""The one run pipeline behind the API, the magic and the panel.
+
+Data flow::
+
+    adapter (api / %%parallel / panel) ──Plan: partitions, op, combine──▶ execute
+    execute ──in-kernel fallback? shared objects? progress front end──▶ engine.run
+    engine ──results in order, outputs, warnings, failures──▶ execute
+    execute ──prints shown, warnings raised again, skips reported──▶ plan.combine ──▶ value
+
+A behaviour that every entry point needs (the fallback, sharing, warnings, output,
+cancel, combining) lives here once; the adapters only turn their inputs into a
+:class:`Plan` and decide where the value goes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TextIO
+
+import pandas as pd
+
+from . import cost, engine
+from . import shared as _shared
+from ._worker import CapturedWarning
+from .backends import backend_class
+from .config import Options
+from .errors import InlineFallbackWarning, PartialResultWarning, SerialFallbackWarning
+from .partition import Partition
+from .progress import ProgressSink
+from .sinks import sinks_for
+
+_HIDDEN_DIRS = (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    os.path.dirname(os.path.abspath(pd.__file__)) + os.sep,
+)
+
+
+@dataclass
+class Plan:
+    """What one parallel call does: its partitions, the work on each, how results combine.
+
+    ``serial`` set means the call runs in the caller, as pandas itself (an empty input,
+    or a form whose meaning partitions would change); ``serial_reason`` says why, as a
+    warning, when the user could have expected workers.
+    """
+
+    parts: Sequence[Partition] | Iterable[Partition]
+    op: Any
+    combine: Callable[[list[Any]], Any]
+    label: str
+    unit: str = "rows"
+    serial: Callable[[], Any] | None = None
+    serial_reason: str | None = None
+
+    @classmethod
+    def in_caller(cls, call: Callable[[], Any], label: str, reason: str | None = None) -> Plan:
+        """A plan that runs ``call`` in the caller, as pandas would."""
+        return cls([], None, list, label, serial=call, serial_reason=reason)
+
+
+def show_outputs(outcome: engine.RunOutcome, stream: TextIO | None = None) -> None:
+    """Print what each partition printed, grouped under one heading per partition."""
+    stream = stream or sys.stdout
+    for out in outcome.outputs:
+        if out.output:
+            stream.write(f"[partition {out.partition}, worker {out.worker}]\n")
+            stream.write(out.output if out.output.endswith("\n") else out.output + "\n")
+
+
+def _caller_location() -> tuple[str, int, dict[str, Any]]:
+    """Where a serial call would have raised a library warning: the first frame outside
+    jupyter_par and pandas (pandas points its own warnings there too)."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_HIDDEN_DIRS):
+        frame = frame.f_back
+    return frame.f_code.co_filename, frame.f_lineno, frame.f_globals
+
+
+def _raise_again(captured: Iterable[CapturedWarning | warnings.WarningMessage],
+                 where: tuple[str, int] | None) -> None:
+    """Raise each distinct warning again in the caller, under the caller's own filters.
+
+    A warning from the user's code keeps its file and line; one from pandas or
+    jupyter_par points where the call was made, as pandas' own warnings do, so
+    ``simplefilter``, ``pytest.warns`` and ``-W error`` act as in a serial run.
+    """
+    seen: set[tuple[type[Warning], str]] = set()
+    filename, lineno, module_globals = _caller_location()
+    if where is not None:
+        filename, lineno = where
+    for item in captured:
+        if isinstance(item, CapturedWarning):
+            category, text = item.category, item.message
+            origin = (item.filename, item.lineno)
+        else:
+            category, text = item.category, str(item.message)
+            origin = (item.filename, item.lineno)
+        if (category, text) in seen:
+            continue
+        seen.add((category, text))
+        if origin[0].startswith(_HIDDEN_DIRS) or not origin[0]:
+            registry = module_globals.setdefault("__warningregistry__", {})
+            warnings.warn_explicit(text, category, filename, lineno,
+                                   module=module_globals.get("__name__"), registry=registry)
+        else:
+            warnings.warn_explicit(text, category, origin[0], origin[1])
+
+
+def _report_skipped(outcome: engine.RunOutcome, where: tuple[str, int] | None) -> None:
+    """One warning naming each skipped partition and its error (``on_error="skip"``)."""
+    if not outcome.failures:
+        return
+    lines = [f"{f.site.describe()}: {type(f.error).__name__}: {f.error}".splitlines()[0]
+             for f in outcome.failures[:5]]
+    if len(outcome.failures) > 5:
+        lines.append(f"... and {len(outcome.failures) - 5} more")
+    filename, lineno, module_globals = _caller_location()
+    if where is not None:
+        filename, lineno = where
+    warnings.warn_explicit(
+        f"{len(outcome.failures)} of {outcome.partitions} partition(s) failed and were left "
+        "out of the result:\n  " + "\n  ".join(lines),
+        PartialResultWarning, filename, lineno, module=module_globals.get("__name__"),
+        registry={})
+
+
+def execute(
+    plan: Plan,
+    options: Options,
+    *,
+    shared: Mapping[str, Any] | None = None,
+    sinks: Sequence[ProgressSink] | None = None,
+    cancel: Any = None,
+    fold: Callable[[Any], None] | None = None,
+    output: TextIO | None = None,
+    where: tuple[str, int] | None = None,
+) -> tuple[Any, engine.RunOutcome | None]:
+    """Run ``plan``; return the combined value and the run's outcome (``None`` if serial).
+
+    ``shared`` objects are visible to the function as ``jp.shared[name]``; ``fold``
+    receives each result in partition order instead of keeping them all; ``output``
+    gets what the partitions printed (standard output by default); ``where`` is the
+    file and line that warnings raised by pandas or jupyter_par point to (the caller's
+    frame by default).
+    """
+    if plan.serial is not None:
+        if plan.serial_reason:
+            filename, lineno, module_globals = _caller_location()
+            warnings.warn_explicit(f"{plan.label}: {plan.serial_reason}", SerialFallbackWarning,
+                                   filename, lineno, module=module_globals.get("__name__"))
+        return plan.serial(), None
+    parts = plan.parts
+    known = isinstance(parts, Sequence)
+    backend = backend_class(options.backend)
+    if known and backend.local_fallback and options.inline_fallback and not shared:
+        reason = cost.too_small_to_move(parts, plan.op, options.jobs)
+        if reason is not None:
+            filename, lineno, module_globals = _caller_location()
+            warnings.warn_explicit(reason, InlineFallbackWarning, filename, lineno,
+                                   module=module_globals.get("__name__"))
+            options = replace(options, backend=backend.nested_backend)
+            backend = backend_class(options.backend)
+    with _shared.sharing(shared, to_processes=backend.uses_processes,
+                         in_band=not backend.shares_host_memory) as wrap:
+        try:
+            outcome = engine.run(
+                parts, wrap(plan.op), options,
+                sinks=sinks_for(options.progress, plan.label, options.frontend)
+                if sinks is None else sinks,
+                rows_total=sum(p.size for p in parts) if known else None,
+                partitions_total=len(parts) if known else None,
+                label=plan.label, unit=plan.unit, cancel=cancel, fold=fold,
+            )
+        except BaseException as exc:
+            # What the partitions printed before the failure is what one debugs with.
+            failed = engine.RunOutcome([], list(getattr(exc, "partition_outputs", [])))
+            show_outputs(failed, output)
+            raise
+    show_outputs(outcome, output)
+    worker_warnings = [w for out in outcome.outputs for w in out.warnings]
+    with warnings.catch_warnings(record=True) as combining:
+        # pandas may warn while putting results together (a replayed groupby-apply
+        # warns as the serial call does); these join the workers' warnings, once each.
+        warnings.simplefilter("always")
+        value = plan.combine(outcome.results)
+    _raise_again([*worker_warnings, *combining], where)
+    _report_skipped(outcome, where)
+    return value, outcome
