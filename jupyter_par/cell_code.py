@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from . import _pandas_hooks
 from . import shared as _shared
 from .errors import UsageError
@@ -219,7 +221,12 @@ def _size(part: Any) -> int:
 
 
 def _aligned(value: Any, part: Any, axis: str) -> bool:
-    """Whether ``value`` is row-aligned with its partition (so stacking it is right)."""
+    """Whether ``value`` is made of its partition's own rows, in their order.
+
+    Such a value (the partition changed, filtered, or expanded row by row) stacks into
+    what a serial run gives. An aggregate (new index labels or names, a scalar) or a
+    reordering (``sort_values``) does not.
+    """
     import pandas as pd
 
     if axis == "columns" and isinstance(part, pd.DataFrame):
@@ -227,10 +234,18 @@ def _aligned(value: Any, part: Any, axis: str) -> bool:
             return value.index.equals(part.columns)
         return isinstance(value, pd.DataFrame) and value.columns.equals(part.columns)
     if isinstance(part, pd.DataFrame | pd.Series):
-        return isinstance(value, pd.DataFrame | pd.Series) and value.index.equals(part.index)
-    if isinstance(value, (list | tuple, pd.DataFrame | pd.Series)):
-        return len(value) == _size(part)
-    return False
+        if not isinstance(value, pd.DataFrame | pd.Series):
+            return False
+        index, own = value.index, part.index
+        if index.equals(own):
+            return True
+        if list(index.names) != list(own.names):
+            return False
+        if not own.is_unique:
+            return bool(index.isin(own).all())
+        positions = own.get_indexer(index)
+        return bool((positions >= 0).all() and (np.diff(positions) >= 0).all())
+    return isinstance(value, list | tuple | pd.DataFrame | pd.Series)
 
 
 def _keyed_by(value: Any, by: tuple[str, ...]) -> bool:

@@ -157,8 +157,13 @@ def test_list_of_tasks_on_threads(shell, ns):
     expected = serial(ns, "tasks", body)
     cell(shell, f"{THREADS} tasks", body)
     assert ns["tasks"] == expected
-    # With a trailing expression that is not a list, one item per partition.
-    assert cell(shell, f"{THREADS} --partitions 4 tasks", "len(tasks)\n") == [6, 6, 5, 6]
+    # A trailing expression that is an aggregate (not a list) needs --reduce: a serial
+    # run gives one number, stacking would give one per partition.
+    with pytest.raises(UsageError, match="--reduce"):
+        cell(shell, f"{THREADS} --partitions 4 tasks", "len(tasks)\n")
+    assert cell(shell, f"{THREADS} --partitions 4 --reduce list tasks", "len(tasks)\n") == \
+        [6, 6, 5, 6]
+    assert cell(shell, f"{THREADS} --partitions 4 --reduce sum tasks", "len(tasks)\n") == 23
 
 
 def test_chunked_reader_is_read_lazily_into_one_frame(shell, ns, tmp_path):
@@ -288,8 +293,8 @@ def test_share_maps_data_read_only_once_per_warm_worker(shell, ns):
     body = ("import os\nimport jupyter_par.shared as s\n"
             "(os.getpid(), s.loads_in_this_process(), big.flags.writeable,\n"
             " int(big[df['a']].sum()))")
-    first = cell(shell, f"{PROCS} --partitions 4 --share big df", body)
-    again = cell(shell, f"{PROCS} --partitions 4 --share big df", body)
+    first = cell(shell, f"{PROCS} --partitions 4 --share big --reduce list df", body)
+    again = cell(shell, f"{PROCS} --partitions 4 --share big --reduce list df", body)
     # the workers see the notebook's array through read-only shared memory...
     assert not any(writeable for _, _, writeable, _ in first + again)
     a = ns["df"]["a"].to_numpy()
@@ -311,14 +316,14 @@ def test_attribute_names_do_not_send_notebook_variables(shell, ns):
 def test_jobs_1_runs_in_the_kernel_and_processes_elsewhere(shell, ns):
     ns["items"] = list(range(8))
     body = "import os\nos.getpid()\n"
-    assert set(cell(shell, "--jobs 1 --no-progress items", body)) == {os.getpid()}
-    assert os.getpid() not in cell(shell, f"{PROCS} items", body)
+    assert set(cell(shell, "--jobs 1 --no-progress --reduce list items", body)) == {os.getpid()}
+    assert os.getpid() not in cell(shell, f"{PROCS} --reduce list items", body)
 
 
 def test_pandas_is_counted_only_inside_worker_processes(shell, ns):
     body = "hasattr(pd.DataFrame.apply, '__wrapped__')\n"
-    assert set(cell(shell, f"{PROCS} df", body)) == {True}
-    assert set(cell(shell, f"{THREADS} df", body)) == {False}
+    assert set(cell(shell, f"{PROCS} --reduce list df", body)) == {True}
+    assert set(cell(shell, f"{THREADS} --reduce list df", body)) == {False}
     assert not hasattr(pd.DataFrame.apply, "__wrapped__")
 
 
@@ -350,7 +355,7 @@ def test_rows_are_reported_inside_a_partition(shell, ns):
     ("--partitions 0 df", "x\n", "partitions must be a whole number of at least 1"),
     ("--retries -1 df", "x\n", "retries must be a whole number of at least 0"),
     ("--timeout 0 df", "x\n", "timeout must be a number of seconds above 0"),
-    ("--backend gpu df", "x\n", "argument -b/--backend: invalid choice"),
+    ("--backend gpu df", "x\n", "backend must be one of processes"),
     ("--by nope df", "x\n", "--by column(s) 'nope' not in df"),
     ("--by k number", "x\n", "--by needs a DataFrame or Series TARGET"),
     ("--by k --axis columns df", "x\n", "--by and --axis columns cannot be combined"),
