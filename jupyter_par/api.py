@@ -134,10 +134,13 @@ def groupby_apply(obj: pd.DataFrame | pd.Series, by: Any, func: Callable[..., An
         _check_callable(func)
     options, objects, rest = _split_options(dict(kwargs))
     groupby_kwargs = {k: rest.pop(k) for k in GROUPBY_KEYWORDS if k in rest}
-    if isinstance(obj, pd.DataFrame) and isinstance(by, str):
+    labels = [by] if isinstance(by, str) else by if isinstance(by, list) and len(by) != len(
+        obj) and all(isinstance(k, str) for k in by) else []
+    if isinstance(obj, pd.DataFrame) and labels:
         known = set(obj.columns) | {n for n in obj.index.names if n is not None}
-        if by not in known:
-            msg = (f"groupby column {by!r} not found; the columns are "
+        missing = [k for k in labels if k not in known]
+        if missing:
+            msg = (f"groupby column(s) {missing} not found; the columns are "
                    f"{list(obj.columns)[:20]}")
             raise UsageError(msg)
     plan = plans.groupby_apply(obj, by, func, groupby_kwargs, args, rest, options.jobs,

@@ -122,8 +122,8 @@ def _report_skipped(outcome: engine.RunOutcome, where: tuple[str, int] | None) -
     if where is not None:
         filename, lineno = where
     warnings.warn_explicit(
-        f"{len(outcome.failures)} of {outcome.partitions} partition(s) failed and were left "
-        "out of the result:\n  " + "\n  ".join(lines),
+        f"{len(outcome.failures)} partition(s) failed and were left out of the result "
+        f"({outcome.partitions} in all):\n  " + "\n  ".join(lines),
         PartialResultWarning, filename, lineno, module=module_globals.get("__name__"),
         registry={})
 

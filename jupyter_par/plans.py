@@ -48,7 +48,10 @@ def _serial(obj: Any, method: str, *args: Any, **kwargs: Any) -> Callable[[], An
 def frame_apply(df: pd.DataFrame, func: Any, axis: Any, kwargs: dict[str, Any],
                 jobs: int, partitions: int | None) -> Plan:
     """``df.apply(func, axis=axis, **kwargs)``: rows (axis=1) or columns (axis=0)."""
-    axis_number = 1 if axis in (1, "columns") else 0 if axis in (0, "index") else axis
+    if axis not in (0, 1, "index", "columns", "rows"):
+        msg = f"No axis named {axis!r} for object type DataFrame"
+        raise ValueError(msg)
+    axis_number = 1 if axis in (1, "columns") else 0
     label = f"apply({name_of(func)}, axis={axis_number})"
     serial = _serial(df, "apply", func, axis=axis, **kwargs)
     if df.shape[0] == 0 or df.shape[1] == 0:

@@ -221,7 +221,7 @@ def test_on_error_skip_keeps_the_rest_and_reports(shell, ns):
         raise KeyError("first partition")
     df["s"] = df.apply(score, axis=1)
     """
-    report = "(?s)1 of 4 partition.*KeyError: .first partition"
+    report = "(?s)1 partition.*4 in all.*KeyError: .first partition"
     with pytest.warns(PartialResultWarning, match=report):
         cell(shell, f"{PROCS} --partitions 4 --on-error skip df", body)
     expected = ns["df"]

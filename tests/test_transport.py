@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import jupyter_par as jp
-from jupyter_par import transport
+from jupyter_par import cost, transport
 
 pytestmark = pytest.mark.skipif(not transport.available(), reason="no /dev/shm here")
 
@@ -156,7 +156,7 @@ def test_no_segment_left_after_a_timeout(big):
 
 
 def test_work_too_small_to_pay_for_moving_runs_in_the_kernel(monkeypatch):
-    monkeypatch.setattr(transport, "SAMPLE_ABOVE_BYTES", 2**20)
+    monkeypatch.setattr(cost, "SAMPLE_ABOVE_BYTES", 2**20)
     frame = pd.DataFrame(np.arange(400_000, dtype="float64").reshape(-1, 4), columns=list("abcd"))
     with pytest.warns(jp.errors.InlineFallbackWarning, match="ran in the kernel"):
         pids = jp.map_partitions(frame, lambda part: pd.Series([os.getpid()]), jobs=2,
@@ -168,7 +168,7 @@ def test_work_too_small_to_pay_for_moving_runs_in_the_kernel(monkeypatch):
 
 
 def test_heavy_work_on_large_data_still_goes_to_the_workers(monkeypatch):
-    monkeypatch.setattr(transport, "SAMPLE_ABOVE_BYTES", 2**20)
+    monkeypatch.setattr(cost, "SAMPLE_ABOVE_BYTES", 2**20)
     frame = pd.DataFrame(np.arange(400_000, dtype="float64").reshape(-1, 4), columns=list("abcd"))
 
     def slow(part: pd.DataFrame) -> pd.Series:

@@ -55,7 +55,8 @@ BAD_CALLS = {
     "func_none_groupby": (lambda df: jp.groupby_apply(df, "k", None), jp.UsageError,
                           "got NoneType: None"),
     "series_map_not_callable": (lambda df: jp.map(df.a, 3), jp.UsageError, "got int: 3"),
-    "accessor_not_callable": (lambda df: df.par.apply("twice", axis=1), jp.UsageError,
+    # A name goes to pandas, as df.apply("twice") would: pandas' own error.
+    "accessor_not_callable": (lambda df: df.par.apply("twice", axis=1), AttributeError,
                               "'twice'"),
     "apply_on_list": (lambda df: jp.apply([1, 2], twice), jp.UsageError, "got list"),
     "map_on_frame": (lambda df: jp.map(df, twice), jp.UsageError, "jp.apply(df, func, axis=1)"),

@@ -87,7 +87,7 @@ def test_generator_target_is_refused_in_one_line(shell, ns):
     assert "\n" not in str(info.value).strip()
     assert "sizes" not in ns
     pd.testing.assert_frame_equal(ns["df"], before)
-    assert sum(run(shell, f"{FLAGS} df", "slow_len(df)\n")) == len(ns["df"])
+    assert run(shell, f"{FLAGS} --reduce sum df", "slow_len(df)\n") == len(ns["df"])
 
 
 def test_chunked_reader_over_malformed_file(shell, ns, tmp_path):
