@@ -1,0 +1,250 @@
+"""One pipeline under three adapters: the API, the magic and the panel agree, backends are
+known by capability, and a backend written outside the package works in all three."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import textwrap
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+import jupyter_par as jp
+from jupyter_par import backends
+from jupyter_par.backends import Backend, Event, Finished, Task, run_task
+
+PACKAGE = pathlib.Path(jp.__file__).parent
+RUN = {"jobs": 2, "partitions": 4, "progress": False, "inline_fallback": False}
+
+
+def row_score(row):
+    return row["a"] * 2 + row["b"]
+
+
+def group_spread(g):
+    return g["a"].max() - g["a"].min()
+
+
+def column_range(col):
+    return col.max() - col.min()
+
+
+FRAME = pd.DataFrame({
+    "a": np.arange(60) % 17, "b": np.linspace(0, 1, 60),
+    "g": pd.Categorical(np.arange(60) % 3, categories=[0, 1, 2]).rename_categories(list("xyz")),
+})
+
+
+@pytest.fixture(scope="module")
+def shell():
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "jupyter_par")
+    yield ip
+    ip.run_line_magic("unload_ext", "jupyter_par")
+
+
+def through_magic(shell, mode: str, backend: str) -> Any:
+    frame = FRAME[["a", "b"]] if mode == "columns" else FRAME
+    shell.user_ns.update(df=frame.copy(), row_score=row_score, group_spread=group_spread,
+                         column_range=column_range)
+    flags = f"--jobs 2 --partitions 4 --no-progress --backend {backend}"
+    bodies = {
+        "rows": ("", "df.apply(row_score, axis=1)"),
+        "groups": ("--by g", "df.groupby('g', observed=True).apply(group_spread)"),
+        "columns": ("--axis columns", "df.apply(column_range)"),
+    }
+    extra, body = bodies[mode]
+    return shell.run_cell_magic("parallel", f"{flags} {extra} df", textwrap.dedent(body))
+
+
+def through_api(mode: str, backend: str) -> Any:
+    if mode == "rows":
+        return jp.apply(FRAME, row_score, axis=1, backend=backend, **RUN)
+    if mode == "groups":
+        return jp.groupby_apply(FRAME, "g", group_spread, observed=True, backend=backend, **RUN)
+    return jp.apply(FRAME[["a", "b"]], column_range, backend=backend, **RUN)
+
+
+def through_panel(mode: str, backend: str) -> Any:
+    frame = FRAME if mode != "columns" else FRAME[["a", "b"]]
+    namespace = {"df": frame, "func": {"rows": row_score, "groups": group_spread,
+                                       "columns": column_range}[mode]}
+    panel = jp.Panel(namespace, frontend="ipywidgets")
+    panel.func_picker.value = "func"
+    panel.mode_picker.value = mode
+    if mode == "groups":
+        panel.by_picker.value = "g"
+    panel.backend_picker.value = backend
+    panel.jobs_slider.value = 2
+    panel.run()
+    return panel.wait(60)
+
+
+def serial(mode: str) -> Any:
+    if mode == "rows":
+        return FRAME.apply(row_score, axis=1)
+    if mode == "groups":
+        return FRAME.groupby("g", observed=True).apply(group_spread)
+    return FRAME[["a", "b"]].apply(column_range)
+
+
+@pytest.mark.parametrize("mode", ["rows", "groups", "columns"])
+@pytest.mark.parametrize("backend", ["processes", "threads"])
+def test_api_magic_and_panel_give_the_serial_result(shell, mode, backend):
+    expected = serial(mode)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # none of the three may warn where pandas does not
+        results = [through_api(mode, backend), through_magic(shell, mode, backend),
+                   through_panel(mode, backend)]
+    for result in results:
+        pd.testing.assert_series_equal(result, expected)
+
+
+# -- a backend written outside the package, from public names alone -------------------------
+class ListedBackend(Backend):
+    """Runs each task in the caller and lists the task ids it ran."""
+
+    name = "listed"
+    in_caller = True
+    uses_threads = True
+    ran: list[int] = []  # noqa: RUF012 - shared on purpose: the test reads it
+
+    def __init__(self, jobs: int, **options: Any) -> None:
+        super().__init__(jobs, **options)
+        self._pending: list[Task] = []
+
+    @property
+    def workers(self) -> list[str]:
+        return ["here"]
+
+    def idle_workers(self) -> int:
+        return 0 if self._pending else 1
+
+    def submit(self, task: Task) -> str:
+        self._pending.append(task)
+        return "here"
+
+    def poll(self, timeout: float) -> list[Event]:
+        events: list[Event] = []
+        while self._pending:
+            task = self._pending.pop()
+            ListedBackend.ran.append(task.task_id)
+            events.append(Finished("here", run_task(task.task_id, task.op, task.data),
+                                   task.run_id))
+        return events
+
+
+@pytest.fixture
+def listed():
+    jp.register_backend("listed", lambda: ListedBackend)
+    ListedBackend.ran.clear()
+    yield ListedBackend
+    backends.shutdown("listed")
+    del backends.BACKENDS["listed"]
+
+
+@pytest.mark.parametrize("mode", ["rows", "groups", "columns"])
+def test_an_outside_backend_works_in_the_api_the_magic_and_the_panel(shell, listed, mode):
+    expected = serial(mode)
+    for run in (through_api, lambda m, b: through_magic(shell, m, b), through_panel):
+        listed.ran.clear()
+        pd.testing.assert_series_equal(run(mode, "listed"), expected)
+        assert sorted(listed.ran) == list(range(len(listed.ran))) and listed.ran
+
+
+def test_the_magic_and_the_panel_list_backends_from_the_registry(shell, listed):
+    assert "listed" in jp.Panel({"df": FRAME}, frontend="ipywidgets").backend_picker.options
+    with pytest.raises(Exception, match="backend must be one of .*listed"):
+        shell.run_cell_magic("parallel", "--backend nowhere df", "df\n")
+
+
+# -- the shape of the code --------------------------------------------------------------------
+def _module_name(path: pathlib.Path) -> str:
+    parts = path.with_suffix("").relative_to(PACKAGE.parent).parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every jupyter_par module and the jupyter_par modules it imports (lazily or not)."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")
+                if node.level > 1:
+                    base = base[: len(base) - node.level + 1]
+                target = ".".join(base + [node.module] if node.module else base) \
+                    if node.level else (node.module or "")
+                for alias in node.names:
+                    candidate = f"{target}.{alias.name}"
+                    found.add(candidate if candidate in modules else target)
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                found.append([*stack[stack.index(nxt):], nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return found
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+
+
+def test_the_package_import_graph_has_no_cycle():
+    graph = import_graph()
+    assert "jupyter_par.pipeline" in graph["jupyter_par.api"]
+    assert cycles(graph) == []
+
+
+def test_no_module_outside_backends_compares_a_backend_name():
+    names = {"processes", "threads", "inline", "dask"}
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if "backends" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                constants = [c.value for c in ast.walk(node) if isinstance(c, ast.Constant)]
+                if names & {c for c in constants if isinstance(c, str)}:
+                    offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []
+
+
+def test_engine_pipeline_and_api_never_import_jupyter_code():
+    import subprocess
+    import sys
+
+    code = ("import sys, jupyter_par, jupyter_par.pipeline, jupyter_par.engine, "
+            "jupyter_par.plans, jupyter_par.groups\n"
+            "print([m for m in ('IPython', 'ipywidgets', 'ipykernel') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
