@@ -112,7 +112,7 @@ class ListedBackend(Backend):
     name = "listed"
     in_caller = True
     uses_threads = True
-    ran: list[int] = []  # noqa: RUF012 - shared on purpose: the test reads it
+    ran: list[int] = []  # shared on purpose: the test reads it
 
     def __init__(self, jobs: int, **options: Any) -> None:
         super().__init__(jobs, **options)
@@ -159,7 +159,7 @@ def test_an_outside_backend_works_in_the_api_the_magic_and_the_panel(shell, list
 
 def test_the_magic_and_the_panel_list_backends_from_the_registry(shell, listed):
     assert "listed" in jp.Panel({"df": FRAME}, frontend="ipywidgets").backend_picker.options
-    with pytest.raises(Exception, match="backend must be one of .*listed"):
+    with pytest.raises(Exception, match=r"backend must be one of .*listed"):
         shell.run_cell_magic("parallel", "--backend nowhere df", "df\n")
 
 
@@ -181,7 +181,7 @@ def import_graph() -> dict[str, set[str]]:
                 base = package.split(".")
                 if node.level > 1:
                     base = base[: len(base) - node.level + 1]
-                target = ".".join(base + [node.module] if node.module else base) \
+                target = ".".join([*base, node.module] if node.module else base) \
                     if node.level else (node.module or "")
                 for alias in node.names:
                     candidate = f"{target}.{alias.name}"
