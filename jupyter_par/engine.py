@@ -169,8 +169,8 @@ class _Run:
         _add_note(exc, f"jupyter_par: raised in {site.describe()}")
         return exc
 
-    def settle_failure(self, backend: backends.Backend, running: _Running,
-                       error: BaseException, site: FailureSite) -> None:
+    def settle_failure(self, running: _Running, error: BaseException,
+                       site: FailureSite) -> None:
         """Retry, skip or raise, as the options say."""
         part = running.partition
         if running.attempt < self.options.retries:
@@ -244,7 +244,7 @@ class _Run:
                 return
             error = self.error_for(outcome, running, backend.in_caller)
             site = self.site(running, outcome.row_label, outcome.has_row_label)
-            self.settle_failure(backend, running, error, site)
+            self.settle_failure(running, error, site)
             return
         running = self.running.pop(event.task_id, None)
         if running is None:
@@ -255,7 +255,7 @@ class _Run:
             f"while running {site.describe(with_worker=False)}; the run was stopped and the "
             "worker replaced. If memory ran out, use fewer jobs or more partitions."
         )
-        self.settle_failure(backend, running, error, site)
+        self.settle_failure(running, error, site)
 
     def check_timeouts(self, backend: backends.Backend) -> None:
         limit = self.options.timeout
@@ -274,7 +274,7 @@ class _Run:
                 f"{site.describe()} ran longer than timeout={limit:g} s and was stopped{still}. "
                 "Allow more time (timeout=) or cut smaller partitions (partitions=)."
             )
-            self.settle_failure(backend, running, error, site)
+            self.settle_failure(running, error, site)
 
     def drive(self, backend: backends.Backend) -> RunOutcome:
         started = time.monotonic()

@@ -8,7 +8,6 @@ partition boundary only ever falls between two groups.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -195,16 +194,3 @@ def _same_columns(a: Any, b: Any) -> bool:
 def infer_series(series: pd.Series) -> pd.Series:
     """The Series pandas would build from these values (as ``apply`` and ``map`` do)."""
     return pd.Series(series.astype(object).tolist(), index=series.index, name=series.name)
-
-
-def steps(n_rows: int, seconds_per_row: float | None, target_seconds: float = 0.2) -> int:
-    """Rows per progress step: about ``target_seconds`` of work, at least one row.
-
-    Each step is one pandas call with a fixed cost of its own: steps of 50 ms cost a
-    row-wise apply of 20 µs rows 4-5% of its throughput, steps of 200 ms under 2%
-    (``benchmarks/progress_overhead.py --in-process``). Several workers together still
-    move the overall bar at every tick.
-    """
-    if not seconds_per_row or seconds_per_row <= 0:
-        return max(1, min(n_rows, 64))
-    return max(1, min(n_rows, math.ceil(target_seconds / seconds_per_row)))
