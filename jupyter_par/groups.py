@@ -92,6 +92,16 @@ def _slice_key(key: Any, obj: pd.DataFrame | pd.Series, rows: np.ndarray) -> Any
     return key
 
 
+def _quiet_keywords(groupby_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The keywords with pandas' default for ``observed`` spelled out.
+
+    pandas 2 warns that the default will change whenever a categorical key is grouped
+    without ``observed=``; the serial call warns once, and so does the replay in the
+    kernel. The splitting and the workers' own groupings say it explicitly and stay quiet.
+    """
+    return {"observed": _PANDAS_MAJOR >= 3, **groupby_kwargs}
+
+
 class _Uncuttable(Exception):
     """This key form cannot be cut into partitions; the call runs in one piece."""
 
@@ -104,7 +114,7 @@ def split(obj: pd.DataFrame | pd.Series, by: Any, n_parts: int,
     keeps its rows in their original order, so pandas inside the partition sees each
     group exactly as the serial ``groupby`` does.
     """
-    grouped = obj.groupby(by, **groupby_kwargs)
+    grouped = obj.groupby(by, **_quiet_keywords(groupby_kwargs))
     numbers = grouped.ngroup()
     codes = numbers.to_numpy(dtype=float, na_value=np.nan)
     valid = ~np.isnan(codes)
@@ -168,7 +178,13 @@ class GroupResults:
             ctx.add_rows(len(group))
 
         data, by = (part.data, part.by) if isinstance(part, Keyed) else (part, self.by)
-        grouped = data.groupby(by, **self.groupby_kwargs)
+        grouped = data.groupby(by, **_quiet_keywords(self.groupby_kwargs))
+        if (_PANDAS_MAJOR < 3 and isinstance(data, pd.DataFrame) and data.columns.is_unique
+                and self.apply_kwargs.get("include_groups", True)):
+            # pandas 2 warns once per apply that the groups include the grouping columns;
+            # the replay in the kernel warns as the serial call does. Selecting every
+            # column gives the same groups without a warning per partition.
+            grouped = grouped[list(data.columns)]
         grouped.apply(each_group, *self.args, **self.apply_kwargs, **self.kwargs)
         return results
 

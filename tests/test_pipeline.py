@@ -95,14 +95,20 @@ def serial(mode: str) -> Any:
 
 @pytest.mark.parametrize("mode", ["rows", "groups", "columns"])
 @pytest.mark.parametrize("backend", ["processes", "threads"])
-def test_api_magic_and_panel_give_the_serial_result(shell, mode, backend):
-    expected = serial(mode)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # none of the three may warn where pandas does not
-        results = [through_api(mode, backend), through_magic(shell, mode, backend),
-                   through_panel(mode, backend)]
-    for result in results:
+def test_api_magic_and_panel_give_the_serial_result_and_warnings(shell, mode, backend):
+    def warned(call):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            value = call()
+        return value, sorted({(w.category.__name__, str(w.message)) for w in seen})
+
+    expected, expected_warnings = warned(lambda: serial(mode))
+    for call in (lambda: through_api(mode, backend),
+                 lambda: through_magic(shell, mode, backend),
+                 lambda: through_panel(mode, backend)):
+        result, seen = warned(call)
         pd.testing.assert_series_equal(result, expected)
+        assert seen == expected_warnings
 
 
 # -- a backend written outside the package, from public names alone -------------------------

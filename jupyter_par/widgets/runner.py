@@ -67,13 +67,15 @@ class Selection:
             return self.frame.apply(self.func, axis=1)
         if self.mode == "columns":
             return self.frame.apply(self.func, axis=0)
-        return self.frame.groupby(self.by).apply(self.func)
+        return self.frame.groupby(self.by, observed=True).apply(self.func)
 
     def plan(self, options: Options) -> pipeline.Plan:
         """The API's plan for this selection (the panel adds nothing of its own)."""
         if self.mode == "groups":
-            plan = plans.groupby_apply(self.frame, self.by, self.func, {}, (), {},
-                                       options.jobs, options.partitions)
+            # Only the groups that have rows, as pandas 3 does by default (and pandas 2
+            # warns it will): a category without rows has nothing to show in the panel.
+            plan = plans.groupby_apply(self.frame, self.by, self.func, {"observed": True}, (),
+                                       {}, options.jobs, options.partitions)
         else:
             plan = plans.frame_apply(self.frame, self.func, 1 if self.mode == "rows" else 0,
                                      {}, options.jobs, options.partitions)
