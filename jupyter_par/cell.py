@@ -151,6 +151,9 @@ def _reducer(shell: Any, text: str | None) -> Callable[[list[Any]], Any] | None:
     """The ``--reduce`` function: ``list``, ``concat``, or a notebook function/expression."""
     if text is None:
         return None
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]  # IPython's argument splitting keeps the quotes of one argument
     if text == "list":
         return list
     if text == "concat":

@@ -1,0 +1,57 @@
+"""A ``%%parallel`` cell means what it means serially, or says why it cannot (issue 18, 1).
+
+In a real kernel, under fork and spawn: an aggregate without ``--by`` or ``--reduce`` fails
+in one line and changes nothing; with ``--by`` or ``--reduce`` it equals the serial value;
+a body that changes TARGET and ends in an expression does both.
+"""
+
+from __future__ import annotations
+
+import pytest
+from notebook_runner import outputs_text, run_cells
+
+pytestmark = pytest.mark.kernel
+
+SETUP = """\
+%load_ext jupyter_par
+import numpy as np
+import pandas as pd
+rng = np.random.default_rng(5)
+df4 = pd.DataFrame({"a": rng.integers(0, 9, 240), "b": rng.integers(0, 9, 240),
+                    "g": rng.choice(["p", "q", "r"], 240)})
+before = df4.copy()
+serial = df4.copy()
+serial["ab"] = serial["a"] * serial["b"]
+expected_agg = serial.groupby("g")[["a", "ab"]].sum()
+"""
+
+BODY = 'df4["ab"] = df4["a"] * df4["b"]\ndf4.groupby("g")[["a", "ab"]].sum()'
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_aggregates_and_write_back(method):
+    flags = f"--jobs 2 --partitions 4 --start {method} --no-progress"
+    cells = [
+        SETUP,
+        f"%%parallel {flags} --out agg df4\n{BODY}",                        # 1: refused
+        "assert 'agg' not in globals()\npd.testing.assert_frame_equal(df4, before)",
+        f"%%parallel {flags} --by g --out agg df4\n{BODY}",                 # 3: --by
+        "pd.testing.assert_frame_equal(agg, expected_agg)\n"
+        "pd.testing.assert_frame_equal(df4, serial)",
+        "df4 = before.copy()",
+        f'%%parallel {flags} --out agg --reduce "lambda parts: pd.concat(parts).groupby(level=0).sum()" df4\n{BODY}',  # noqa: E501
+        "pd.testing.assert_frame_equal(agg, expected_agg)\n"
+        "pd.testing.assert_frame_equal(df4, serial)",
+        f"%%parallel {flags} --reduce sum df4\nint(df4['a'].sum())",
+        "assert _ == int(before['a'].sum())",
+        f"%%parallel {flags} df4\ndf4.sort_values('a')",                     # 10: refused
+        f"%%parallel {flags} --out rows df4\ndf4[df4['a'] > 4]",              # 11: a filter
+        "pd.testing.assert_frame_equal(rows, df4[df4['a'] > 4])",
+    ]
+    nb = run_cells(cells, allow_errors=True, timeout=180)
+    refused = outputs_text(nb.cells[1])
+    assert "--by" in refused and "--reduce" in refused and "UsageError" in refused
+    assert "Traceback" not in refused
+    assert "--reduce" in outputs_text(nb.cells[10])
+    for index in (2, 3, 4, 6, 7, 8, 9, 11, 12):
+        assert "Error" not in outputs_text(nb.cells[index]), (index, outputs_text(nb.cells[index]))
