@@ -58,7 +58,7 @@ def test_results_equal_a_serial_run_under_every_start_method():
     cells += [
         f"%%parallel --jobs 2 --by shop --no-progress df\n{AGGREGATE}",
         f"pd.testing.assert_frame_equal(_, {AGGREGATE})",
-        "%%parallel --jobs 2 --partitions 3 --no-progress df\n"
+        "%%parallel --jobs 2 --partitions 3 --no-progress --reduce list df\n"
         "print('rows here:', len(df))\ndf['a'].sum()",
         "assert sum(_) == df['a'].sum()",
     ]
