@@ -13,22 +13,64 @@ import pandas as pd
 
 from .transport import shared_bytes
 
-#: Below this many bytes of numeric input, moving it costs little next to a process
-#: round trip, so no sample is taken and the run goes to the workers as asked.
+#: Below this many bytes of numeric input (or strings and objects that take as long to
+#: pickle), moving it costs little next to a process round trip, so no sample is taken
+#: and the run goes to the workers as asked.
 SAMPLE_ABOVE_BYTES = 32 * 2**20
-#: Bytes of the first partition timed in the kernel to estimate the work.
-SAMPLE_BYTES = 2**18
-#: Seconds per byte to copy data into a segment and rebuild the result in the kernel
-#: (measured: 320 MB packed in 0.22 s, concatenated back in about as long).
+#: Rows of the first partition timed in the kernel to estimate the work: enough that
+#: the cost of a call does not read as a cost per row...
+SAMPLE_ROWS = 4000
+#: ...and no more bytes than this.
+SAMPLE_BYTES = 2**23
+#: Seconds of the kernel's time the sample may take at most: a slow function is
+#: timed on fewer rows (one row already tells that the workers will win).
+SAMPLE_SECONDS = 0.05
+#: A call on one row this slow sends the run to the workers with no further sample.
+SLOW_CALL_SECONDS = 0.05
+#: Rows the sample has at least, so that a per-row cost shows beside the per-call one.
+MIN_SAMPLE_ROWS = 16
+#: Seconds per byte to copy numeric data into a segment and rebuild the result in the
+#: kernel (measured: 320 MB packed in 0.22 s, concatenated back in about as long).
 MOVE_SECONDS_PER_BYTE = 0.7e-9
 #: Seconds of round trip per partition sent to a warm worker.
 PARTITION_SECONDS = 1e-3
 
 
-def _sample_of(data: pd.DataFrame | pd.Series, nbytes: int) -> pd.DataFrame | pd.Series:
-    per_row = max(1, nbytes // max(1, len(data)))
-    rows = max(1, min(len(data), SAMPLE_BYTES // per_row, max(1, len(data) // 10)))
-    return data.iloc[:rows]
+def _pickled_part(obj: Any) -> Any:
+    """What of ``obj`` travels pickled rather than through shared memory."""
+    if isinstance(obj, pd.DataFrame):
+        kept = [i for i in range(obj.shape[1]) if not _numeric(obj.iloc[:, i])]
+        return obj.iloc[:, kept] if kept else None
+    if isinstance(obj, pd.Series):
+        return None if _numeric(obj) else obj
+    return obj
+
+
+def _numeric(column: pd.Series) -> bool:
+    dtype = column.dtype
+    return getattr(dtype, "kind", "O") in "biufcmM" and not isinstance(
+        dtype, pd.api.extensions.ExtensionDtype)
+
+
+def _pickle_seconds(obj: Any) -> tuple[float, int]:
+    """Seconds to pickle and unpickle what of ``obj`` goes through a pipe, and its bytes."""
+    import pickle
+    import time
+
+    part = _pickled_part(obj)
+    if part is None:
+        return 0.0, 0
+    try:
+        started = time.perf_counter()
+        payload = pickle.dumps(part, protocol=5)
+        pickle.loads(payload)
+        return time.perf_counter() - started, len(payload)
+    except Exception:  # noqa: BLE001 - a dill-only object: count it as costly as numbers
+        return 0.0, 0
+
+
+def _sample_of(data: pd.DataFrame | pd.Series, rows: int) -> pd.DataFrame | pd.Series:
+    return data.iloc[:max(1, min(len(data), rows, max(1, len(data) // 10)))]
 
 
 def _timed(op: Any, sample: Any) -> tuple[float, Any] | None:
@@ -69,37 +111,68 @@ def too_small_to_move(parts: Any, op: Any, jobs: int) -> str | None:
     """Why running in the kernel beats moving the data to ``jobs`` workers, or ``None``.
 
     Times ``op`` on one row and on a small slice of the first partition in the kernel
-    (output discarded), extrapolates a per-call plus per-byte cost to the whole input,
+    (output discarded), extrapolates a per-call plus per-row cost to the whole input,
     and compares the time the workers would save with what moving the input and the
-    results (and one round trip per partition) would cost.
-    Only inputs of at least :data:`SAMPLE_ABOVE_BYTES` numeric bytes are sampled.
+    results would cost: numeric columns through shared memory at a measured rate,
+    strings and objects as long as pickling and unpickling the sample took (they
+    travel through a pipe), and one round trip per partition. The sample stays within
+    :data:`SAMPLE_SECONDS` of the kernel's time. Inputs under
+    :data:`SAMPLE_ABOVE_BYTES` are not sampled.
     """
     if jobs < 2 or not parts:
         return None
     frames = [getattr(p, "data", None) for p in parts]
     if not all(isinstance(f, pd.DataFrame | pd.Series) for f in frames):
         return None
-    total = sum(shared_bytes(f) for f in frames)
     first = next((f for f in frames if len(f)), None)
-    if total < SAMPLE_ABOVE_BYTES or first is None:
+    if first is None:
         return None
-    sample = _sample_of(first, shared_bytes(first))
-    # Two points, one row and the sample, separate the per-call cost from the per-byte one;
-    # the first call on one row only warms up (lazy imports, caches) and is not counted.
+    rows = sum(len(f) for f in frames)
+    numeric = sum(shared_bytes(f) for f in frames)
+    head = first.iloc[:min(len(first), 256)]
+    head_seconds, head_bytes = _pickle_seconds(head)
+    pickled_bytes = head_bytes * rows / len(head)
+    pickled_seconds = head_seconds * rows / len(head)
+    if numeric + pickled_seconds / MOVE_SECONDS_PER_BYTE < SAMPLE_ABOVE_BYTES:
+        return None
+    # The first call on one row only warms up (lazy imports, caches) and is not counted.
     one = _timed(op, first.iloc[:1]) and _fastest(op, first.iloc[:1])
-    many = _fastest(op, sample)
-    one_bytes, sample_bytes = shared_bytes(first.iloc[:1]), shared_bytes(sample)
-    if one is None or many is None or sample_bytes <= one_bytes:
+    if one is None:
         return None
-    per_byte = max(0.0, many[0] - one[0]) / (sample_bytes - one_bytes)
-    compute = one[0] * len(frames) + per_byte * total
-    out_bytes = shared_bytes(many[1]) * total / sample_bytes
-    moving = (total + 2 * out_bytes) * MOVE_SECONDS_PER_BYTE + len(frames) * PARTITION_SECONDS
+    moving_bound = (numeric * MOVE_SECONDS_PER_BYTE * 3 + pickled_seconds * 3
+                    + len(frames) * PARTITION_SECONDS)
+    if one[0] > SLOW_CALL_SECONDS:
+        return None  # this slow on one row: the work outweighs moving; sampling would drag
+    # A few rows tell the cost per row apart from the cost per call, enough to size the
+    # real sample so that it stays within SAMPLE_SECONDS however slow the function is.
+    few = _fastest(op, first.iloc[:MIN_SAMPLE_ROWS]) if len(first) > MIN_SAMPLE_ROWS else None
+    per_row_guess = max(0.0, few[0] - one[0]) / (MIN_SAMPLE_ROWS - 1) if few else 0.0
+    if per_row_guess * rows * (1 - 1 / jobs) > 4 * moving_bound:
+        return None  # the work clearly outweighs any moving
+    per_row_bytes = (numeric + pickled_bytes) / rows
+    sample_rows = min(SAMPLE_ROWS, int(SAMPLE_BYTES // max(1.0, per_row_bytes)))
+    if per_row_guess > 0:
+        sample_rows = min(sample_rows, int(SAMPLE_SECONDS / per_row_guess))
+    sample = _sample_of(first, max(MIN_SAMPLE_ROWS, sample_rows))
+    many = _fastest(op, sample)
+    half = _fastest(op, sample.iloc[:len(sample) // 2])
+    if many is None or half is None or len(sample) < 2:
+        return None
+    # The difference of two samples that each pay the same few calls is the rows' cost.
+    per_row = max(0.0, many[0] - half[0]) / (len(sample) - len(sample) // 2)
+    compute = one[0] * len(frames) + per_row * rows
+    in_seconds, _ = _pickle_seconds(sample)
+    out_seconds, _ = _pickle_seconds(many[1])
+    scale = rows / len(sample)
+    out_numeric = shared_bytes(many[1]) * scale
+    moving = ((numeric + 2 * out_numeric) * MOVE_SECONDS_PER_BYTE
+              + (in_seconds + out_seconds) * scale + len(frames) * PARTITION_SECONDS)
     saved = compute * (1 - 1 / jobs)
     if saved > moving:
         return None
+    total_mb = (numeric + pickled_bytes) / 2**20
     return (
-        f"ran in the kernel: the work is about {compute:.2g} s, moving {total / 2**20:.0f} MB "
+        f"ran in the kernel: the work is about {compute:.2g} s, moving {total_mb:.0f} MB "
         f"to {jobs} workers and back would cost about {moving:.2g} s "
         "(pass inline_fallback=False to use the workers anyway)"
     )

@@ -169,9 +169,13 @@ class SeriesMap:
             values.append(result)
             return result
 
+        # Only Series.apply turns Series results into a frame, so only it needs the raw
+        # values; map calls the function bare (a wrapper frame per element costs ~40%).
+        called = each if self.method == "apply" else func
+
         def run(piece: pd.Series) -> Any:
             try:
-                return getattr(piece, self.method)(each, **self.kwargs)
+                return getattr(piece, self.method)(called, **self.kwargs)
             except Exception:
                 if callable(self.func) and not self.kwargs:
                     _locate_failing_row(piece, self.func)

@@ -156,8 +156,10 @@ def execute(
     parts = plan.parts
     known = isinstance(parts, Sequence)
     backend = backend_class(options.backend)
-    if known and backend.local_fallback and options.inline_fallback and not shared:
-        reason = cost.too_small_to_move(parts, plan.op, options.jobs)
+    if known and backend.local_fallback and options.inline_fallback:
+        # The sample runs here, so shared objects are handed to it as they are.
+        with _shared.sharing(shared, to_processes=False) as here:
+            reason = cost.too_small_to_move(parts, here(plan.op), options.jobs)
         if reason is not None:
             filename, lineno, module_globals = _caller_location()
             warnings.warn_explicit(reason, InlineFallbackWarning, filename, lineno,

@@ -314,6 +314,25 @@ class WithShared:
         return self.op(part)
 
 
+@dataclass(frozen=True)
+class WithObjects:
+    """An operation that runs in this process with ``jp.shared`` holding ``objects`` as
+    they are: threads and the inline backend need no pickling, no segment, no copy."""
+
+    op: Any
+    objects: Mapping[str, Any]
+
+    def __call__(self, part: Any) -> Any:
+        global _current
+        with _lock:
+            previous, _current = _current, types.MappingProxyType(dict(self.objects))
+        try:
+            return self.op(part)
+        finally:
+            with _lock:
+                _current = previous
+
+
 def attach(op: Any, bundle: SharedBundle | None) -> Any:
     """``op`` wrapped so that each task sees ``bundle``'s objects in ``jp.shared``."""
     return op if bundle is None else WithShared(op, bundle)
@@ -338,6 +357,10 @@ def sharing(objects: Mapping[str, Any] | None, *, to_processes: bool = True,
     """
     if not objects:
         yield lambda op: op
+        return
+    if not to_processes:
+        prepare(objects)  # the same checks of the names, nothing pickled
+        yield lambda op: WithObjects(op, objects)
         return
     bundle = prepare(objects, in_band=in_band)
     try:

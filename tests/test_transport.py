@@ -119,27 +119,31 @@ def _mapped(part: pd.DataFrame) -> bool:
 
 
 def test_workers_receive_large_partitions_through_shared_memory(big):
-    big_run = jp.map_partitions(big, _mapped, jobs=2, partitions=2, progress=False)
+    big_run = jp.map_partitions(big, _mapped, jobs=2, partitions=2, progress=False,
+                                inline_fallback=False)
     assert big_run == [True, True]
     small_run = jp.map_partitions(big.iloc[:1000], _mapped, jobs=2, partitions=2, progress=False)
     assert small_run == [False, False]
 
 
 def test_large_partitions_travel_and_come_back_exactly(big):
-    result = jp.map_partitions(big, _double, jobs=2, partitions=2, progress=False)
+    result = jp.map_partitions(big, _double, jobs=2, partitions=2, progress=False,
+                                inline_fallback=False)
     pd.testing.assert_frame_equal(result, big * 2)
     assert _segments() == []
 
 
 def test_no_segment_left_after_a_failure(big):
     with pytest.raises(ValueError, match="bad partition"):
-        jp.map_partitions(big, _fail_on_second, jobs=2, partitions=2, progress=False)
+        jp.map_partitions(big, _fail_on_second, jobs=2, partitions=2, progress=False,
+                              inline_fallback=False)
     assert _segments() == []
 
 
 def test_no_segment_left_after_a_worker_dies(big):
     with pytest.raises(jp.WorkerDiedError):
-        jp.map_partitions(big, _die_on_second, jobs=2, partitions=2, progress=False)
+        jp.map_partitions(big, _die_on_second, jobs=2, partitions=2, progress=False,
+                          inline_fallback=False)
     assert _segments() == []
 
 
