@@ -154,7 +154,7 @@ class _Run:
         self.t_call, self.cpu_call = time.monotonic(), time.process_time()
         self.t_first: float | None = None
         self.t_last: float | None = None
-        self.thread_first = self.thread_last = 0.0
+        self.thread_first = self.thread_last = 0.0  # the driving thread's CPU clock
         self.compute = 0.0
 
     # -- progress -------------------------------------------------------------------
@@ -260,7 +260,7 @@ class _Run:
         return self.cancel is not None and self.cancel.is_set()
 
     def handle(self, backend: backends.Backend, event: backends.Event) -> None:
-        self.t_last, self.thread_last = time.monotonic(), time.thread_time()
+        self.t_last = time.monotonic()
         if isinstance(event, backends.Finished):
             outcome = event.outcome
             running = self.running.pop(outcome.task_id, None)
@@ -322,6 +322,7 @@ class _Run:
                     raise CancelledError(msg)
                 self.fill(backend)
                 if self.exhausted and not self.running and not self.retry:
+                    self.thread_last = time.thread_time()  # just after the last result
                     break
                 for event in backend.poll(0.05 if not backend.in_caller else 0):
                     self.handle(backend, event)
