@@ -140,7 +140,7 @@ def _ms(seconds: float) -> str:
 
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown: the parts in milliseconds, the share, the projected efficiencies."""
-    head = ("| # | workload | backend × workers | partitions | serial (s) | jupyter_par (s) "
+    head = ("| # | workload | backend x workers | partitions | serial (s) | jupyter_par (s) "
             "| split | shipping | tail | combine | kernel (ms) | share of serial "
             "| kernel CPU / tree CPU (s) | " + " | ".join(f"eff. @{n}" for n in WIDTHS)
             + " | correct |")
@@ -148,7 +148,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         eff = " | ".join(f"{r['efficiency'][n]:.2f}" for n in WIDTHS)
         lines.append(
-            f"| {r['workload']} | {r['title']} | {r['backend']} × {r['workers']} "
+            f"| {r['workload']} | {r['title']} | {r['backend']} x {r['workers']} "
             f"| {r['partitions']} | {r['serial']:.3f} | {r['wall']:.3f} | {_ms(r['split'])} "
             f"| {_ms(r['shipping'])} | {_ms(r['tail'])} | {_ms(r['combine'])} "
             f"| {_ms(r['kernel'])} | {100 * r['share']:.2f}% "
