@@ -17,7 +17,13 @@ needs nothing of ``dask.dataframe``. Where the work goes and what it costs::
 * Workers need jupyter_par and the packages the user's code imports: the task itself
   is jupyter_par's, and only the user's code travels by value.
 * Dead workers: a task pinned to a worker that leaves the cluster would wait forever,
-  so membership is checked while polling and the task is reported as died.
+  so membership is checked while polling and the task is reported as died. A worker
+  whose machine or network went down stays a member until the scheduler's TCP
+  timeouts fire (a minute here); one that has not been heard from (its heartbeat,
+  ``last_seen``) for ``SILENT_AFTER`` seconds is reported as lost sooner.
+* A lost scheduler: the client cancels every future when its connection drops and
+  then tries to reconnect; the run ends at once with :class:`SchedulerUnreachableError`
+  naming the partitions that were out, and the next run connects afresh.
 * Stopping: Dask cannot stop a running task, so each run has a ``distributed.Event``
   that the task checks between row steps; a task that does not stop within a grace
   period has its worker restarted through its nanny.
@@ -37,6 +43,7 @@ import time
 import traceback
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,10 +68,66 @@ RESTART_WAIT = 1.0
 SCATTER_BYTES = 4 * 2**20
 #: Seconds to wait for a scheduler to answer, or for a cluster to have any worker.
 CONNECT_TIMEOUT = 20.0
+#: Seconds without a heartbeat after which a worker holding a partition counts as lost.
+SILENT_AFTER = 15.0
+#: Seconds between two reads of the workers' heartbeats while partitions are out.
+SILENT_CHECK_EVERY = 1.0
 
 
 class SchedulerUnreachableError(JupyterParError, ConnectionError):
     """The Dask scheduler the user named could not be reached (or has no workers)."""
+
+
+#: Packages whose versions must agree between the kernel and the workers: code and
+#: data travel pickled by dill and cloudpickle, and are rebuilt by pandas there.
+VERSIONED = ("jupyter_par", "pandas", "dill", "cloudpickle")
+
+
+def _version_probe() -> Callable[[], dict[str, str | None]]:
+    """A function giving its process's versions of :data:`VERSIONED` (``None``: missing).
+
+    It reads the modules' own ``__version__``: what is imported, which is not always
+    what the installed metadata says (a checkout on ``PYTHONPATH``). Made here, not
+    at module level, so that cloudpickle sends it by value: a worker without
+    jupyter_par can run it and say so.
+    """
+    names = VERSIONED
+
+    def probe() -> dict[str, str | None]:
+        import importlib
+
+        found: dict[str, str | None] = {}
+        for name in names:
+            try:
+                found[name] = str(getattr(importlib.import_module(name), "__version__", "?"))
+            except Exception:  # noqa: BLE001 - missing, or broken: either way not usable
+                found[name] = None
+        return found
+
+    return probe
+
+
+def version_differences(kernel: dict[str, str | None], workers: dict[str, Any]) -> str:
+    """One line naming each package whose version differs on some worker, or ''."""
+    problems = []
+    unreadable = sorted(a for a, v in workers.items() if not isinstance(v, dict))
+    for name in VERSIONED:
+        by_version: dict[str | None, list[str]] = {}
+        for address, versions in sorted(workers.items()):
+            if isinstance(versions, dict) and versions.get(name) != kernel.get(name):
+                by_version.setdefault(versions.get(name), []).append(address)
+        for version, addresses in by_version.items():
+            where = addresses[0] if len(addresses) == 1 else (
+                f"{len(addresses)} workers ({addresses[0]}, ...)")
+            have = "missing" if version is None else version
+            problems.append(f"{name} {have} on {where} (kernel: {kernel.get(name) or 'missing'})")
+    if unreadable:
+        problems.append(f"versions unreadable on {', '.join(unreadable)}")
+    if not problems:
+        return ""
+    return ("the Dask workers' packages differ from this kernel's: " + "; ".join(problems)
+            + ". Install the kernel's versions on every worker, or results may fail to load "
+            "or differ.")
 
 
 # -- the kernel's side ------------------------------------------------------------------
@@ -123,6 +186,12 @@ class DaskBackend(Backend):
         self._keys = itertools.count()
         self._empty_since: float | None = None
         self._retiring: set[str] = set()  # being restarted: no new partitions for them
+        # Heartbeats: address -> (the scheduler's last_seen, when we saw it change).
+        self._heard: dict[str, tuple[float, float]] = {}
+        self._silent: set[str] = set()  # not heard from: no new partitions for them
+        self._heard_checked = 0.0
+        self._heard_pending = False
+        self._heard_fetched: tuple[dict[str, Any], float] | None = None
         # Set by every future as it completes: poll sleeps on it instead of on the cluster.
         self._wake = threading.Event()
 
@@ -160,6 +229,21 @@ class DaskBackend(Backend):
             self.client = self.scheduler
         self.client.subscribe_topic(self.topic, self._on_event)
         self._refresh(force=True)
+        if self.cluster is None:  # a local cluster runs this very environment
+            self._check_versions()
+
+    def _check_versions(self) -> None:
+        """Warn, in one line, where the workers' packages differ from the kernel's."""
+        try:
+            found = self.client.run(_version_probe(), on_error="return")
+        except Exception as exc:  # noqa: BLE001 - a check must never stop the run
+            warnings.warn(f"could not compare the Dask workers' package versions with this "
+                          f"kernel's: {type(exc).__name__}: {exc}", JupyterParWarning,
+                          stacklevel=4)
+            return
+        text = version_differences(_version_probe()(), found)
+        if text:
+            warnings.warn(text, JupyterParWarning, stacklevel=4)
 
     def _on_event(self, event: tuple[float, dict[str, Any]]) -> None:
         """Rows done, reported by a running task (called on the client's own thread)."""
@@ -193,10 +277,11 @@ class DaskBackend(Backend):
     def shutdown(self) -> None:
         if self.client is None:
             return
-        with contextlib.suppress(Exception):
-            self.client.unsubscribe_topic(self.topic)
-        with contextlib.suppress(Exception):
-            self.client.cancel([f.future for f in self._flights.values()])
+        if self._connected():  # a lost scheduler would make each call wait for it
+            with contextlib.suppress(Exception):
+                self.client.unsubscribe_topic(self.topic)
+            with contextlib.suppress(Exception):
+                self.client.cancel([f.future for f in self._flights.values()])
         self._flights.clear()
         if self.client is not self.scheduler:  # a user's Client stays theirs to close
             with contextlib.suppress(Exception):
@@ -210,12 +295,78 @@ class DaskBackend(Backend):
     def _refresh(self, *, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._checked >= MEMBERSHIP_EVERY:
+            self._check_connected()
             self._checked = now
-            self._members = dict(self.client.nthreads())
+            try:
+                self._members = dict(self.client.nthreads())
+            except (OSError, TimeoutError) as exc:  # CommClosedError is an OSError
+                raise self._scheduler_lost(exc) from exc
             self._retiring &= set(self._members)
+            self._silent &= set(self._members)
+
+    def _connected(self) -> bool:
+        return self.client is not None and self.client.status == "running"
+
+    def _check_connected(self) -> None:
+        if not self._connected():
+            raise self._scheduler_lost()
+
+    def _scheduler_lost(self, cause: BaseException | None = None) -> SchedulerUnreachableError:
+        """The error for a scheduler that went away, naming the partitions that were out."""
+        address = self.scheduler if isinstance(self.scheduler, str) else None
+        with contextlib.suppress(Exception):
+            address = self.client.scheduler.address
+        out = sorted(self._flights)
+        lost = (f"; partition(s) {', '.join(map(str, out))} were running and are lost"
+                if out else "")
+        self._flights.clear()
+        why = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+        msg = (
+            f"lost the connection to the Dask scheduler at {address}{why}{lost}; no result "
+            "was stored. Check that the scheduler runs and can be reached, then run again "
+            "(the next run connects afresh)."
+        )
+        return SchedulerUnreachableError(msg)
+
+    def _check_heartbeats(self) -> list[str]:
+        """Addresses of workers holding partitions that have gone silent.
+
+        The workers' heartbeats are fetched on the client's own event loop, never
+        waited for here: a slow scheduler must not stall the run (or its timeouts).
+        """
+        now = time.monotonic()
+        if (self._flights and not self._heard_pending
+                and now - self._heard_checked >= SILENT_CHECK_EVERY):
+            self._heard_checked, self._heard_pending = now, True
+            self.client.loop.add_callback(self._fetch_heartbeats)
+        fetched, self._heard_fetched = self._heard_fetched, None
+        if fetched is not None:
+            seen_by_address, when = fetched
+            for address, seen in seen_by_address.items():
+                previous = self._heard.get(address)
+                if previous is None or seen != previous[0]:
+                    self._heard[address] = (seen, when)
+                    self._silent.discard(address)
+            self._heard = {a: h for a, h in self._heard.items() if a in seen_by_address}
+        silent = {f.address for f in self._flights.values()
+                  if f.address in self._heard and now - self._heard[f.address][1] > SILENT_AFTER}
+        self._silent |= silent
+        return sorted(silent)
+
+    async def _fetch_heartbeats(self) -> None:
+        """The workers' ``last_seen`` as the scheduler has it (runs on the client's loop)."""
+        try:
+            identity = await self.client.scheduler.identity(n_workers=-1)
+            seen = {a: w.get("last_seen") for a, w in identity.get("workers", {}).items()}
+            self._heard_fetched = (seen, time.monotonic())
+        except Exception:  # noqa: BLE001 - a lost scheduler is noticed by poll itself
+            pass
+        finally:
+            self._heard_pending = False
 
     def _slots(self) -> list[tuple[str, str]]:
-        usable = {a: n for a, n in self._members.items() if a not in self._retiring}
+        usable = {a: n for a, n in self._members.items()
+                  if a not in self._retiring and a not in self._silent}
         return _slot_names(usable, self.jobs)
 
     @property
@@ -242,7 +393,7 @@ class DaskBackend(Backend):
         self._op = None
         self._rows = {k: v for k, v in self._rows.items() if k[0] != run_id}
         name = self._cancel_names.pop(run_id, None)
-        if name is not None:
+        if name is not None and self._connected():
             with contextlib.suppress(Exception):
                 distributed.Event(name, client=self.client).clear()
 
@@ -271,10 +422,15 @@ class DaskBackend(Backend):
         events: list[Event] = []
         self._refresh()
         self._check_not_empty()
+        silent = self._check_heartbeats()
         for flight in list(self._flights.values()):
             if flight.address not in self._members:
                 events.append(self._lost(flight, "left the Dask cluster (killed, crashed "
                                                  "or its machine was lost)"))
+            elif flight.address in silent:
+                events.append(self._lost(flight, (
+                    f"has not been heard from for over {SILENT_AFTER:g} s (its machine or its "
+                    "network is down, or it is frozen)")))
         futures = [f.future for f in self._flights.values()]
         if not futures:
             time.sleep(timeout)
@@ -282,6 +438,8 @@ class DaskBackend(Backend):
         if not events and not any(f.done() for f in futures):
             self._wake.wait(timeout)
         self._wake.clear()
+        # A lost scheduler connection cancels every future: say what happened instead.
+        self._check_connected()
         for flight in list(self._flights.values()):
             if flight.future.done():
                 del self._flights[flight.task_id]
@@ -335,8 +493,8 @@ class DaskBackend(Backend):
         """Raise the run's cancel flag; restart the workers of tasks that ignore it."""
         flights = list(self._flights.values())
         self._flights.clear()
-        if not flights:
-            return
+        if not flights or not self._connected():
+            return  # without a scheduler there is nothing to cancel through
         for run_id in {f.run_id for f in flights}:
             name = self._cancel_names.get(run_id)
             if name is not None:
@@ -353,7 +511,7 @@ class DaskBackend(Backend):
     def stop_worker(self, worker: str) -> None:
         """A partition timed out: cancel it, and restart its worker if it is running it."""
         flight = next((f for f in self._flights.values() if f.slot == worker), None)
-        if flight is None:
+        if flight is None or not self._connected():
             return
         del self._flights[flight.task_id]
         self.client.cancel([flight.future])
