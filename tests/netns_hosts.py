@@ -93,7 +93,6 @@ class Hosts:
     def __init__(self, addresses: dict[str, int]) -> None:
         self.tag = f"{PREFIX}{os.getpid()}"
         self.octets = dict(addresses)
-        self.procs: dict[str, list[subprocess.Popen[bytes]]] = {}
         self.hub = f"{self.tag}-hub"
 
     def ns(self, host: str) -> str:
@@ -134,16 +133,19 @@ class Hosts:
                 host, *argv]
 
     def start(self, host: str, argv: Sequence[str], *, env: dict[str, str], log: Path,
-              pid_namespace: bool = True) -> subprocess.Popen[bytes]:
-        """Start ``argv`` on ``host``; its output goes to ``log``."""
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                self.command(host, argv, pid_namespace=pid_namespace),
-                env={**env, "JP_HOST": f"jp-{host}"}, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        self.procs.setdefault(host, []).append(proc)
-        return proc
+              pid_namespace: bool = True) -> int:
+        """Start ``argv`` on ``host``, detached (not a child of this process); its pid.
+
+        Its output goes to ``log``. Being no child of the caller, it is not counted as
+        a process a test left behind: :meth:`kill` and :meth:`destroy` end it.
+        """
+        launched = subprocess.run(
+            ["sh", "-c", '"$@" >>"$JP_LOG" 2>&1 </dev/null & echo $!', "launch",
+             *self.command(host, argv, pid_namespace=pid_namespace)],
+            env={**env, "JP_HOST": f"jp-{host}", "JP_LOG": str(log)}, capture_output=True,
+            text=True, check=True, start_new_session=True, timeout=30,
+        )
+        return int(launched.stdout)
 
     def pids(self, host: str) -> list[int]:
         """Every process running on ``host`` now."""
@@ -152,9 +154,6 @@ class Hosts:
     def kill(self, host: str) -> None:
         """Kill every process on ``host`` at once, as if the machine lost power."""
         _kill_all(self.ns(host))
-        for proc in self.procs.pop(host, []):
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
 
     def link(self, host: str, up: bool) -> None:
         """Plug or unplug ``host``'s network cable (its port on the bridge)."""

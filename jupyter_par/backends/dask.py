@@ -8,8 +8,11 @@ needs nothing of ``dask.dataframe``. Where the work goes and what it costs::
       │◀── log_event(topic, rows) ──scheduler── subscribe_topic ◀───────┤ (prints captured)
       └◀── encoded TaskDone / TaskFailed (the future's result) ◀────────┘
 
-* Code: the operation travels as dill bytes (scattered once per run) and each worker
-  process loads it once, so notebook functions work as on the processes backend.
+* Code: the operation travels as dill bytes (scattered once per run to every worker,
+  so that no task depends on another worker staying up) and each worker process loads
+  it once, so notebook functions work as on the processes backend. Shared objects
+  (``shared=``, ``--share``) travel inside it: a worker on another machine has no
+  access to the kernel's shared memory.
 * Placement: every task is pinned to a worker the backend picked, one partition per
   worker thread, so the progress view can name the worker (its address) the moment the
   task is submitted, and at most ``jobs`` partitions are in flight (the panel's slider
@@ -74,6 +77,9 @@ SILENT_AFTER = 15.0
 SILENT_CHECK_EVERY = 1.0
 
 
+_LEFT = "left the Dask cluster (killed, crashed or its machine was lost)"
+
+
 class SchedulerUnreachableError(JupyterParError, ConnectionError):
     """The Dask scheduler the user named could not be reached (or has no workers)."""
 
@@ -130,6 +136,20 @@ def version_differences(kernel: dict[str, str | None], workers: dict[str, Any]) 
             "or differ.")
 
 
+def _in_band(op: Any) -> Any:
+    """``op`` with its shared objects carried inside it, not in this machine's /dev/shm.
+
+    A worker on another machine cannot map the kernel's shared memory; the caller
+    should already prepare the bundle in band, and this makes sure of it.
+    """
+    from ..shared import SharedBundle, WithShared
+
+    if isinstance(op, WithShared) and isinstance(op.bundle, SharedBundle) \
+            and not op.bundle.in_band:
+        return WithShared(op.op, SharedBundle(op.bundle.objects, in_band=True))
+    return op
+
+
 # -- the kernel's side ------------------------------------------------------------------
 @dataclass
 class _Flight:
@@ -181,7 +201,8 @@ class DaskBackend(Backend):
         self._checked = 0.0
         self._flights: dict[int, _Flight] = {}
         self._rows: dict[tuple[int, int], int] = {}
-        self._op: tuple[int, str, Any] | None = None
+        self._op: tuple[int, str, bytes] | None = None
+        self._op_at: dict[str, Any] = {}  # worker address -> its copy of the operation
         self._cancel_names: dict[int, str] = {}
         self._keys = itertools.count()
         self._empty_since: float | None = None
@@ -192,6 +213,7 @@ class DaskBackend(Backend):
         self._heard_checked = 0.0
         self._heard_pending = False
         self._heard_fetched: tuple[dict[str, Any], float] | None = None
+        self._heard_latest: float | None = None
         # Set by every future as it completes: poll sleeps on it instead of on the cluster.
         self._wake = threading.Event()
 
@@ -331,27 +353,32 @@ class DaskBackend(Backend):
     def _check_heartbeats(self) -> list[str]:
         """Addresses of workers holding partitions that have gone silent.
 
-        The workers' heartbeats are fetched on the client's own event loop, never
-        waited for here: a slow scheduler must not stall the run (or its timeouts).
+        A worker is silent when its ``last_seen`` did not move across fetches spanning
+        more than ``SILENT_AFTER`` seconds (so a slow scheduler, whose answers stop
+        coming, makes nobody silent). The heartbeats are fetched on the client's own
+        event loop, never waited for here: a slow scheduler must not stall the run.
         """
         now = time.monotonic()
-        if (self._flights and not self._heard_pending
-                and now - self._heard_checked >= SILENT_CHECK_EVERY):
+        if not self._flights:  # only watched while partitions are out
+            self._heard.clear()
+            self._silent.clear()
+            self._heard_latest = None
+            return []
+        if not self._heard_pending and now - self._heard_checked >= SILENT_CHECK_EVERY:
             self._heard_checked, self._heard_pending = now, True
             self.client.loop.add_callback(self._fetch_heartbeats)
         fetched, self._heard_fetched = self._heard_fetched, None
         if fetched is not None:
-            seen_by_address, when = fetched
+            seen_by_address, self._heard_latest = fetched
             for address, seen in seen_by_address.items():
                 previous = self._heard.get(address)
                 if previous is None or seen != previous[0]:
-                    self._heard[address] = (seen, when)
-                    self._silent.discard(address)
+                    self._heard[address] = (seen, self._heard_latest)
             self._heard = {a: h for a, h in self._heard.items() if a in seen_by_address}
-        silent = {f.address for f in self._flights.values()
-                  if f.address in self._heard and now - self._heard[f.address][1] > SILENT_AFTER}
-        self._silent |= silent
-        return sorted(silent)
+        latest = self._heard_latest
+        self._silent = {a for a, (_, when) in self._heard.items()
+                        if latest is not None and latest - when > SILENT_AFTER}
+        return sorted(self._silent & {f.address for f in self._flights.values()})
 
     async def _fetch_heartbeats(self) -> None:
         """The workers' ``last_seen`` as the scheduler has it (runs on the client's loop)."""
@@ -382,15 +409,41 @@ class DaskBackend(Backend):
 
     # -- runs ---------------------------------------------------------------------------
     def begin_run(self, run_id: int, op: Any = None) -> None:
-        """Scatter the operation's dill bytes once; each worker loads them once."""
+        """Send the operation's dill bytes to each worker once; each loads them once.
+
+        Each worker gets its own copy (its own key), and its tasks depend on that copy
+        only: a task never waits on data held by another worker, which could be gone
+        (a single copy would be, once the scheduler trims replicas it thinks spare).
+        """
         self._op = None
+        self._op_at = {}
         if op is not None:
-            payload = self.client.scatter(shipping.dumps_code(op), hash=False)
-            self._op = (run_id, f"{self.token}-{run_id}", payload)
+            self._op = (run_id, f"{self.token}-{run_id}", shipping.dumps_code(_in_band(op)))
+            self._scatter_op(sorted({address for _, address in self._slots()}))
         self._cancel_names[run_id] = f"jupyter_par-cancel-{self.token}-{run_id}"
+
+    def _scatter_op(self, addresses: list[str]) -> None:
+        """One copy of the run's operation on each of ``addresses``, in one call."""
+        assert self._op is not None
+        if not addresses:
+            return
+        futures = self.client.scatter([self._op[2]] * len(addresses), workers=addresses,
+                                      hash=False)
+        holders = self.client.who_has(futures)
+        for future in futures:
+            for address in holders.get(future.key, ()):
+                self._op_at.setdefault(address, future)
+
+    def _op_on(self, address: str) -> Any:
+        """The copy of the operation on ``address`` (sent now if it has none yet)."""
+        if address not in self._op_at:
+            self._op_at[address] = self.client.scatter(self._op[2] if self._op else b"",
+                                                       workers=[address], hash=False)
+        return self._op_at[address]
 
     def end_run(self, run_id: int) -> None:
         self._op = None
+        self._op_at = {}
         self._rows = {k: v for k, v in self._rows.items() if k[0] != run_id}
         name = self._cancel_names.pop(run_id, None)
         if name is not None and self._connected():
@@ -401,9 +454,10 @@ class DaskBackend(Backend):
         if self._op is None or self._op[0] != task.run_id:
             self.begin_run(task.run_id, task.op)
         assert self._op is not None
-        _, op_key, op_payload = self._op
+        op_key = self._op[1]
         busy = {f.slot for f in self._flights.values()}
         slot, address = next((n, a) for n, a in self._slots() if n not in busy)
+        op_payload = self._op_on(address)
         data: Any = shipping.dumps_data(task.data, what=f"partition {task.task_id}")
         if len(data) > SCATTER_BYTES:  # big graphs are slow; send it straight to its worker
             data = self.client.scatter(data, workers=[address], hash=False)
@@ -425,8 +479,7 @@ class DaskBackend(Backend):
         silent = self._check_heartbeats()
         for flight in list(self._flights.values()):
             if flight.address not in self._members:
-                events.append(self._lost(flight, "left the Dask cluster (killed, crashed "
-                                                 "or its machine was lost)"))
+                events.append(self._lost(flight, _LEFT))
             elif flight.address in silent:
                 events.append(self._lost(flight, (
                     f"has not been heard from for over {SILENT_AFTER:g} s (its machine or its "
@@ -467,6 +520,10 @@ class DaskBackend(Backend):
         if future.status == "finished":
             return Finished(flight.slot, decode_outcome(future.result()))
         if future.status == "cancelled":
+            # Its worker's data (the operation's copy) went with the worker: say so.
+            self._refresh(force=True)
+            if flight.address not in self._members:
+                return Died(flight.slot, flight.task_id, _LEFT)
             return Died(flight.slot, flight.task_id, "had its task cancelled by the cluster")
         exc = future.exception()
         text = "".join(traceback.format_exception(type(exc), exc, future.traceback()))
