@@ -67,6 +67,29 @@ class PartitionFailure:
     error: BaseException
 
 
+@dataclass(frozen=True)
+class RunTimings:
+    """Where a run's time went, as the engine saw it (seconds), for the kernel's share.
+
+    The kernel's own work is the part of a run no number of workers shortens:
+    ``to_first_dispatch`` (the call until the first partition is handed out: starting
+    workers, shipping the function, the first partition), ``kernel_between`` (CPU
+    time of the thread driving the run from the first dispatch to the last result:
+    shipping partitions, reading results, progress; not its waiting) and ``tail``
+    (the last result until the run returns). ``worker_compute`` sums the seconds the
+    workers spent in the operation; ``kernel_cpu`` is the whole kernel process's CPU
+    during the run (all its threads). :mod:`jupyter_par.timings` turns these into a
+    breakdown and a projected speedup.
+    """
+
+    to_first_dispatch: float
+    kernel_between: float
+    tail: float
+    wall: float
+    worker_compute: float
+    kernel_cpu: float
+
+
 @dataclass
 class RunOutcome:
     """Everything a finished run produced: results of the partitions that succeeded, in
@@ -80,6 +103,7 @@ class RunOutcome:
     jobs: int = 0
     partitions: int = 0
     progress: RunProgress | None = None
+    timings: RunTimings | None = None
 
 
 def _add_note(exc: BaseException, note: str) -> None:
@@ -125,6 +149,12 @@ class _Run:
         self.count = 0
         self.last_tick = 0.0
         self.run_id = next(_run_ids)
+        # Critical-path clocks (RunTimings): the call, first dispatch, last result.
+        self.t_call, self.cpu_call = time.monotonic(), time.process_time()
+        self.t_first: float | None = None
+        self.t_last: float | None = None
+        self.thread_first = self.thread_last = 0.0  # the driving thread's CPU clock
+        self.compute = 0.0
 
     # -- progress -------------------------------------------------------------------
     def publish(self, *, force: bool = False, state: str = "running", message: str | None = None,
@@ -210,6 +240,8 @@ class _Run:
                     self.tracker.grow_total(part.size)
             task = backends.Task(part.index, self.run_id, self.op, part.data)
             worker = backend.submit(task)
+            if self.t_first is None:
+                self.t_first, self.thread_first = time.monotonic(), time.thread_time()
             self.running[part.index] = _Running(part, worker, time.monotonic(), attempt)
             self.tracker.assigned(worker, part.index, part.size)
 
@@ -229,6 +261,7 @@ class _Run:
     def handle(self, backend: backends.Backend, event: backends.Event) -> None:
         if event.run_id is not None and event.run_id != self.run_id:
             return  # a task of an earlier run that ended late: its result is not ours
+        self.t_last = time.monotonic()
         if isinstance(event, backends.Finished):
             outcome = event.outcome
             running = self.running.pop(outcome.task_id, None)
@@ -238,6 +271,7 @@ class _Run:
                 self.outputs.append(PartitionOutput(
                     outcome.task_id, event.worker, outcome.output, outcome.warnings))
             if isinstance(outcome, TaskDone):
+                self.compute += outcome.seconds
                 self.results[outcome.task_id] = outcome.value
                 self.advance_fold()
                 self.tracker.finished(event.worker)
@@ -289,6 +323,7 @@ class _Run:
                     raise CancelledError(msg)
                 self.fill(backend)
                 if self.exhausted and not self.running and not self.retry:
+                    self.thread_last = time.thread_time()  # just after the last result
                     break
                 for event in backend.poll(0.05 if not backend.in_caller else 0):
                     self.handle(backend, event)
@@ -309,6 +344,7 @@ class _Run:
         finally:
             backend.end_run(self.run_id)
         final = self.publish(force=True, state=DONE, backend=backend)
+        timings = self.timings(backend)
         return RunOutcome(
             results=[self.results[i] for i in sorted(self.results)],
             outputs=sorted(self.outputs, key=lambda o: o.partition),
@@ -318,6 +354,21 @@ class _Run:
             jobs=backend.jobs,
             partitions=self.count,
             progress=final,
+            timings=timings,
+        )
+
+    def timings(self, backend: backends.Backend) -> RunTimings:
+        now = time.monotonic()
+        first = self.t_first if self.t_first is not None else now
+        last = self.t_last if self.t_last is not None else first
+        between = (max(0.0, self.thread_last - self.thread_first)
+                   if self.t_last is not None else 0.0)
+        if backend.in_caller:  # the partitions ran in this very thread
+            between = max(0.0, between - self.compute)
+        return RunTimings(
+            to_first_dispatch=first - self.t_call, kernel_between=between,
+            tail=now - max(last, first), wall=now - self.t_call,
+            worker_compute=self.compute, kernel_cpu=time.process_time() - self.cpu_call,
         )
 
 

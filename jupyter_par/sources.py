@@ -65,16 +65,34 @@ def reader_for(path: str) -> Callable[..., Any]:
 
 @dataclass(frozen=True)
 class ReadFile:
-    """Read the partition's file in the worker, then run the operation on the frame."""
+    """Read the partition's file in the worker, then run the operation on the frame.
+
+    The worker opens the file itself, wherever it runs: on a cluster the path must
+    exist on every worker's machine. A relative path is taken from the kernel's
+    working directory (``base``), not the worker's.
+    """
 
     op: Any
     read: Callable[..., Any] | None
     read_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    base: str | None = None
 
     def __call__(self, path: str) -> Any:
         if self.read is None:
             return self.op(path)
-        data = self.read(path, **self.read_kwargs)
+        full = os.path.join(self.base, path) if self.base else path
+        try:
+            data = self.read(full, **self.read_kwargs)
+        except FileNotFoundError as exc:
+            if os.path.exists(full):
+                raise  # the file is there: something else is missing
+            import socket
+
+            msg = (f"{exc.strerror or 'No such file'} on {socket.gethostname()}: the worker "
+                   "reads each file itself, so the path must exist on every worker's machine "
+                   "(storage all of them mount at the same path); or read the file in the "
+                   "kernel with a chunked reader, pd.read_csv(path, chunksize=N)")
+            raise FileNotFoundError(exc.errno or 2, msg, full) from None
         if isinstance(data, pd.DataFrame | pd.Series):
             data.attrs["path"] = path
         return self.op(data)
@@ -109,7 +127,7 @@ class FileSet:
                        "read=your_function or a narrower pattern such as '*.csv'")
                 raise UsageError(msg)
             read = readers.pop()
-        return ReadFile(op, read, dict(self.read_kwargs))
+        return ReadFile(op, read, dict(self.read_kwargs), os.getcwd())
 
 
 def files(pattern: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],

@@ -8,8 +8,11 @@ needs nothing of ``dask.dataframe``. Where the work goes and what it costs::
       │◀── log_event(topic, rows) ──scheduler── subscribe_topic ◀───────┤ (prints captured)
       └◀── encoded TaskDone / TaskFailed (the future's result) ◀────────┘
 
-* Code: the operation travels as dill bytes (scattered once per run) and each worker
-  process loads it once, so notebook functions work as on the processes backend.
+* Code: the operation travels as dill bytes (scattered once per run to every worker,
+  so that no task depends on another worker staying up) and each worker process loads
+  it once, so notebook functions work as on the processes backend. Shared objects
+  (``shared=``, ``--share``) travel inside it: a worker on another machine has no
+  access to the kernel's shared memory.
 * Placement: every task is pinned to a worker the backend picked, one partition per
   worker thread, so the progress view can name the worker (its address) the moment the
   task is submitted, and at most ``jobs`` partitions are in flight (the panel's slider
@@ -17,7 +20,13 @@ needs nothing of ``dask.dataframe``. Where the work goes and what it costs::
 * Workers need jupyter_par and the packages the user's code imports: the task itself
   is jupyter_par's, and only the user's code travels by value.
 * Dead workers: a task pinned to a worker that leaves the cluster would wait forever,
-  so membership is checked while polling and the task is reported as died.
+  so membership is checked while polling and the task is reported as died. A worker
+  whose machine or network went down stays a member until the scheduler's TCP
+  timeouts fire (a minute here); one that has not been heard from (its heartbeat,
+  ``last_seen``) for ``SILENT_AFTER`` seconds is reported as lost sooner.
+* A lost scheduler: the client cancels every future when its connection drops and
+  then tries to reconnect; the run ends at once with :class:`SchedulerUnreachableError`
+  naming the partitions that were out, and the next run connects afresh.
 * Stopping: Dask cannot stop a running task, so each run has a ``distributed.Event``
   that the task checks between row steps; a task that does not stop within a grace
   period has its worker restarted through its nanny.
@@ -37,6 +46,7 @@ import time
 import traceback
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,10 +71,83 @@ RESTART_WAIT = 1.0
 SCATTER_BYTES = 4 * 2**20
 #: Seconds to wait for a scheduler to answer, or for a cluster to have any worker.
 CONNECT_TIMEOUT = 20.0
+#: Seconds without a heartbeat after which a worker holding a partition counts as lost.
+SILENT_AFTER = 15.0
+#: Seconds between two reads of the workers' heartbeats while partitions are out.
+SILENT_CHECK_EVERY = 1.0
+
+
+_LEFT = "left the Dask cluster (killed, crashed or its machine was lost)"
 
 
 class SchedulerUnreachableError(JupyterParError, ConnectionError):
     """The Dask scheduler the user named could not be reached (or has no workers)."""
+
+
+#: Packages whose versions must agree between the kernel and the workers: code and
+#: data travel pickled by dill and cloudpickle, and are rebuilt by pandas there.
+VERSIONED = ("jupyter_par", "pandas", "dill", "cloudpickle")
+
+
+def _version_probe() -> Callable[[], dict[str, str | None]]:
+    """A function giving its process's versions of :data:`VERSIONED` (``None``: missing).
+
+    It reads the modules' own ``__version__``: what is imported, which is not always
+    what the installed metadata says (a checkout on ``PYTHONPATH``). Made here, not
+    at module level, so that cloudpickle sends it by value: a worker without
+    jupyter_par can run it and say so.
+    """
+    names = VERSIONED
+
+    def probe() -> dict[str, str | None]:
+        import importlib
+
+        found: dict[str, str | None] = {}
+        for name in names:
+            try:
+                found[name] = str(getattr(importlib.import_module(name), "__version__", "?"))
+            except Exception:  # noqa: BLE001 - missing, or broken: either way not usable
+                found[name] = None
+        return found
+
+    return probe
+
+
+def version_differences(kernel: dict[str, str | None], workers: dict[str, Any]) -> str:
+    """One line naming each package whose version differs on some worker, or ''."""
+    problems = []
+    unreadable = sorted(a for a, v in workers.items() if not isinstance(v, dict))
+    for name in VERSIONED:
+        by_version: dict[str | None, list[str]] = {}
+        for address, versions in sorted(workers.items()):
+            if isinstance(versions, dict) and versions.get(name) != kernel.get(name):
+                by_version.setdefault(versions.get(name), []).append(address)
+        for version, addresses in by_version.items():
+            where = addresses[0] if len(addresses) == 1 else (
+                f"{len(addresses)} workers ({addresses[0]}, ...)")
+            have = "missing" if version is None else version
+            problems.append(f"{name} {have} on {where} (kernel: {kernel.get(name) or 'missing'})")
+    if unreadable:
+        problems.append(f"versions unreadable on {', '.join(unreadable)}")
+    if not problems:
+        return ""
+    return ("the Dask workers' packages differ from this kernel's: " + "; ".join(problems)
+            + ". Install the kernel's versions on every worker, or results may fail to load "
+            "or differ.")
+
+
+def _in_band(op: Any) -> Any:
+    """``op`` with its shared objects carried inside it, not in this machine's /dev/shm.
+
+    A worker on another machine cannot map the kernel's shared memory; the caller
+    should already prepare the bundle in band, and this makes sure of it.
+    """
+    from ..shared import SharedBundle, WithShared
+
+    if isinstance(op, WithShared) and isinstance(op.bundle, SharedBundle) \
+            and not op.bundle.in_band:
+        return WithShared(op.op, SharedBundle(op.bundle.objects, in_band=True))
+    return op
 
 
 # -- the kernel's side ------------------------------------------------------------------
@@ -120,11 +203,19 @@ class DaskBackend(Backend):
         self._checked = 0.0
         self._flights: dict[int, _Flight] = {}
         self._rows: dict[tuple[int, int], int] = {}
-        self._op: tuple[int, str, Any] | None = None
+        self._op: tuple[int, str, bytes] | None = None
+        self._op_at: dict[str, Any] = {}  # worker address -> its copy of the operation
         self._cancel_names: dict[int, str] = {}
         self._keys = itertools.count()
         self._empty_since: float | None = None
         self._retiring: set[str] = set()  # being restarted: no new partitions for them
+        # Heartbeats: address -> (the scheduler's last_seen, when we saw it change).
+        self._heard: dict[str, tuple[float, float]] = {}
+        self._silent: set[str] = set()  # not heard from: no new partitions for them
+        self._heard_checked = 0.0
+        self._heard_pending = False
+        self._heard_fetched: tuple[dict[str, Any], float] | None = None
+        self._heard_latest: float | None = None
         # Set by every future as it completes: poll sleeps on it instead of on the cluster.
         self._wake = threading.Event()
 
@@ -162,6 +253,21 @@ class DaskBackend(Backend):
             self.client = self.scheduler
         self.client.subscribe_topic(self.topic, self._on_event)
         self._refresh(force=True)
+        if self.cluster is None:  # a local cluster runs this very environment
+            self._check_versions()
+
+    def _check_versions(self) -> None:
+        """Warn, in one line, where the workers' packages differ from the kernel's."""
+        try:
+            found = self.client.run(_version_probe(), on_error="return")
+        except Exception as exc:  # noqa: BLE001 - a check must never stop the run
+            warnings.warn(f"could not compare the Dask workers' package versions with this "
+                          f"kernel's: {type(exc).__name__}: {exc}", JupyterParWarning,
+                          stacklevel=4)
+            return
+        text = version_differences(_version_probe()(), found)
+        if text:
+            warnings.warn(text, JupyterParWarning, stacklevel=4)
 
     def _on_event(self, event: tuple[float, dict[str, Any]]) -> None:
         """Rows done, reported by a running task (called on the client's own thread)."""
@@ -195,10 +301,11 @@ class DaskBackend(Backend):
     def shutdown(self) -> None:
         if self.client is None:
             return
-        with contextlib.suppress(Exception):
-            self.client.unsubscribe_topic(self.topic)
-        with contextlib.suppress(Exception):
-            self.client.cancel([f.future for f in self._flights.values()])
+        if self._connected():  # a lost scheduler would make each call wait for it
+            with contextlib.suppress(Exception):
+                self.client.unsubscribe_topic(self.topic)
+            with contextlib.suppress(Exception):
+                self.client.cancel([f.future for f in self._flights.values()])
         self._flights.clear()
         if self.client is not self.scheduler:  # a user's Client stays theirs to close
             with contextlib.suppress(Exception):
@@ -212,12 +319,83 @@ class DaskBackend(Backend):
     def _refresh(self, *, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._checked >= MEMBERSHIP_EVERY:
+            self._check_connected()
             self._checked = now
-            self._members = dict(self.client.nthreads())
+            try:
+                self._members = dict(self.client.nthreads())
+            except (OSError, TimeoutError) as exc:  # CommClosedError is an OSError
+                raise self._scheduler_lost(exc) from exc
             self._retiring &= set(self._members)
+            self._silent &= set(self._members)
+
+    def _connected(self) -> bool:
+        return self.client is not None and self.client.status == "running"
+
+    def _check_connected(self) -> None:
+        if not self._connected():
+            raise self._scheduler_lost()
+
+    def _scheduler_lost(self, cause: BaseException | None = None) -> SchedulerUnreachableError:
+        """The error for a scheduler that went away, naming the partitions that were out."""
+        address = self.scheduler if isinstance(self.scheduler, str) else None
+        with contextlib.suppress(Exception):
+            address = self.client.scheduler.address
+        out = sorted(self._flights)
+        lost = (f"; partition(s) {', '.join(map(str, out))} were running and are lost"
+                if out else "")
+        self._flights.clear()
+        why = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+        msg = (
+            f"lost the connection to the Dask scheduler at {address}{why}{lost}; no result "
+            "was stored. Check that the scheduler runs and can be reached, then run again "
+            "(the next run connects afresh)."
+        )
+        return SchedulerUnreachableError(msg)
+
+    def _check_heartbeats(self) -> list[str]:
+        """Addresses of workers holding partitions that have gone silent.
+
+        A worker is silent when its ``last_seen`` did not move across fetches spanning
+        more than ``SILENT_AFTER`` seconds (so a slow scheduler, whose answers stop
+        coming, makes nobody silent). The heartbeats are fetched on the client's own
+        event loop, never waited for here: a slow scheduler must not stall the run.
+        """
+        now = time.monotonic()
+        if not self._flights:  # only watched while partitions are out
+            self._heard.clear()
+            self._silent.clear()
+            self._heard_latest = None
+            return []
+        if not self._heard_pending and now - self._heard_checked >= SILENT_CHECK_EVERY:
+            self._heard_checked, self._heard_pending = now, True
+            self.client.loop.add_callback(self._fetch_heartbeats)
+        fetched, self._heard_fetched = self._heard_fetched, None
+        if fetched is not None:
+            seen_by_address, self._heard_latest = fetched
+            for address, seen in seen_by_address.items():
+                previous = self._heard.get(address)
+                if previous is None or seen != previous[0]:
+                    self._heard[address] = (seen, self._heard_latest)
+            self._heard = {a: h for a, h in self._heard.items() if a in seen_by_address}
+        latest = self._heard_latest
+        self._silent = {a for a, (_, when) in self._heard.items()
+                        if latest is not None and latest - when > SILENT_AFTER}
+        return sorted(self._silent & {f.address for f in self._flights.values()})
+
+    async def _fetch_heartbeats(self) -> None:
+        """The workers' ``last_seen`` as the scheduler has it (runs on the client's loop)."""
+        try:
+            identity = await self.client.scheduler.identity(n_workers=-1)
+            seen = {a: w.get("last_seen") for a, w in identity.get("workers", {}).items()}
+            self._heard_fetched = (seen, time.monotonic())
+        except Exception:  # noqa: BLE001 - a lost scheduler is noticed by poll itself
+            pass
+        finally:
+            self._heard_pending = False
 
     def _slots(self) -> list[tuple[str, str]]:
-        usable = {a: n for a, n in self._members.items() if a not in self._retiring}
+        usable = {a: n for a, n in self._members.items()
+                  if a not in self._retiring and a not in self._silent}
         return _slot_names(usable, self.jobs)
 
     @property
@@ -233,18 +411,44 @@ class DaskBackend(Backend):
 
     # -- runs ---------------------------------------------------------------------------
     def begin_run(self, run_id: int, op: Any = None, cancel: Any = None) -> None:
-        """Scatter the operation's dill bytes once; each worker loads them once."""
+        """Send the operation's dill bytes to each worker once; each loads them once.
+
+        Each worker gets its own copy (its own key), and its tasks depend on that copy
+        only: a task never waits on data held by another worker, which could be gone
+        (a single copy would be, once the scheduler trims replicas it thinks spare).
+        """
         self._op = None
+        self._op_at = {}
         if op is not None:
-            payload = self.client.scatter(shipping.dumps_code(op), hash=False)
-            self._op = (run_id, f"{self.token}-{run_id}", payload)
+            self._op = (run_id, f"{self.token}-{run_id}", shipping.dumps_code(_in_band(op)))
+            self._scatter_op(sorted({address for _, address in self._slots()}))
         self._cancel_names[run_id] = f"jupyter_par-cancel-{self.token}-{run_id}"
+
+    def _scatter_op(self, addresses: list[str]) -> None:
+        """One copy of the run's operation on each of ``addresses``, in one call."""
+        assert self._op is not None
+        if not addresses:
+            return
+        futures = self.client.scatter([self._op[2]] * len(addresses), workers=addresses,
+                                      hash=False)
+        holders = self.client.who_has(futures)
+        for future in futures:
+            for address in holders.get(future.key, ()):
+                self._op_at.setdefault(address, future)
+
+    def _op_on(self, address: str) -> Any:
+        """The copy of the operation on ``address`` (sent now if it has none yet)."""
+        if address not in self._op_at:
+            self._op_at[address] = self.client.scatter(self._op[2] if self._op else b"",
+                                                       workers=[address], hash=False)
+        return self._op_at[address]
 
     def end_run(self, run_id: int) -> None:
         self._op = None
+        self._op_at = {}
         self._rows = {k: v for k, v in self._rows.items() if k[0] != run_id}
         name = self._cancel_names.pop(run_id, None)
-        if name is not None:
+        if name is not None and self._connected():
             with contextlib.suppress(Exception):
                 distributed.Event(name, client=self.client).clear()
 
@@ -252,9 +456,10 @@ class DaskBackend(Backend):
         if self._op is None or self._op[0] != task.run_id:
             self.begin_run(task.run_id, task.op)
         assert self._op is not None
-        _, op_key, op_payload = self._op
+        op_key = self._op[1]
         busy = {f.slot for f in self._flights.values()}
         slot, address = next((n, a) for n, a in self._slots() if n not in busy)
+        op_payload = self._op_on(address)
         data: Any = shipping.dumps_data(task.data, what=f"partition {task.task_id}")
         if len(data) > SCATTER_BYTES:  # big graphs are slow; send it straight to its worker
             data = self.client.scatter(data, workers=[address], hash=False)
@@ -273,10 +478,14 @@ class DaskBackend(Backend):
         events: list[Event] = []
         self._refresh()
         self._check_not_empty()
+        silent = self._check_heartbeats()
         for flight in list(self._flights.values()):
             if flight.address not in self._members:
-                events.append(self._lost(flight, "left the Dask cluster (killed, crashed "
-                                                 "or its machine was lost)"))
+                events.append(self._lost(flight, _LEFT))
+            elif flight.address in silent:
+                events.append(self._lost(flight, (
+                    f"has not been heard from for over {SILENT_AFTER:g} s (its machine or its "
+                    "network is down, or it is frozen)")))
         futures = [f.future for f in self._flights.values()]
         if not futures:
             time.sleep(timeout)
@@ -284,6 +493,8 @@ class DaskBackend(Backend):
         if not events and not any(f.done() for f in futures):
             self._wake.wait(timeout)
         self._wake.clear()
+        # A lost scheduler connection cancels every future: say what happened instead.
+        self._check_connected()
         for flight in list(self._flights.values()):
             if flight.future.done():
                 del self._flights[flight.task_id]
@@ -311,6 +522,10 @@ class DaskBackend(Backend):
         if future.status == "finished":
             return Finished(flight.slot, decode_outcome(future.result()))
         if future.status == "cancelled":
+            # Its worker's data (the operation's copy) went with the worker: say so.
+            self._refresh(force=True)
+            if flight.address not in self._members:
+                return Died(flight.slot, flight.task_id, _LEFT)
             return Died(flight.slot, flight.task_id, "had its task cancelled by the cluster")
         exc = future.exception()
         text = "".join(traceback.format_exception(type(exc), exc, future.traceback()))
@@ -337,8 +552,8 @@ class DaskBackend(Backend):
         """Raise the run's cancel flag; restart the workers of tasks that ignore it."""
         flights = list(self._flights.values())
         self._flights.clear()
-        if not flights:
-            return
+        if not flights or not self._connected():
+            return  # without a scheduler there is nothing to cancel through
         for run_id in {f.run_id for f in flights}:
             name = self._cancel_names.get(run_id)
             if name is not None:
@@ -355,7 +570,7 @@ class DaskBackend(Backend):
     def stop_worker(self, worker: str) -> None:
         """A partition timed out: cancel it, and restart its worker if it is running it."""
         flight = next((f for f in self._flights.values() if f.slot == worker), None)
-        if flight is None:
+        if flight is None or not self._connected():
             return
         del self._flights[flight.task_id]
         self.client.cancel([flight.future])
