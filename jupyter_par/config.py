@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from ._worker import in_task
 from .errors import UsageError
 
 START_METHODS = ("fork", "spawn", "forkserver")
@@ -125,4 +126,7 @@ def resolve(**given: Any) -> Options:
     # One worker gains nothing from processes and loses the debugger: run in the caller.
     if options.jobs == 1 and options.backend in ("processes", "threads"):
         options = replace(options, backend="inline")
+    if in_task():  # a call nested in a task runs inline there, without bars of its own
+        quiet = options.progress in (True, "auto", "widgets", "text", "tqdm")
+        options = replace(options, backend="inline", progress=False if quiet else options.progress)
     return options

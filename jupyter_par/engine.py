@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import backends
-from ._worker import TaskDone, TaskFailed
+from ._worker import TaskDone, TaskFailed, in_task
 from .config import Options
 from .errors import (
     CancelledError,
@@ -46,7 +46,6 @@ _run_ids = itertools.count(1)
 #: Warm backends serve one run at a time: a panel run in a background thread and a
 #: cell's run would otherwise share (or reshape) the same workers. The second waits.
 _one_run_at_a_time = threading.RLock()
-_WORKER_THREAD_PREFIX = "jupyter_par-thread-"  # threads backend workers
 
 
 @dataclass(frozen=True)
@@ -361,9 +360,10 @@ def run(
     """
     state = _Run(partitions, op, options, sinks, rows_total, partitions_total, label, unit, cancel,
                  fold)
-    if threading.current_thread().name.startswith(_WORKER_THREAD_PREFIX):
-        # A parallel call made by user code inside a threads-backend task: the outer run
-        # holds the workers, so the inner one runs right here in that thread.
+    if in_task():
+        # A parallel call made by user code inside a task (any backend): the outer run
+        # holds the workers (and, under fork, this process holds a copy of its pool and
+        # locks), so the inner one runs right here, in that worker.
         from .backends.sequential import SequentialBackend
 
         return state.drive(SequentialBackend(1))

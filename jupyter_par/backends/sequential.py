@@ -43,7 +43,8 @@ class SequentialBackend(Backend):
         _worker._local.ctx = ctx
         started = time.perf_counter()
         try:
-            value = task.op(task.data)
+            with _worker.task_scope():
+                value = task.op(task.data)
         except Exception as exc:  # noqa: BLE001 - the live exception goes to the engine
             outcome: TaskDone | TaskFailed = TaskFailed(
                 task.task_id, exc, type(exc).__qualname__, str(exc), "",
