@@ -97,6 +97,23 @@ def test_nested_apply_and_groupby_equal_serial(method: str) -> None:
     pd.testing.assert_series_equal(got, want)
 
 
+def from_a_thread(part: pd.DataFrame) -> tuple[int, int]:
+    """A task that calls jp from a thread of its own (a library's thread pool, say)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        total = pool.submit(lambda: int(jp.map(part["a"], leaf, jobs=2).sum())).result()
+    return total, len(psutil.Process().children(recursive=True))
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_call_from_a_thread_inside_a_worker_process(method: str) -> None:
+    rows = jp.map_partitions(FRAME, from_a_thread, jobs=2, start_method=method, partitions=3,
+                             progress=False)
+    assert sum(total for total, _ in rows) == expected_sum()
+    assert all(children == 0 for _, children in rows)
+
+
 def test_in_task_is_false_outside_a_run() -> None:
     assert not jp.in_task()
     assert jp.map([1, 2], lambda v: jp.in_task(), jobs=2, progress=False) == [True, True]

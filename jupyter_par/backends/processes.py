@@ -69,6 +69,7 @@ def _segment_tag(index: int) -> str:
 def _serve(conn: Any, slots: Any, index: int, parent_pid: int) -> None:
     """The loop of one worker process: receive a task, run it, send the outcome."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _worker.mark_worker_process()  # jp calls in here (any thread) run inline
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     writer = _SlotWriter(slots, index)
     ops: dict[int, Any] = {}
