@@ -39,7 +39,8 @@ from .progress import ProgressSink
 from .sinks import sinks_for
 
 _OPTION_NAMES = ("jobs", "backend", "partitions", "timeout", "retries", "on_error",
-                 "start_method", "progress", "scheduler", "shared", "inline_fallback")
+                 "start_method", "progress", "scheduler", "shared", "inline_fallback",
+                 "oversubscribe", "blas_threads")
 
 
 def _split_options(

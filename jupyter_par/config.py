@@ -7,25 +7,18 @@ built-in defaults below. Nothing else in the package re-decides a default.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from . import limits
 from ._worker import in_task
 from .errors import UsageError
+from .limits import usable_cpus
 
 START_METHODS = ("fork", "spawn", "forkserver")
 ON_ERROR = ("raise", "skip")
 #: How progress is drawn in a kernel; "auto" lets jupyter_par.widgets.frontend decide.
 FRONTENDS = ("auto", "lab", "ipywidgets", "text")
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (respects affinity masks and cgroup pinning)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -45,11 +38,15 @@ class Options:
     frontend: str = "auto"
     #: Run in the kernel when a sample shows the data costs more to move than to process.
     inline_fallback: bool = True
+    #: Start every worker asked for, even beyond a few per CPU (see jupyter_par.limits).
+    oversubscribe: bool = False
+    #: Native (BLAS/OpenMP) threads per process worker; None: the CPUs shared out.
+    blas_threads: int | None = None
 
     def backend_options(self) -> dict[str, Any]:
         """The options that select a warm backend instance."""
         if self.backend == "processes":
-            return {"start_method": self.start_method}
+            return {"start_method": self.start_method, "blas_threads": self.blas_threads}
         if self.backend == "dask":
             return {"scheduler": self.scheduler}
         return {}
@@ -68,7 +65,10 @@ def _check(name: str, value: Any) -> Any:
 
     if value is None:
         return None
-    if name in ("jobs", "partitions"):
+    if name == "jobs":
+        need(isinstance(value, int) and not isinstance(value, bool) and value != 0,
+             "a whole number: 1 or more, or -1 for all CPUs (-2 all but one, ...)")
+    elif name in ("partitions", "blas_threads"):
         need(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
              "a whole number of at least 1")
     elif name == "retries":
@@ -88,7 +88,7 @@ def _check(name: str, value: Any) -> Any:
         need(value in BACKENDS, f"one of {', '.join(BACKENDS)}")
     elif name == "frontend":
         need(value in FRONTENDS, f"one of {', '.join(FRONTENDS)}")
-    elif name == "inline_fallback":
+    elif name in ("inline_fallback", "oversubscribe"):
         need(isinstance(value, bool), "True or False")
     elif name == "shared":
         value = (value,) if isinstance(value, str) else tuple(value)
@@ -123,6 +123,9 @@ def resolve(**given: Any) -> Options:
         if checked is not None:
             merged[name] = checked
     options = Options(**merged)
+    jobs = limits.worker_count(options.jobs, options.backend, oversubscribe=options.oversubscribe,
+                               remote=options.backend == "dask" and options.scheduler is not None)
+    options = replace(options, jobs=jobs)
     # One worker gains nothing from processes and loses the debugger: run in the caller.
     if options.jobs == 1 and options.backend in ("processes", "threads"):
         options = replace(options, backend="inline")

@@ -248,10 +248,12 @@ class _Run:
         if running is None:
             return
         site = self.site(running, pid=event.pid)
+        total = self.tracker.partitions_total if not self.lazy_total else None
+        more = f"try partitions={4 * total}" if total else "use more partitions"
         error = WorkerDiedError(
             f"worker {event.worker}{f' (pid {event.pid})' if event.pid else ''} {event.reason} "
             f"while running {site.describe(with_worker=False)}; the run was stopped and the "
-            "worker replaced. If memory ran out, use fewer jobs or more partitions."
+            f"worker replaced. If memory ran out, {more} or fewer jobs."
         )
         self.settle_failure(backend, running, error, site)
 

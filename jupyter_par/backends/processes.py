@@ -6,6 +6,12 @@ waits on the pipes *and* the process sentinels at once, so a worker that dies
 ``multiprocessing.Pool`` would. Workers ignore SIGINT: Jupyter's interrupt reaches the
 whole process group, and it is the parent that decides to stop them. A worker whose
 parent disappears exits by itself.
+
+Guardrails for real machines: a worker starts only when a partition needs it (never
+more workers than partitions); each keeps native thread pools (BLAS, OpenMP) to its
+share of the CPUs; partitions are sent only while their estimated footprint fits in
+the memory left (:mod:`jupyter_par.budget`); and a worker killed by the out-of-memory
+killer is reported as such, with the size of its partition.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +31,9 @@ from typing import Any
 import multiprocess
 from multiprocess.connection import wait
 
-from .. import _allocator, _worker, shipping, transport
+from .. import _allocator, _worker, limits, shipping, transport
 from .._worker import TaskDone, TaskFailed
+from ..budget import MemoryBudget, MemoryBudgetWarning, mb
 from ._outcome import decode_outcome, encode_outcome, loading_failed
 from .base import Backend, Died, Event, Finished, Task
 
@@ -61,14 +69,42 @@ def _watch_parent(parent_pid: int) -> None:
             pass
 
 
+def _status_bytes(key: str) -> int:
+    """A ``kB`` figure of /proc/self/status in bytes (-1 if it cannot be read)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return -1
+
+
+def _reset_peak() -> int:
+    """Start measuring this worker's peak memory afresh; its memory now (-1: cannot)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")  # VmHWM := VmRSS (Linux >= 4.0)
+    except OSError:
+        return -1
+    return _status_bytes("VmRSS:")
+
+
 def _segment_tag(index: int) -> str:
     """The name part of the segments that carry worker ``index``'s data and results."""
     return f"w{index}."
 
 
-def _serve(conn: Any, slots: Any, index: int, parent_pid: int) -> None:
-    """The loop of one worker process: receive a task, run it, send the outcome."""
+def _serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None,
+           threads: int | None = None) -> None:
+    """The loop of one worker process: receive a task, run it, send the outcome.
+
+    ``peaks[index]`` receives, before each outcome is sent, how much memory the task
+    took (its peak growth plus its result), or -1 where that cannot be measured.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    limits.limit_threads(threads)
     _worker.mark_worker_process()  # jp calls in here (any thread) run inline
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     writer = _SlotWriter(slots, index)
@@ -84,6 +120,7 @@ def _serve(conn: Any, slots: Any, index: int, parent_pid: int) -> None:
         kind, task_id, run_id, op_bytes, data_bytes = pickle.loads(message)
         if kind == "stop":
             return
+        before = _reset_peak()
         try:
             if op_bytes is not None:
                 ops.clear()
@@ -97,8 +134,14 @@ def _serve(conn: Any, slots: Any, index: int, parent_pid: int) -> None:
             outcome = _worker.execute(task_id, ops[run_id], data, slot=writer)
         # Drop the partition before waiting: shared pages stay mapped while referenced.
         data = None
-        conn.send_bytes(encode_outcome(outcome, _segment_tag(index), parent_pid))
+        result_bytes = transport.shared_bytes(getattr(outcome, "value", None))
+        payload = encode_outcome(outcome, _segment_tag(index), parent_pid)
         outcome = None
+        if peaks is not None:
+            peak = _status_bytes("VmHWM:") if before >= 0 else -1
+            peaks[index] = -1 if peak < 0 else max(0, peak - before) + result_bytes
+        conn.send_bytes(payload)
+        payload = None
 
 
 @contextlib.contextmanager
@@ -123,16 +166,19 @@ def _main_not_rerun(start_method: str) -> Iterator[None]:
         main.__file__, main.__spec__ = saved_file, saved_spec
 
 
-def _death_reason(exitcode: int | None) -> str:
+def _death_reason(exitcode: int | None, memory: str = "", oom_killed: bool = False) -> str:
     if exitcode is None:
         return "stopped responding"
+    if exitcode == -signal.SIGKILL:
+        what = ("was killed by the out-of-memory killer (SIGKILL)" if oom_killed
+                else "was killed (SIGKILL), most likely out of memory")
+        return f"{what} ({memory})" if memory else what
     if exitcode < 0:
         try:
             name = signal.Signals(-exitcode).name
         except ValueError:
             name = f"signal {-exitcode}"
         hint = {
-            "SIGKILL": " (killed from outside, often by the out-of-memory killer)",
             "SIGSEGV": " (a segmentation fault in native code)",
             "SIGTERM": " (terminated from outside)",
         }.get(name, "")
@@ -156,33 +202,40 @@ class ProcessBackend(Backend):
     uses_processes = True
     can_stop_running = True
 
-    def __init__(self, jobs: int, start_method: str | None = None, **options: Any) -> None:
+    def __init__(self, jobs: int, start_method: str | None = None,
+                 blas_threads: int | None = None, **options: Any) -> None:
         method = start_method or default_start_method()
         if method not in START_METHODS:
             msg = f"start method must be one of {', '.join(START_METHODS)}, got {method!r}"
             from ..errors import UsageError
 
             raise UsageError(msg)
-        super().__init__(jobs, start_method=method, **options)
+        super().__init__(jobs, start_method=method, blas_threads=blas_threads, **options)
         self.start_method = method
+        self.blas_threads = limits.threads_per_worker(jobs, blas_threads)
         self._ctx = multiprocess.get_context(method)
         self._procs: list[_Proc | None] = [None] * jobs
         self._slots: Any = None
+        self._peaks: Any = None
         self._op: tuple[int, bytes] | None = None
+        self._budget = MemoryBudget(jobs)
+        self._full_count = transport.full_count
+        self._oom_kills = 0
+        self._warned_full: int | None = None
 
     def start(self) -> None:
-        """Start every worker now, so the first run does not wait for them one by one."""
+        """Make the pool ready. Workers start when partitions first need them (all of
+        them at once when a run has enough partitions), never more than partitions."""
         if self.start_method == "forkserver":
             self._ctx.set_forkserver_preload(_PRELOAD)
         self._slots = self._ctx.RawArray("q", self.jobs)
-        for i in range(self.jobs):
-            self._procs[i] = self._spawn(i)
+        self._peaks = self._ctx.RawArray("q", self.jobs)
 
     def _spawn(self, index: int) -> _Proc:
         parent_end, child_end = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=_serve,
-            args=(child_end, self._slots, index, os.getpid()),
+            args=(child_end, self._slots, index, os.getpid(), self._peaks, self.blas_threads),
             name=f"jupyter_par-worker-{index}",
         )
         with _main_not_rerun(self.start_method):
@@ -199,14 +252,40 @@ class ProcessBackend(Backend):
         return [p.process.pid for p in self._procs if p is not None and p.process.is_alive()]
 
     def idle_workers(self) -> int:
-        return sum(1 for p in self._procs if p is None or p.task_id is None)
+        idle = sum(1 for p in self._procs if p is None or p.task_id is None)
+        return self._budget.room(idle)
 
     def begin_run(self, run_id: int, op: Any = None) -> None:
         """Serialize the run's operation once; each worker receives it with its first task."""
         self._op = (run_id, shipping.dumps_code(op)) if op is not None else None
+        if op is not None:
+            self._budget.begin_run()
+            self._full_count = transport.full_count
+            self._oom_kills = limits.oom_kills()
+
+    def _free_index(self) -> int:
+        """An idle live worker if there is one, else a slot with no worker yet."""
+        live = [i for i, p in enumerate(self._procs) if p is not None and p.task_id is None]
+        if live:
+            return live[0]
+        return next(i for i, p in enumerate(self._procs) if p is None)
+
+    def _warn_if_shm_full(self) -> None:
+        if transport.full_count == self._full_count:
+            return
+        self._full_count = transport.full_count
+        run = self._op[0] if self._op else None
+        if self._warned_full == run:
+            return  # one warning per run
+        self._warned_full = run
+        warnings.warn(
+            f"/dev/shm has {mb(transport.free_bytes())} free of {mb(transport.size_bytes())}: "
+            "partitions that do not fit move through pipes instead (slower, same result); "
+            "give the container more shared memory (docker run --shm-size=2g)",
+            MemoryBudgetWarning, stacklevel=2)
 
     def submit(self, task: Task) -> str:
-        index = next(i for i, p in enumerate(self._procs) if p is None or p.task_id is None)
+        index = self._free_index()
         proc = self._procs[index]
         if proc is None or not proc.process.is_alive():
             if proc is not None:
@@ -220,9 +299,13 @@ class ProcessBackend(Backend):
             op_bytes = self._op[1]
         # Large numeric partitions travel through shared memory, not the pipe.
         packed = transport.pack(task.data, name=transport.new_name(_segment_tag(index)))
+        self._warn_if_shm_full()
         data_bytes = shipping.dumps_data(task.data if packed is None else packed,
                                          what=f"partition {task.task_id}")
         self._slots[index] = 0
+        self._peaks[index] = -1
+        self._budget.started(proc.name, task.task_id, proc.process.pid or 0,
+                             len(data_bytes) + (packed.size if packed is not None else 0))
         proc.conn.send_bytes(
             pickle.dumps(("task", task.task_id, task.run_id, op_bytes, data_bytes),
                          protocol=shipping.PROTOCOL)
@@ -245,6 +328,8 @@ class ProcessBackend(Backend):
                     events.append(self._died(proc))
                     continue
                 task_id, proc.task_id = proc.task_id, None
+                used = self._peaks[int(proc.name)]
+                self._budget.finished(proc.name, used if used >= 0 else None)
                 outcome = decode_outcome(payload)
                 assert outcome.task_id == task_id
                 events.append(Finished(proc.name, outcome))
@@ -254,8 +339,11 @@ class ProcessBackend(Backend):
 
     def _died(self, proc: _Proc) -> Died:
         proc.process.join(1.0)
-        event = Died(proc.name, proc.task_id or 0, _death_reason(proc.process.exitcode),
-                     proc.process.pid)
+        oom = limits.oom_kills() > self._oom_kills
+        reason = _death_reason(proc.process.exitcode, self._budget.describe(proc.name), oom)
+        self._oom_kills = limits.oom_kills()
+        self._budget.released(proc.name)
+        event = Died(proc.name, proc.task_id or 0, reason, proc.process.pid)
         self._reap(proc)
         self._procs[int(proc.name)] = None
         return event
@@ -270,6 +358,7 @@ class ProcessBackend(Backend):
         }
 
     def _reap(self, proc: _Proc) -> None:
+        self._budget.released(proc.name)
         if proc.process.is_alive():
             proc.process.terminate()
             proc.process.join(1.0)
@@ -309,4 +398,5 @@ class ProcessBackend(Backend):
         self._procs = [None] * self.jobs
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "start_method": self.start_method, "pids": self.pids()}
+        return {**super().describe(), "start_method": self.start_method, "pids": self.pids(),
+                "blas_threads": self.blas_threads}
