@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .errors import JupyterParWarning
+
 #: Below this many bytes of numeric data, pickling through the pipe is as fast.
 MIN_BYTES = 4 * 2**20
 _DIR = "/dev/shm"
@@ -40,6 +42,10 @@ _counter = itertools.count()
 HEADROOM = 8 * 2**20
 #: How many times this process found /dev/shm too full for a segment (see :func:`pack`).
 full_count = 0
+
+
+class SharedMemoryWarning(JupyterParWarning):
+    """/dev/shm is too small or full: data moves through pipes instead (same result)."""
 
 
 def available() -> bool:

@@ -33,7 +33,7 @@ from multiprocess.connection import wait
 
 from .. import _allocator, _worker, limits, shipping, transport
 from .._worker import TaskDone, TaskFailed
-from ..budget import MemoryBudget, MemoryBudgetWarning, mb
+from ..budget import MemoryBudget, mb
 from ._outcome import decode_outcome, encode_outcome, loading_failed
 from .base import Backend, Died, Event, Finished, Task
 
@@ -282,7 +282,7 @@ class ProcessBackend(Backend):
             f"/dev/shm has {mb(transport.free_bytes())} free of {mb(transport.size_bytes())}: "
             "partitions that do not fit move through pipes instead (slower, same result); "
             "give the container more shared memory (docker run --shm-size=2g)",
-            MemoryBudgetWarning, stacklevel=2)
+            transport.SharedMemoryWarning, stacklevel=2)
 
     def submit(self, task: Task) -> str:
         index = self._free_index()
