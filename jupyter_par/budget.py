@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from . import limits
 from .errors import JupyterParWarning
 
-#: Before any partition of the run has finished: footprint = input x this (the input
-#: in shared memory, the worker's working copy, its result).
-FIRST_GUESS = 3.0
+#: Before any partition of the run has finished, a function may need this many times
+#: its input (temporaries, copies, its result): partitions are sent as if it did. Where
+#: memory is plentiful this changes nothing; where it is tight, the first partitions go
+#: out one by one until the first one has shown what it really needs.
+FIRST_GUESS = 10.0
 #: Fraction of the available memory the partitions in flight may claim.
 SAFETY = 0.8
 #: Seconds an available-memory reading is reused (idle_workers is asked often).
@@ -55,7 +57,6 @@ class _InFlight:
     task_id: int
     pid: int
     input_bytes: int
-    estimate: int
     rss_at_start: int
 
 
@@ -95,7 +96,7 @@ class MemoryBudget:
         total = 0
         for flight in self.flights.values():
             grown = max(0, rss_of(flight.pid) - flight.rss_at_start) if flight.pid else 0
-            total += max(0, flight.estimate - flight.input_bytes - grown)
+            total += max(0, self.estimate(flight.input_bytes) - flight.input_bytes - grown)
         return total
 
     def room(self, idle: int) -> int:
@@ -111,7 +112,8 @@ class MemoryBudget:
         typical = max(1, self.estimate(self.last_input))
         fits = max(0, int((free * SAFETY - self.claimed()) // typical))
         running = len(self.flights)
-        if running + fits < self.jobs and "throttled" not in self.warned and running:
+        if (running + fits < self.jobs and self.measured and running
+                and "throttled" not in self.warned):
             self.warned.add("throttled")
             warnings.warn(
                 f"memory: running {max(1, running + fits)} partition(s) at a time instead of "
@@ -124,9 +126,9 @@ class MemoryBudget:
         """Partition ``task_id`` went to ``worker`` (process ``pid``) with this input."""
         self.last_input = max(1, input_bytes)
         estimate = self.estimate(input_bytes)
-        self.flights[worker] = _InFlight(task_id, pid, input_bytes, estimate, rss_of(pid))
+        self.flights[worker] = _InFlight(task_id, pid, input_bytes, rss_of(pid))
         free, source = self.available()
-        if estimate > free * SAFETY and "too big" not in self.warned:
+        if self.measured and estimate > free * SAFETY and "too big" not in self.warned:
             self.warned.add("too big")
             warnings.warn(
                 f"memory: partition {task_id} may need about {mb(estimate)} and only "
@@ -154,5 +156,5 @@ class MemoryBudget:
         if flight is None:
             return ""
         free, source = self.available()
-        return (f"its partition holds {mb(flight.input_bytes)} of input, about "
-                f"{mb(flight.estimate)} with its work; {mb(free)} is free now, {source}")
+        return f"its partition holds {mb(flight.input_bytes)} of input; {mb(free)} is free now, " \
+            f"{source}"
