@@ -146,3 +146,45 @@ def test_cgroup_readers_do_not_raise() -> None:
     assert free > 0 and source
     assert limits.usable_cpus() >= 1
     assert limits.oom_kills() >= 0
+
+
+# -- memory budget (fast checks with a fake memory reading; the real limit is tested in
+#    tests/faults/test_memory_budget.py) -----------------------------------------------------
+def test_budget_sends_one_partition_until_the_first_shows_its_footprint() -> None:
+    from jupyter_par.budget import MemoryBudget
+
+    budget = MemoryBudget(4, reader=lambda: (1000 * 2**20, "fake"))
+    assert budget.room(4) == 4  # nothing known yet
+    budget.started("0", 0, 0, 50 * 2**20)  # 10 x 50 MB guessed > 0.8 x 1000 MB / 2
+    assert budget.room(3) == 0
+    budget.finished("0", 100 * 2**20)  # it needed twice its input
+    assert budget.room(4) == 4
+
+
+def test_budget_keeps_what_is_in_flight_within_the_memory_left() -> None:
+    from jupyter_par.budget import MemoryBudget, MemoryBudgetWarning
+
+    budget = MemoryBudget(4, reader=lambda: (1000 * 2**20, "fake"))
+    budget.started("0", 0, 0, 100 * 2**20)
+    budget.finished("0", 300 * 2**20)  # 3 x its input
+    budget.started("1", 1, 0, 100 * 2**20)
+    # 0.8 x 1000 MB free, of which the partition in flight may still claim 300 - 100 MB
+    # (its input is already out of the free memory): room for two more of 300 MB.
+    with pytest.warns(MemoryBudgetWarning, match="3 partition"):
+        assert budget.room(3) == 2
+    budget.released("1")
+    assert budget.room(4) == 2
+
+
+def test_a_new_pool_removes_segments_of_a_dead_kernel(fresh_workers) -> None:
+    from jupyter_par import transport
+
+    if not transport.available():
+        pytest.skip("no /dev/shm on this platform")
+    dead = psutil.Popen(["true"])
+    dead.wait()
+    orphan = f"/dev/shm/jupyter_par-{dead.pid}-w0.1-deadbeef"
+    with open(orphan, "wb") as segment:
+        segment.write(b"x" * 100)
+    jp.map(list(range(4)), abs, jobs=2, progress=False)
+    assert not os.path.exists(orphan)

@@ -58,15 +58,51 @@ class _SlotWriter:
         self.array[self.index] = rows
 
 
-def _watch_parent(parent_pid: int) -> None:
-    while True:
-        time.sleep(0.5)
-        try:
-            os.kill(parent_pid, 0)
-        except ProcessLookupError:
-            os._exit(1)
-        except PermissionError:
-            pass
+#: Seconds between two checks that the parent still exists.
+_WATCH_SECONDS = 0.2
+
+
+def _parent_gone(parent_pid: int, first_ppid: int) -> bool:
+    if os.getppid() != first_ppid:
+        return True  # re-parented: the parent (or the forkserver) died, even if unreaped
+    try:
+        os.kill(parent_pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    # A killed kernel stays a zombie until whatever started it reaps it: dead all the same.
+    try:
+        with open(f"/proc/{parent_pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def _clean_up_after(parent_pid: int) -> None:
+    """The parent died (a kernel killed or restarted mid-run): remove its shared-memory
+    segments (results waiting for it, partitions not yet mapped); no one else can."""
+    with contextlib.suppress(Exception):
+        transport.sweep(pid=parent_pid)
+
+
+def _watch_parent(parent_pid: int, first_ppid: int) -> None:
+    """Exit when the parent is gone, cleaning up after it."""
+    while not _parent_gone(parent_pid, first_ppid):
+        time.sleep(_WATCH_SECONDS)
+    _clean_up_after(parent_pid)
+    os._exit(1)
+
+
+def _pipe_closed(parent_pid: int, first_ppid: int) -> None:
+    """The parent's end of the pipe closed: if the parent died (its files close just
+    before it is gone), clean up after it."""
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        if _parent_gone(parent_pid, first_ppid):
+            _clean_up_after(parent_pid)
+            return
+        time.sleep(0.02)
 
 
 def _status_bytes(key: str) -> int:
@@ -106,7 +142,8 @@ def _serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     limits.limit_threads(threads)
     _worker.mark_worker_process()  # jp calls in here (any thread) run inline
-    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    first_ppid = os.getppid()
+    threading.Thread(target=_watch_parent, args=(parent_pid, first_ppid), daemon=True).start()
     writer = _SlotWriter(slots, index)
     ops: dict[int, Any] = {}
     _allocator.keep_freed_memory()
@@ -116,6 +153,7 @@ def _serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None
                 _allocator.give_back()  # nothing more to do for now: return freed memory
             message = conn.recv_bytes()
         except (EOFError, OSError):
+            _pipe_closed(parent_pid, first_ppid)
             return
         kind, task_id, run_id, op_bytes, data_bytes = pickle.loads(message)
         if kind == "stop":
@@ -140,7 +178,11 @@ def _serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None
         if peaks is not None:
             peak = _status_bytes("VmHWM:") if before >= 0 else -1
             peaks[index] = -1 if peak < 0 else max(0, peak - before) + result_bytes
-        conn.send_bytes(payload)
+        try:
+            conn.send_bytes(payload)
+        except OSError:  # the parent is gone: the result has no one to go to
+            _pipe_closed(parent_pid, first_ppid)
+            return
         payload = None
 
 
@@ -228,6 +270,7 @@ class ProcessBackend(Backend):
         them at once when a run has enough partitions), never more than partitions."""
         if self.start_method == "forkserver":
             self._ctx.set_forkserver_preload(_PRELOAD)
+        transport.sweep_orphans()  # segments of an earlier kernel killed with its workers
         self._slots = self._ctx.RawArray("q", self.jobs)
         self._peaks = self._ctx.RawArray("q", self.jobs)
 
