@@ -13,7 +13,7 @@ from typing import Any
 from . import accessor as _accessor  # noqa: F401 - registers df.par / series.par
 from . import shared  # jp.shared["name"]: objects passed as shared= (read-only)
 from ._version import __version__
-from ._worker import progress
+from ._worker import in_task, progress
 from .api import apply, groupby_apply, map, map_partitions
 from .backends import register_backend
 from .backends import shutdown as _shutdown_backends
@@ -85,6 +85,7 @@ __all__ = [
     "current_defaults",
     "files",
     "groupby_apply",
+    "in_task",
     "map",
     "map_partitions",
     "progress",

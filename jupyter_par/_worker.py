@@ -68,6 +68,35 @@ class TaskContext:
 
 
 _local = threading.local()
+#: Set once in a process that exists to run partitions (a process-pool worker), so that
+#: threads the user's code starts there count as inside a task too.
+_worker_process = False
+
+
+def in_task() -> bool:
+    """Whether the caller runs inside a jupyter_par task (any backend, any depth).
+
+    A jupyter_par call made there runs inline in that worker: the outer run holds the
+    workers, and a pool started from inside one (under fork, a copy of the parent's
+    pool and its held locks) would hang or multiply processes.
+    """
+    return _worker_process or getattr(_local, "depth", 0) > 0
+
+
+def mark_worker_process() -> None:
+    """Called once by a process-pool worker at start: everything it runs is in a task."""
+    global _worker_process
+    _worker_process = True
+
+
+@contextmanager
+def task_scope():
+    """Mark the current thread as running a task for the length of a ``with`` block."""
+    _local.depth = getattr(_local, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _local.depth -= 1
 
 
 def active() -> TaskContext | None:
@@ -276,7 +305,7 @@ def execute(
         slot.publish(0)
     started = time.perf_counter()
     try:
-        with _capture(threaded) as (buffer, caught):
+        with task_scope(), _capture(threaded) as (buffer, caught):
             try:
                 value = op(data)
             except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing lost

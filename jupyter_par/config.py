@@ -7,24 +7,18 @@ built-in defaults below. Nothing else in the package re-decides a default.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from . import limits
+from ._worker import in_task
 from .errors import UsageError
+from .limits import usable_cpus
 
 START_METHODS = ("fork", "spawn", "forkserver")
 ON_ERROR = ("raise", "skip")
 #: How progress is drawn in a kernel; "auto" lets jupyter_par.widgets.frontend decide.
 FRONTENDS = ("auto", "lab", "ipywidgets", "text")
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (respects affinity masks and cgroup pinning)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -43,6 +37,10 @@ class Options:
     frontend: str = "auto"
     #: Run in the kernel when a sample shows the data costs more to move than to process.
     inline_fallback: bool = True
+    #: Start every worker asked for, even beyond a few per CPU (see jupyter_par.limits).
+    oversubscribe: bool = False
+    #: Native (BLAS/OpenMP) threads per process worker; None: the CPUs shared out.
+    blas_threads: int | None = None
 
 
 #: The keywords of every public call that are jupyter_par's own, not pandas' or the function's.
@@ -62,7 +60,10 @@ def _check(name: str, value: Any) -> Any:
 
     if value is None:
         return None
-    if name in ("jobs", "partitions"):
+    if name == "jobs":
+        need(isinstance(value, int) and not isinstance(value, bool) and value != 0,
+             "a whole number: 1 or more, or -1 for all CPUs (-2 all but one, ...)")
+    elif name in ("partitions", "blas_threads"):
         need(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
              "a whole number of at least 1")
     elif name == "retries":
@@ -82,7 +83,7 @@ def _check(name: str, value: Any) -> Any:
         need(value in BACKENDS, f"one of {', '.join(BACKENDS)}")
     elif name == "frontend":
         need(value in FRONTENDS, f"one of {', '.join(FRONTENDS)}")
-    elif name == "inline_fallback":
+    elif name in ("inline_fallback", "oversubscribe"):
         need(isinstance(value, bool), "True or False")
     elif name not in {f.name for f in fields(Options)}:
         msg = f"unknown option {name!r}"
@@ -117,7 +118,14 @@ def resolve(**given: Any) -> Options:
     options = Options(**merged)
     from .backends import backend_class
 
+    cls = backend_class(options.backend)
+    jobs = limits.worker_count(options.jobs, cls, oversubscribe=options.oversubscribe,
+                               remote=not cls.shares_host_memory and options.scheduler is not None)
+    options = replace(options, jobs=jobs)
     # One worker gains nothing from processes and loses the debugger: run in the caller.
     if options.jobs == 1 and backend_class(options.backend).one_worker_inline:
         options = replace(options, backend="inline")
+    if in_task():  # a call nested in a task runs inline there, without bars of its own
+        quiet = options.progress in (True, "auto", "widgets", "text", "tqdm")
+        options = replace(options, backend="inline", progress=False if quiet else options.progress)
     return options

@@ -284,10 +284,12 @@ class _Run:
         if running is None:
             return
         site = self.site(running, pid=event.pid)
+        total = self.tracker.partitions_total if not self.lazy_total else None
+        more = f"try partitions={4 * total}" if total else "use more partitions"
         error = WorkerDiedError(
             f"worker {event.worker}{f' (pid {event.pid})' if event.pid else ''} {event.reason} "
             f"while running {site.describe(with_worker=False)}; the run was stopped and the "
-            "worker replaced. If memory ran out, use fewer jobs or more partitions."
+            f"worker replaced. If memory ran out, {more} or fewer jobs."
         )
         self.settle_failure(running, error, site)
 
@@ -413,12 +415,13 @@ def run(
     """
     state = _Run(partitions, op, options, sinks, rows_total, partitions_total, label, unit, cancel,
                  fold)
-    outer = _worker.active()
-    if outer is not None:
-        # A parallel call made by user code inside a task: the outer run holds the
-        # workers (and a forked worker must not start a pool of its own), so the
-        # inner call runs right here, on the backend the outer one names for nesting.
-        return state.drive(backends.backend_class(outer.nested_backend)(1))
+    if _worker.in_task():
+        # A parallel call made by user code inside a task (any backend): the outer run
+        # holds the workers (and, under fork, this process holds a copy of its pool and
+        # locks), so the inner one runs right here, on the backend the outer one names.
+        outer = _worker.active()
+        nested = outer.nested_backend if outer is not None else "inline"
+        return state.drive(backends.backend_class(nested)(1))
     with _one_run_at_a_time:
         cls = backends.backend_class(options.backend)
         backend = backends.acquire(options.backend, options.jobs, **cls.options_from(options))

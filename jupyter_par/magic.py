@@ -51,7 +51,12 @@ class ParallelMagics(Magics):
     @magic_arguments()
     @argument("target", metavar="TARGET",
               help="notebook variable to split: DataFrame, Series, list or chunked reader")
-    @argument("-j", "--jobs", type=int, default=None, help="number of workers")
+    @argument("-j", "--jobs", type=int, default=None,
+              help="number of workers (-1: every CPU, -2: all but one)")
+    @argument("--oversubscribe", action="store_true",
+              help="start every worker asked for, even beyond 4 per CPU")
+    @argument("--blas-threads", type=int, default=None, metavar="N",
+              help="BLAS/OpenMP threads per worker (default: the CPUs shared out)")
     @argument("-b", "--backend", default=None,
               help="where partitions run: processes (default), threads, inline, dask, or a "
                    "backend registered with jupyter_par.register_backend")
@@ -119,6 +124,8 @@ class ParallelMagics(Magics):
                     "on_error": args.on_error, "start_method": args.start,
                     "scheduler": args.scheduler,
                     "progress": False if args.no_progress else None,
+                    "oversubscribe": True if args.oversubscribe else None,
+                    "blas_threads": args.blas_threads,
                 },
             )
             return cell.run_cell(self.shell, request)

@@ -36,6 +36,7 @@ import pickle
 import sys
 import threading
 import types
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from .errors import ShippingError, UsageError
 
 _ALIGN = 64
 _TAG = "shared."
+
 
 # One loaded bundle per process: (token, objects); a new token replaces it.
 _loaded: tuple[str, Mapping[str, Any]] | None = None
@@ -162,17 +164,36 @@ class SharedBundle:
                 self._wire = (self._token, None, 0, inline)
                 return self._wire
             size, plan = _layout(entries)
+            if not transport.fits(size):
+                return self._in_band(entries, size)
             name = transport.new_name(_TAG)
             digests: list[str] = []
             hashing = threading.Thread(target=lambda: digests.append(_digest(entries)))
             hashing.start()
             try:
                 _write_segment(name, size, entries, plan)
+            except OSError:  # /dev/shm filled up meanwhile (ENOSPC)
+                return self._in_band(entries, size)
             finally:
                 hashing.join()
             self._token, self._segment = digests[0], name
             self._wire = (self._token, name, size, plan)
             return self._wire
+
+    def _in_band(self, entries: list[_Entry], size: int) -> tuple[Any, ...]:
+        """The objects do not fit in /dev/shm: they travel in the handle (through the pipe,
+        once per worker per run), with one warning saying how to give them room."""
+        warnings.warn(
+            f"shared objects {', '.join(self.names)} ({size / 2**20:.0f} MB) do not fit in "
+            f"/dev/shm ({transport.free_bytes() / 2**20:.0f} MB free of "
+            f"{transport.size_bytes() / 2**20:.0f} MB): each worker gets a copy through "
+            "its pipe instead (slower, more memory); give the container more shared memory "
+            "(docker run --shm-size=2g)", transport.SharedMemoryWarning, stacklevel=5)
+        self._token = _digest(entries)
+        inline = [(e.name, e.by_dill, e.stream, tuple(bytes(b) for b in e.buffers))
+                  for e in entries]
+        self._wire = (self._token, None, 0, inline)
+        return self._wire
 
     def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
         return _Remote, self.wire()

@@ -30,17 +30,60 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .errors import JupyterParWarning
+
 #: Below this many bytes of numeric data, pickling through the pipe is as fast.
 MIN_BYTES = 4 * 2**20
 _DIR = "/dev/shm"
 _PREFIX = "jupyter_par-"
 _ALIGN = 64
 _counter = itertools.count()
+#: Space left free in /dev/shm for everyone else (a 64 MB Docker default is common).
+HEADROOM = 8 * 2**20
+#: How many times this process found /dev/shm too full for a segment (see :func:`pack`).
+full_count = 0
+
+
+class SharedMemoryWarning(JupyterParWarning):
+    """/dev/shm is too small or full: data moves through pipes instead (same result)."""
 
 
 def available() -> bool:
     """Whether this platform offers a shared-memory file system we can use."""
     return os.path.isdir(_DIR) and os.access(_DIR, os.W_OK)
+
+
+def free_bytes() -> int:
+    """Bytes still free in ``/dev/shm`` (0 if it cannot be read)."""
+    try:
+        stat = os.statvfs(_DIR)
+    except OSError:
+        return 0
+    return stat.f_bavail * stat.f_frsize
+
+
+def size_bytes() -> int:
+    """The size of ``/dev/shm`` (0 if it cannot be read)."""
+    try:
+        stat = os.statvfs(_DIR)
+    except OSError:
+        return 0
+    return stat.f_blocks * stat.f_frsize
+
+
+def fits(nbytes: int) -> bool:
+    """Whether a segment of ``nbytes`` fits in ``/dev/shm`` now, leaving some headroom.
+
+    A tmpfs allocates pages as they are written, so a segment larger than the free
+    space fails half-way (ENOSPC), and a mapping touched beyond it dies of SIGBUS:
+    asking first is what keeps a 64 MB ``/dev/shm`` from either.
+    """
+    return nbytes + HEADROOM <= free_bytes()
+
+
+def _note_full() -> None:
+    global full_count
+    full_count += 1
 
 
 def _columns_of(obj: pd.DataFrame | pd.Series) -> list[pd.Series]:
@@ -103,8 +146,9 @@ def new_name(tag: str = "", owner: int | None = None) -> str:
 def pack(obj: Any, *, min_bytes: int | None = None, name: str | None = None) -> Packed | None:
     """Copy the numeric columns of ``obj`` into a new segment; ``None`` if not worth it.
 
-    ``None`` also when the segment cannot be made (``/dev/shm`` full): the caller
-    then pickles ``obj`` as it would without shared memory.
+    ``None`` also when the segment cannot be made (``/dev/shm`` too small or full,
+    counted in :data:`full_count`): the caller then pickles ``obj`` as it would
+    without shared memory.
 
     Parameters
     ----------
@@ -129,11 +173,15 @@ def pack(obj: Any, *, min_bytes: int | None = None, name: str | None = None) -> 
     threshold = MIN_BYTES if min_bytes is None else min_bytes
     if sum(v.nbytes for v in plain if v is not None) < max(threshold, 1):
         return None
+    if not fits(size):
+        _note_full()
+        return None
     name = name or new_name()
     try:
         _write(name, size, plain, offsets)
     except OSError:
-        return None  # /dev/shm full or not writable: the caller pickles instead
+        _note_full()  # filled up by someone else meanwhile
+        return None  # the caller pickles instead
     columns = tuple(
         (offset, values.dtype.str, len(values)) if values is not None else column.array
         for column, values, offset in zip(series, plain, offsets)

@@ -49,7 +49,8 @@ class InlineBackend(Backend):
         previous = _worker.enter(ctx)
         started = time.perf_counter()
         try:
-            value = task.op(task.data)
+            with _worker.task_scope():
+                value = task.op(task.data)
         except Exception as exc:  # noqa: BLE001 - the live exception goes to the engine
             outcome: TaskDone | TaskFailed = TaskFailed(
                 task.task_id, exc, type(exc).__qualname__, str(exc), "",

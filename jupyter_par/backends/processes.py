@@ -6,6 +6,12 @@ waits on the pipes *and* the process sentinels at once, so a worker that dies
 ``multiprocessing.Pool`` would. Workers ignore SIGINT: Jupyter's interrupt reaches the
 whole process group, and it is the parent that decides to stop them. A worker whose
 parent disappears exits by itself.
+
+Guardrails for real machines: a worker starts only when a partition needs it (never
+more workers than partitions); each keeps native thread pools (BLAS, OpenMP) to its
+share of the CPUs; partitions are sent only while their estimated footprint fits in
+the memory left (:mod:`jupyter_par.budget`); and a worker killed by the out-of-memory
+killer is reported as such, with the size of its partition.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +31,9 @@ from typing import Any
 import multiprocess
 from multiprocess.connection import wait
 
-from .. import _allocator, _worker, shipping, transport
+from .. import _allocator, _worker, limits, shipping, transport
 from .._worker import TaskDone, TaskFailed
+from ..budget import MemoryBudget, mb
 from ._outcome import decode_outcome, encode_outcome, loading_failed
 from .base import Backend, Died, Event, Finished, Task
 
@@ -50,15 +58,73 @@ class _SlotWriter:
         self.array[self.index] = rows
 
 
-def _watch_parent(parent_pid: int) -> None:
-    while True:
-        time.sleep(0.5)
-        try:
-            os.kill(parent_pid, 0)
-        except ProcessLookupError:
-            os._exit(1)
-        except PermissionError:
-            pass
+#: Seconds between two checks that the parent still exists.
+_WATCH_SECONDS = 0.2
+
+
+def _parent_gone(parent_pid: int, first_ppid: int) -> bool:
+    if os.getppid() != first_ppid:
+        return True  # re-parented: the parent (or the forkserver) died, even if unreaped
+    try:
+        os.kill(parent_pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    # A killed kernel stays a zombie until whatever started it reaps it: dead all the same.
+    try:
+        with open(f"/proc/{parent_pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def _clean_up_after(parent_pid: int) -> None:
+    """The parent died (a kernel killed or restarted mid-run): remove its shared-memory
+    segments (results waiting for it, partitions not yet mapped); no one else can."""
+    with contextlib.suppress(Exception):
+        transport.sweep(pid=parent_pid)
+
+
+def _watch_parent(parent_pid: int, first_ppid: int) -> None:
+    """Exit when the parent is gone, cleaning up after it."""
+    while not _parent_gone(parent_pid, first_ppid):
+        time.sleep(_WATCH_SECONDS)
+    _clean_up_after(parent_pid)
+    os._exit(1)
+
+
+def _pipe_closed(parent_pid: int, first_ppid: int) -> None:
+    """The parent's end of the pipe closed: if the parent died (its files close just
+    before it is gone), clean up after it."""
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        if _parent_gone(parent_pid, first_ppid):
+            _clean_up_after(parent_pid)
+            return
+        time.sleep(0.02)
+
+
+def _status_bytes(key: str) -> int:
+    """A ``kB`` figure of /proc/self/status in bytes (-1 if it cannot be read)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return -1
+
+
+def _reset_peak() -> int:
+    """Start measuring this worker's peak memory afresh; its memory now (-1: cannot)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")  # VmHWM := VmRSS (Linux >= 4.0)
+    except OSError:
+        return -1
+    return _status_bytes("VmRSS:")
 
 
 def _segment_tag(index: int) -> str:
@@ -66,10 +132,18 @@ def _segment_tag(index: int) -> str:
     return f"w{index}."
 
 
-def _serve(conn: Any, slots: Any, index: int, parent_pid: int) -> None:
-    """The loop of one worker process: receive a task, run it, send the outcome."""
+def _serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None,
+           threads: int | None = None) -> None:
+    """The loop of one worker process: receive a task, run it, send the outcome.
+
+    ``peaks[index]`` receives, before each outcome is sent, how much memory the task
+    took (its peak growth plus its result), or -1 where that cannot be measured.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    limits.limit_threads(threads)
+    _worker.mark_worker_process()  # jp calls in here (any thread) run inline
+    first_ppid = os.getppid()
+    threading.Thread(target=_watch_parent, args=(parent_pid, first_ppid), daemon=True).start()
     writer = _SlotWriter(slots, index)
     ops: dict[int, Any] = {}
     _allocator.keep_freed_memory()
@@ -79,10 +153,12 @@ def _serve(conn: Any, slots: Any, index: int, parent_pid: int) -> None:
                 _allocator.give_back()  # nothing more to do for now: return freed memory
             message = conn.recv_bytes()
         except (EOFError, OSError):
+            _pipe_closed(parent_pid, first_ppid)
             return
         kind, task_id, run_id, op_bytes, data_bytes = pickle.loads(message)
         if kind == "stop":
             return
+        before = _reset_peak()
         try:
             if op_bytes is not None:
                 ops.clear()
@@ -96,8 +172,18 @@ def _serve(conn: Any, slots: Any, index: int, parent_pid: int) -> None:
             outcome = _worker.execute(task_id, ops[run_id], data, slot=writer)
         # Drop the partition before waiting: shared pages stay mapped while referenced.
         data = None
-        conn.send_bytes(encode_outcome(outcome, _segment_tag(index), parent_pid))
+        result_bytes = transport.shared_bytes(getattr(outcome, "value", None))
+        payload = encode_outcome(outcome, _segment_tag(index), parent_pid)
         outcome = None
+        if peaks is not None:
+            peak = _status_bytes("VmHWM:") if before >= 0 else -1
+            peaks[index] = -1 if peak < 0 else max(0, peak - before) + result_bytes
+        try:
+            conn.send_bytes(payload)
+        except OSError:  # the parent is gone: the result has no one to go to
+            _pipe_closed(parent_pid, first_ppid)
+            return
+        payload = None
 
 
 @contextlib.contextmanager
@@ -122,16 +208,19 @@ def _main_not_rerun(start_method: str) -> Iterator[None]:
         main.__file__, main.__spec__ = saved_file, saved_spec
 
 
-def _death_reason(exitcode: int | None) -> str:
+def _death_reason(exitcode: int | None, memory: str = "", oom_killed: bool = False) -> str:
     if exitcode is None:
         return "stopped responding"
+    if exitcode == -signal.SIGKILL:
+        what = ("was killed by the out-of-memory killer (SIGKILL)" if oom_killed
+                else "was killed (SIGKILL), most likely out of memory")
+        return f"{what} ({memory})" if memory else what
     if exitcode < 0:
         try:
             name = signal.Signals(-exitcode).name
         except ValueError:
             name = f"signal {-exitcode}"
         hint = {
-            "SIGKILL": " (killed from outside, often by the out-of-memory killer)",
             "SIGSEGV": " (a segmentation fault in native code)",
             "SIGTERM": " (terminated from outside)",
         }.get(name, "")
@@ -156,35 +245,43 @@ class ProcessBackend(Backend):
     can_stop_running = True
     local_fallback = True
     one_worker_inline = True
-    option_names = ("start_method",)
+    option_names = ("start_method", "blas_threads")
 
-    def __init__(self, jobs: int, start_method: str | None = None, **options: Any) -> None:
+    def __init__(self, jobs: int, start_method: str | None = None,
+                 blas_threads: int | None = None, **options: Any) -> None:
         method = start_method or default_start_method()
         if method not in START_METHODS:
             msg = f"start method must be one of {', '.join(START_METHODS)}, got {method!r}"
             from ..errors import UsageError
 
             raise UsageError(msg)
-        super().__init__(jobs, start_method=method, **options)
+        super().__init__(jobs, start_method=method, blas_threads=blas_threads, **options)
         self.start_method = method
+        self.blas_threads = limits.threads_per_worker(jobs, blas_threads)
         self._ctx = multiprocess.get_context(method)
         self._procs: list[_Proc | None] = [None] * jobs
         self._slots: Any = None
+        self._peaks: Any = None
         self._op: tuple[int, bytes] | None = None
+        self._budget = MemoryBudget(jobs)
+        self._full_count = transport.full_count
+        self._oom_kills = 0
+        self._warned_full: int | None = None
 
     def start(self) -> None:
-        """Start every worker now, so the first run does not wait for them one by one."""
+        """Make the pool ready. Workers start when partitions first need them (all of
+        them at once when a run has enough partitions), never more than partitions."""
         if self.start_method == "forkserver":
             self._ctx.set_forkserver_preload(_PRELOAD)
+        transport.sweep_orphans()  # segments of an earlier kernel killed with its workers
         self._slots = self._ctx.RawArray("q", self.jobs)
-        for i in range(self.jobs):
-            self._procs[i] = self._spawn(i)
+        self._peaks = self._ctx.RawArray("q", self.jobs)
 
     def _spawn(self, index: int) -> _Proc:
         parent_end, child_end = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=_serve,
-            args=(child_end, self._slots, index, os.getpid()),
+            args=(child_end, self._slots, index, os.getpid(), self._peaks, self.blas_threads),
             name=f"jupyter_par-worker-{index}",
         )
         with _main_not_rerun(self.start_method):
@@ -201,14 +298,40 @@ class ProcessBackend(Backend):
         return [p.process.pid for p in self._procs if p is not None and p.process.is_alive()]
 
     def idle_workers(self) -> int:
-        return sum(1 for p in self._procs if p is None or p.task_id is None)
+        idle = sum(1 for p in self._procs if p is None or p.task_id is None)
+        return self._budget.room(idle)
 
     def begin_run(self, run_id: int, op: Any = None, cancel: Any = None) -> None:
         """Serialize the run's operation once; each worker receives it with its first task."""
         self._op = (run_id, shipping.dumps_code(op)) if op is not None else None
+        if op is not None:
+            self._budget.begin_run()
+            self._full_count = transport.full_count
+            self._oom_kills = limits.oom_kills()
+
+    def _free_index(self) -> int:
+        """An idle live worker if there is one, else a slot with no worker yet."""
+        live = [i for i, p in enumerate(self._procs) if p is not None and p.task_id is None]
+        if live:
+            return live[0]
+        return next(i for i, p in enumerate(self._procs) if p is None)
+
+    def _warn_if_shm_full(self) -> None:
+        if transport.full_count == self._full_count:
+            return
+        self._full_count = transport.full_count
+        run = self._op[0] if self._op else None
+        if self._warned_full == run:
+            return  # one warning per run
+        self._warned_full = run
+        warnings.warn(
+            f"/dev/shm has {mb(transport.free_bytes())} free of {mb(transport.size_bytes())}: "
+            "partitions that do not fit move through pipes instead (slower, same result); "
+            "give the container more shared memory (docker run --shm-size=2g)",
+            transport.SharedMemoryWarning, stacklevel=2)
 
     def submit(self, task: Task) -> str:
-        index = next(i for i, p in enumerate(self._procs) if p is None or p.task_id is None)
+        index = self._free_index()
         proc = self._procs[index]
         if proc is None or not proc.process.is_alive():
             if proc is not None:
@@ -222,9 +345,13 @@ class ProcessBackend(Backend):
             op_bytes = self._op[1]
         # Large numeric partitions travel through shared memory, not the pipe.
         packed = transport.pack(task.data, name=transport.new_name(_segment_tag(index)))
+        self._warn_if_shm_full()
         data_bytes = shipping.dumps_data(task.data if packed is None else packed,
                                          what=f"partition {task.task_id}")
         self._slots[index] = 0
+        self._peaks[index] = -1
+        self._budget.started(proc.name, task.task_id, proc.process.pid or 0,
+                             len(data_bytes) + (packed.size if packed is not None else 0))
         proc.conn.send_bytes(
             pickle.dumps(("task", task.task_id, task.run_id, op_bytes, data_bytes),
                          protocol=shipping.PROTOCOL)
@@ -247,6 +374,8 @@ class ProcessBackend(Backend):
                     events.append(self._died(proc))
                     continue
                 task_id, proc.task_id = proc.task_id, None
+                used = self._peaks[int(proc.name)]
+                self._budget.finished(proc.name, used if used >= 0 else None)
                 outcome = decode_outcome(payload)
                 assert outcome.task_id == task_id
                 events.append(Finished(proc.name, outcome, proc.run_id))
@@ -256,8 +385,11 @@ class ProcessBackend(Backend):
 
     def _died(self, proc: _Proc) -> Died:
         proc.process.join(1.0)
-        event = Died(proc.name, proc.task_id or 0, _death_reason(proc.process.exitcode),
-                     proc.process.pid, proc.run_id)
+        oom = limits.oom_kills() > self._oom_kills
+        reason = _death_reason(proc.process.exitcode, self._budget.describe(proc.name), oom)
+        self._oom_kills = limits.oom_kills()
+        self._budget.released(proc.name)
+        event = Died(proc.name, proc.task_id or 0, reason, proc.process.pid, proc.run_id)
         self._reap(proc)
         self._procs[int(proc.name)] = None
         return event
@@ -272,6 +404,7 @@ class ProcessBackend(Backend):
         }
 
     def _reap(self, proc: _Proc) -> None:
+        self._budget.released(proc.name)
         if proc.process.is_alive():
             proc.process.terminate()
             proc.process.join(1.0)
@@ -311,4 +444,5 @@ class ProcessBackend(Backend):
         self._procs = [None] * self.jobs
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "start_method": self.start_method, "pids": self.pids()}
+        return {**super().describe(), "start_method": self.start_method, "pids": self.pids(),
+                "blas_threads": self.blas_threads}
