@@ -17,6 +17,9 @@ from .transport import shared_bytes
 #: pickle), moving it costs little next to a process round trip, so no sample is taken
 #: and the run goes to the workers as asked.
 SAMPLE_ABOVE_BYTES = 32 * 2**20
+#: A pickled byte (strings, objects) costs about this many numeric bytes through shared
+#: memory to move (pickle round trips run at 100-200 MB/s, segments at over 1 GB/s).
+PICKLED_BYTE_WEIGHT = 8
 #: Rows of the first partition timed in the kernel to estimate the work: enough that
 #: the cost of a call does not read as a cost per row...
 SAMPLE_ROWS = 4000
@@ -133,7 +136,7 @@ def too_small_to_move(parts: Any, op: Any, jobs: int) -> str | None:
     head_seconds, head_bytes = _pickle_seconds(head)
     pickled_bytes = head_bytes * rows / len(head)
     pickled_seconds = head_seconds * rows / len(head)
-    if numeric + pickled_seconds / MOVE_SECONDS_PER_BYTE < SAMPLE_ABOVE_BYTES:
+    if numeric + pickled_bytes * PICKLED_BYTE_WEIGHT < SAMPLE_ABOVE_BYTES:
         return None
     # The first call on one row only warms up (lazy imports, caches) and is not counted.
     one = _timed(op, first.iloc[:1]) and _fastest(op, first.iloc[:1])
