@@ -27,7 +27,7 @@ def encode_outcome(outcome: TaskDone | TaskFailed, tag: str = "", owner: int = 0
             if packed is not None:
                 outcome = TaskDone(outcome.task_id, packed, outcome.output, outcome.warnings,
                                    outcome.seconds)
-            return shipping.dumps_data(("done", outcome), what="the partition's result")
+            return shipping.dumps_result(("done", outcome), what="the partition's result")
         except Exception as exc:  # noqa: BLE001 - an unsendable result is the user's failure
             # A live ShippingError (not only its text) so the caller can catch it by type.
             from ..errors import ShippingError
@@ -80,10 +80,19 @@ def loading_failed(exc: BaseException) -> Any:
     def raise_it(_: Any) -> None:
         from ..errors import ShippingError
 
-        msg = (
-            f"the worker could not load the function or its data: {type(exc).__name__}: {exc}"
-            " (is it defined in a module the workers cannot import?)"
-        )
+        msg = (f"the worker could not load the function or its data: {type(exc).__name__}: "
+               f"{exc}{_loading_hint(exc)}")
         raise ShippingError(msg) from exc
 
     return raise_it
+
+
+def _loading_hint(exc: BaseException) -> str:
+    """What most likely went wrong, by the kind of failure."""
+    if isinstance(exc, ModuleNotFoundError) or (
+            isinstance(exc, AttributeError) and "Can't get attribute" in str(exc)):
+        return " (is it defined in a module the workers cannot import?)"
+    if type(exc).__name__ == "AuthenticationError" or isinstance(exc, ConnectionError):
+        return (" (a multiprocessing Manager proxy it uses could not reach its manager: "
+                "is the manager still running?)")
+    return ""

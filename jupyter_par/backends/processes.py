@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import multiprocess
@@ -66,9 +66,32 @@ def _segment_tag(index: int) -> str:
     return f"w{index}."
 
 
-def _serve(conn: Any, slots: Any, index: int, parent_pid: int) -> None:
+def _kernel_authkeys() -> dict[str, bytes]:
+    """The kernel's authentication keys of both multiprocessing packages.
+
+    A Manager's proxy (``Manager().dict()``, ``Namespace()``) authenticates with the
+    key of the process that uses it; a spawned worker draws its own stdlib key, so
+    proxies of the kernel's stdlib managers would be rejected. Importing the stdlib
+    package here fixes the kernel's key, for managers made later too.
+    """
+    import multiprocessing.process
+
+    return {"multiprocess": bytes(multiprocess.current_process().authkey),
+            "multiprocessing": bytes(multiprocessing.process.current_process().authkey)}
+
+
+def _adopt_authkeys(keys: dict[str, bytes]) -> None:
+    import multiprocessing.process
+
+    multiprocess.current_process().authkey = keys["multiprocess"]
+    multiprocessing.process.current_process().authkey = keys["multiprocessing"]
+
+
+def _serve(conn: Any, slots: Any, index: int, parent_pid: int,
+           authkeys: dict[str, bytes]) -> None:
     """The loop of one worker process: receive a task, run it, send the outcome."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _adopt_authkeys(authkeys)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     writer = _SlotWriter(slots, index)
     ops: dict[int, Any] = {}
@@ -86,7 +109,9 @@ def _serve(conn: Any, slots: Any, index: int, parent_pid: int) -> None:
         try:
             if op_bytes is not None:
                 ops.clear()
-                ops[run_id] = shipping.loads(op_bytes)
+                code, payloads, keep = op_bytes
+                shipping.hold(payloads, keep)  # large globals, kept while unchanged
+                ops[run_id] = shipping.loads(code)
             data = shipping.loads(data_bytes)
             if isinstance(data, transport.Packed):
                 data = transport.unpack(data)
@@ -146,6 +171,8 @@ class _Proc:
     conn: Any
     task_id: int | None = None
     run_id: int | None = None
+    #: The large globals this worker holds: digest -> pickled size (see shipping.hold).
+    held: dict[str, int] = field(default_factory=dict)
 
 
 class ProcessBackend(Backend):
@@ -167,7 +194,7 @@ class ProcessBackend(Backend):
         self._ctx = multiprocess.get_context(method)
         self._procs: list[_Proc | None] = [None] * jobs
         self._slots: Any = None
-        self._op: tuple[int, bytes] | None = None
+        self._op: tuple[int, bytes, dict[str, bytes]] | None = None
 
     def start(self) -> None:
         """Start every worker now, so the first run does not wait for them one by one."""
@@ -181,7 +208,7 @@ class ProcessBackend(Backend):
         parent_end, child_end = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=_serve,
-            args=(child_end, self._slots, index, os.getpid()),
+            args=(child_end, self._slots, index, os.getpid(), _kernel_authkeys()),
             name=f"jupyter_par-worker-{index}",
         )
         with _main_not_rerun(self.start_method):
@@ -201,8 +228,15 @@ class ProcessBackend(Backend):
         return sum(1 for p in self._procs if p is None or p.task_id is None)
 
     def begin_run(self, run_id: int, op: Any = None) -> None:
-        """Serialize the run's operation once; each worker receives it with its first task."""
-        self._op = (run_id, shipping.dumps_code(op)) if op is not None else None
+        """Serialize the run's operation once; each worker receives it with its first task.
+
+        Large globals the operation reads travel apart, once per warm worker while their
+        content is unchanged.
+        """
+        self._op = None
+        if op is not None:
+            externals: dict[str, bytes] = {}
+            self._op = (run_id, shipping.dumps_code(op, externals=externals), externals)
 
     def submit(self, task: Task) -> str:
         index = next(i for i, p in enumerate(self._procs) if p is None or p.task_id is None)
@@ -216,7 +250,10 @@ class ProcessBackend(Backend):
             if self._op is None or self._op[0] != task.run_id:
                 self.begin_run(task.run_id, task.op)
             assert self._op is not None
-            op_bytes = self._op[1]
+            _, code, externals = self._op
+            missing = {t: b for t, b in externals.items() if t not in proc.held}
+            proc.held = shipping.plan_hold(proc.held, externals)
+            op_bytes = (code, missing, tuple(proc.held))
         # Large numeric partitions travel through shared memory, not the pipe.
         packed = transport.pack(task.data, name=transport.new_name(_segment_tag(index)))
         data_bytes = shipping.dumps_data(task.data if packed is None else packed,
@@ -245,6 +282,8 @@ class ProcessBackend(Backend):
                     continue
                 task_id, proc.task_id = proc.task_id, None
                 outcome = decode_outcome(payload)
+                if isinstance(outcome, TaskFailed):
+                    proc.held = {}  # it may have failed to load them: send again
                 assert outcome.task_id == task_id
                 events.append(Finished(proc.name, outcome))
             elif proc.process.sentinel in ready:
