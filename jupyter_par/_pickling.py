@@ -9,6 +9,8 @@
   result is an instance of the notebook's class and ``==`` the serial one.
 - **A file open for writing** is refused: dill would open it again in every worker,
   and in mode ``"w"`` that empties the file.
+- **IPython's ``display``** becomes, in a worker, the recorder of
+  :mod:`jupyter_par._display`.
 - **A large global** (a lookup dict, a frame) that the fast C pickler can carry travels
   as that pickler's bytes, about ten times faster than dill; given a ``externals``
   table it travels outside the code, keyed by a digest of its content, so that the
@@ -29,6 +31,8 @@ from typing import Any
 
 import dill
 import dill._dill
+
+from . import _display
 
 PROTOCOL = 5
 #: A global whose pickle is at least this big travels apart from the code, by digest.
@@ -208,8 +212,12 @@ def _maybe_big(obj: Any) -> bool:
         return len(obj) >= _MANY_ITEMS
     if isinstance(obj, bytes | bytearray | str):
         return len(obj) >= BIG_BYTES
-    shape = getattr(obj, "shape", None)  # numpy arrays, pandas objects
-    if not isinstance(shape, tuple) or not type(obj).__module__.startswith(("numpy", "pandas")):
+    # numpy arrays and pandas objects only: getattr on anything else may run its code
+    # (a Manager's proxy asks its server for any attribute).
+    if not type(obj).__module__.startswith(("numpy", "pandas")):
+        return False
+    shape = getattr(obj, "shape", None)
+    if not isinstance(shape, tuple):
         return False
     nbytes = getattr(obj, "nbytes", None)
     if isinstance(nbytes, int) and nbytes >= BIG_BYTES:
@@ -244,6 +252,9 @@ class CodePickler(dill.Pickler):
         if isinstance(obj, io.IOBase):
             check_file(obj)
             return NotImplemented
+        if isinstance(obj, types.FunctionType) and obj.__name__ == "display" and (
+                obj.__module__ == "IPython.core.display_functions"):
+            return _display.stand_in, ()  # a worker records what it would show
         if _maybe_big(obj):
             return self._big(obj)
         return NotImplemented

@@ -8,6 +8,7 @@ back together in the original order.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
@@ -17,11 +18,19 @@ from typing import Any
 
 import pandas as pd
 
-from . import engine, operations, sources, transport
+from . import _display, engine, operations, sources, transport
 from . import shared as _shared
 from .backends import backend_class
 from .config import Options, resolve
-from .errors import InlineFallbackWarning, JupyterParWarning, PartialResultWarning, UsageError
+from .errors import (
+    InlineFallbackWarning,
+    JupyterParWarning,
+    PartialResultWarning,
+    RemoteTraceback,
+    ShippingError,
+    UsageError,
+    short_traceback,
+)
 from .partition import (
     Partition,
     combine,
@@ -60,9 +69,9 @@ def show_outputs(outcome: engine.RunOutcome, stream: Any = None) -> None:
     stream = stream or sys.stdout
     warned: dict[str, list[int]] = {}
     for out in outcome.outputs:
-        if out.output:
+        if out.output or out.displays:
             stream.write(f"[partition {out.partition}, worker {out.worker}]\n")
-            stream.write(out.output if out.output.endswith("\n") else out.output + "\n")
+            _display.show_output(out.output, out.displays, stream)
         for text in out.warnings:
             warned.setdefault(text, []).append(out.partition)
     # The same warning from many partitions is shown once, naming the partitions.
@@ -117,6 +126,11 @@ def execute(
         except BaseException as exc:
             # What the partitions printed before the failure is what one debugs with.
             show_outputs(engine.RunOutcome([], list(getattr(exc, "partition_outputs", []))))
+            if isinstance(exc, ShippingError) and not isinstance(exc.__cause__, RemoteTraceback):
+                # The message names the object and what to do; the engine's frames and
+                # the pickler's own error would only bury it.
+                exc._render_traceback_ = functools.partial(short_traceback, exc)
+                raise exc.with_traceback(None) from None
             raise
     show_outputs(outcome)
     if outcome.failures:

@@ -80,18 +80,29 @@ def _kernel_authkeys() -> dict[str, bytes]:
             "multiprocessing": bytes(multiprocessing.process.current_process().authkey)}
 
 
-def _adopt_authkeys(keys: dict[str, bytes]) -> None:
+def _adopt_kernel_multiprocessing(keys: dict[str, bytes]) -> None:
+    """Let the worker use the kernel's Manager proxies, of either package.
+
+    Besides the keys: a forked worker holds copies of the connections the kernel's
+    stdlib proxies opened, and would talk over the same sockets as the kernel (answers
+    get mixed up). The stdlib's own forked children drop them through its after-fork
+    hooks, which a ``multiprocess`` worker does not run; they run here.
+    """
     import multiprocessing.process
+    import multiprocessing.util
 
     multiprocess.current_process().authkey = keys["multiprocess"]
     multiprocessing.process.current_process().authkey = keys["multiprocessing"]
+    multiprocessing.process._children = set()
+    multiprocessing.util._finalizer_registry.clear()
+    multiprocessing.util._run_after_forkers()
 
 
 def _serve(conn: Any, slots: Any, index: int, parent_pid: int,
            authkeys: dict[str, bytes]) -> None:
     """The loop of one worker process: receive a task, run it, send the outcome."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _adopt_authkeys(authkeys)
+    _adopt_kernel_multiprocessing(authkeys)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     writer = _SlotWriter(slots, index)
     ops: dict[int, Any] = {}
@@ -118,7 +129,8 @@ def _serve(conn: Any, slots: Any, index: int, parent_pid: int,
         except BaseException as exc:  # noqa: BLE001 - reported to the parent as the task's failure
             outcome: TaskDone | TaskFailed = _worker.execute(task_id, loading_failed(exc), None)
         else:
-            outcome = _worker.execute(task_id, ops[run_id], data, slot=writer)
+            outcome = _worker.execute(task_id, ops[run_id], data, slot=writer,
+                                      capture_display=True)
         # Drop the partition before waiting: shared pages stay mapped while referenced.
         data = None
         conn.send_bytes(encode_outcome(outcome, _segment_tag(index), parent_pid))
