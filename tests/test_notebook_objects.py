@@ -70,6 +70,12 @@ def test_notebook_classes_travel_and_come_back_as_the_notebooks_own():
             "[Point(t.i, len(t.name)) for t in tasks]",
             "assert done == [Point(t.i, len(t.name)) for t in tasks], done\n"
             "assert all(type(p) is Point for p in done)",
+            # Shared objects go the same way (jp.shared, --share).
+            "points = [Point(i, i) for i in range(3)]\n"
+            "got = jp.map(list(range(3)), lambda i: jp.shared['pts'][i].shifted(1), "
+            f"shared={{'pts': points}}, {_api(method)})\n"
+            "assert got == [p.shifted(1) for p in points], got\n"
+            "assert all(type(p) is Point for p in got)",
             # A class only the body defines comes back by value.
             f"{_magic(method)} --out local tasks\n"
             "class Local:\n    def __init__(self, i):\n        self.i = i\n"
