@@ -14,7 +14,9 @@
 - **A large global** (a lookup dict, a frame) that the fast C pickler can carry travels
   as that pickler's bytes, about ten times faster than dill; given a ``externals``
   table it travels outside the code, keyed by a digest of its content, so that the
-  process pool sends it once per warm worker while the content stays the same.
+  process pool sends it once per warm worker while the content stays the same. The
+  worker keeps the object itself: like ``--share`` objects it is meant to be read;
+  one that code grew or shrank in an earlier run is unpickled afresh.
 """
 
 from __future__ import annotations
@@ -120,7 +122,8 @@ def notebook_class(qualname: str, blob: bytes, local_first: bool) -> type:
 HOLD_OBJECTS = 4
 HOLD_BYTES = 512 << 20
 
-_held: dict[str, Any] = {}  # digest -> object, in a worker
+#: In a worker: digest -> [object, its pickle, its len() when unpickled].
+_held: dict[str, list[Any]] = {}
 _held_loads = 0
 
 
@@ -138,28 +141,48 @@ def plan_hold(held: dict[str, int], needed: dict[str, bytes]) -> dict[str, int]:
     return plan
 
 
+def _length(obj: Any) -> int | None:
+    try:
+        return len(obj)
+    except Exception:  # noqa: BLE001 - not sized
+        return None
+
+
+def _unpickled(data: bytes) -> list[Any]:
+    global _held_loads
+    obj = pickle.loads(data)
+    _held_loads += 1
+    return [obj, data, _length(obj)]
+
+
 def hold(payloads: dict[str, bytes], keep: tuple[str, ...]) -> None:
     """In a worker: hold exactly the large globals ``keep`` (see :func:`plan_hold`).
 
     ``payloads`` brings those this worker has not got yet; the others are dropped.
     """
-    global _held, _held_loads
+    global _held
     kept = {token: _held[token] for token in keep if token in _held}
     _held = {}  # on failure below the worker holds nothing, and the kernel resends
     for token in keep:
         if token not in kept:
-            kept[token] = pickle.loads(payloads[token])
-            _held_loads += 1
+            kept[token] = _unpickled(payloads[token])
     _held = kept
 
 
 def held_global(token: str) -> Any:
-    """A big global this worker was sent earlier (see :func:`hold`)."""
+    """A large global this worker was sent earlier (see :func:`hold`).
+
+    The kernel's copy is unchanged (same digest), but code may have changed this one
+    in an earlier run; one that grew or shrank (a cache filled in) is unpickled again.
+    """
     try:
-        return _held[token]
+        entry = _held[token]
     except KeyError:
         msg = "this worker lost a large global of the notebook; run the call again"
         raise LookupError(msg) from None
+    if _length(entry[0]) != entry[2]:
+        entry[:] = _unpickled(entry[1])
+    return entry[0]
 
 
 def held_loads() -> int:
@@ -260,6 +283,8 @@ class CodePickler(dill.Pickler):
         return NotImplemented
 
     def _big(self, obj: Any) -> Any:
+        if self.externals is None and isinstance(obj, bytes | bytearray | str):
+            return NotImplemented  # dill writes these as fast (and the pickle is bytes)
         try:
             data = dumps_plain(obj)
         except Refused:

@@ -220,11 +220,16 @@ def test_manager_proxies_work_in_workers_of_both_packages():
 
 
 BIG = HEAD + """\
+import os
 from jupyter_par import shipping
 BIG = {i: i * 2 for i in range(300_000)}
 
 def probe(v):
     return BIG[v], shipping.held_loads()
+
+def remember(v):
+    BIG[("seen", v)] = True  # grows the worker's copy, as a cache would
+    return os.getpid(), len(BIG)
 """
 
 
@@ -239,6 +244,11 @@ def test_a_large_global_goes_once_to_each_warm_worker_while_unchanged():
             "assert max(n for _, n in third) <= 1, (first, second, third)",
             f"BIG[3] = -1\nchanged = {call}\nassert changed[3][0] == -1, changed\n"
             "assert max(n for _, n in changed) >= 1\nBIG[3] = 6",
+            # What a run added to a worker's copy is gone in the next run, as before.
+            f"grow = jp.map(list(range(8)), remember, partitions=8, {_api(method)})\n"
+            f"grow = jp.map(list(range(8)), remember, partitions=8, {_api(method)})\n"
+            "for pid in {p for p, _ in grow}:\n"
+            "    assert min(n for p, n in grow if p == pid) == len(BIG) + 1, grow",
             "jp.shutdown()",
         ]
     run_cells(cells, timeout=240)
