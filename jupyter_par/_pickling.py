@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import copyreg
+import enum
 import hashlib
 import io
 import pickle
@@ -71,8 +72,17 @@ _classes_lock = threading.RLock()
 
 
 def _is_notebook_class(obj: Any, skip: Any = None) -> bool:
+    # Not enums: dill cannot rebuild one (its class dict is special); see _refuse_enum.
     return (isinstance(obj, type) and obj is not skip and obj.__module__ == "__main__"
-            and "<locals>" not in obj.__qualname__)
+            and "<locals>" not in obj.__qualname__ and not isinstance(obj, enum.EnumMeta))
+
+
+def _refuse_enum(cls: type) -> None:
+    """An enum the notebook defines cannot be rebuilt in a worker: say what works."""
+    msg = (f"the enum {cls.__qualname__} is defined in the notebook, and jupyter_par cannot "
+           "rebuild such an enum in a worker yet: define it in a module (a .py file next to "
+           "the notebook) and import it from there, or use its values instead of its members")
+    raise Refused(msg)
 
 
 def definition(cls: type) -> bytes:
@@ -271,6 +281,8 @@ class CodePickler(dill.Pickler):
         if isinstance(obj, type):
             if _is_notebook_class(obj, skip=self.by_value):
                 return notebook_class, (obj.__qualname__, definition(obj), self.local_first)
+            if isinstance(obj, enum.EnumMeta) and obj.__module__ == "__main__":
+                _refuse_enum(obj)
             return NotImplemented
         if isinstance(obj, io.IOBase):
             check_file(obj)

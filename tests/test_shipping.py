@@ -127,3 +127,15 @@ def test_one_definition_per_class_before_and_after_pickling_an_instance():
 ])
 def test_comma_lists_in_the_magic_line_may_have_spaces(line, expected):
     assert _joined_lists(arg_split(line, strict=True)) == expected
+
+
+def test_an_enum_of_the_notebook_is_refused_with_what_to_do():
+    import enum
+
+    colour = enum.Enum("Colour", "RED BLUE", module="__main__")
+
+    def paint(v):
+        return colour.RED
+
+    with pytest.raises(jp.ShippingError, match=r"'colour'.*enum Colour.*define it in a module"):
+        shipping.dumps_code(operations.ItemMap(paint))
