@@ -250,6 +250,11 @@ class ProcessBackend(Backend):
             externals: dict[str, bytes] = {}
             self._op = (run_id, shipping.dumps_code(op, externals=externals), externals)
 
+    def end_run(self, run_id: int) -> None:
+        """Let go of the run's code and large globals (the workers keep what they hold)."""
+        if self._op is not None and self._op[0] == run_id:
+            self._op = None
+
     def submit(self, task: Task) -> str:
         index = next(i for i, p in enumerate(self._procs) if p is None or p.task_id is None)
         proc = self._procs[index]
