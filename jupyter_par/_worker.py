@@ -18,12 +18,13 @@ import threading
 import time
 import traceback
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pandas as pd
 
+from . import _display
 from .errors import CancelledError
 
 #: How often, at most, a worker publishes its row count.
@@ -186,6 +187,8 @@ class TaskDone:
     output: str = ""
     warnings: tuple[CapturedWarning, ...] = ()
     seconds: float = 0.0
+    #: What ``display()`` showed, with its place in ``output`` (see jupyter_par._display).
+    displays: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,7 @@ class TaskFailed:
     has_row_label: bool = False
     output: str = ""
     warnings: tuple[CapturedWarning, ...] = field(default=())
+    displays: tuple[Any, ...] = ()
 
 
 class _ThreadRoutedStream(io.TextIOBase):
@@ -297,15 +301,21 @@ def execute(
     slot: ProgressSlot | None = None,
     cancel: threading.Event | None = None,
     threaded: bool = False,
+    capture_display: bool = False,
 ) -> TaskDone | TaskFailed:
-    """Run ``op(data)`` for one partition and describe the outcome."""
+    """Run ``op(data)`` for one partition and describe the outcome.
+
+    ``capture_display`` (in worker processes) records what ``display()`` shows, for the
+    kernel to show; in the kernel's own threads it reaches the notebook by itself.
+    """
     ctx = TaskContext(slot=slot, cancel=cancel, last_flush=time.monotonic())
     previous = enter(ctx)
     if slot is not None:
         slot.publish(0)
     started = time.perf_counter()
     try:
-        with task_scope(), _capture(threaded) as (buffer, caught):
+        with task_scope(), _capture(threaded) as (buffer, caught), (
+                _display.recording(buffer) if capture_display else nullcontext([])) as shown:
             try:
                 value = op(data)
             except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing lost
@@ -323,9 +333,9 @@ def execute(
                 ctx.has_row_label,
                 buffer.getvalue(),
                 tuple(caught),
+                tuple(shown),
             )
-        return TaskDone(
-            task_id, value, buffer.getvalue(), tuple(caught), time.perf_counter() - started
-        )
+        return TaskDone(task_id, value, buffer.getvalue(), tuple(caught),
+                        time.perf_counter() - started, tuple(shown))
     finally:
         leave(previous)

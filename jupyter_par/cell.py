@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import inspect
 import keyword
 import linecache
 import os
@@ -247,18 +246,6 @@ def _name_cells(exc: BaseException, cell_names: Mapping[str, int]) -> None:
     cause.args = (text,)
 
 
-def _unshippable(names: Mapping[str, Any]) -> str | None:
-    for name, value in names.items():
-        try:
-            shipping.dumps_code(value, what=repr(name))
-        except ShippingError as exc:
-            # A function fails because of what it uses: name that, it is what to fix.
-            inner = shipping.find_unshippable(value) if inspect.isfunction(value) else None
-            uses = f", which uses {inner}" if inner else ""
-            return f"{name!r} ({type(value).__qualname__}{uses}): {exc.__cause__}"
-    return None
-
-
 # -- the whole cell -------------------------------------------------------------------
 def run_cell(shell: Any, request: CellRequest) -> Any:
     """Run the body over TARGET's partitions and write the combined result back.
@@ -307,11 +294,9 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
         (written, value), _ = pipeline.execute(plan, options, shared=shared or None,
                                                where=(filename, 1))
     except ShippingError as exc:
-        culprit = _unshippable(names)
-        if culprit is None:
+        msg = shipping.unshippable_names(names)
+        if msg is None:
             raise exc.with_traceback(None) from None
-        msg = (f"cannot send {culprit} to the workers; the cell uses it. Create it inside "
-               "the cell, pass plain data instead, or use --backend threads.")
         raise ShippingError(msg) from None
     except UsageError:
         raise

@@ -56,6 +56,8 @@ class PartitionOutput:
     worker: str
     output: str
     warnings: tuple[_worker.CapturedWarning, ...] = ()
+    #: What display() showed in a worker process (jupyter_par._display.Shown records).
+    displays: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -267,9 +269,10 @@ class _Run:
             running = self.running.pop(outcome.task_id, None)
             if running is None:  # a straggler from a stopped run
                 return
-            if outcome.output or outcome.warnings:
+            if outcome.output or outcome.warnings or outcome.displays:
                 self.outputs.append(PartitionOutput(
-                    outcome.task_id, event.worker, outcome.output, outcome.warnings))
+                    outcome.task_id, event.worker, outcome.output, outcome.warnings,
+                    outcome.displays))
             if isinstance(outcome, TaskDone):
                 self.compute += outcome.seconds
                 self.results[outcome.task_id] = outcome.value

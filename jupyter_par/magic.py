@@ -12,6 +12,7 @@ from typing import Any
 from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.utils.process import arg_split
 
 from . import cell, config
 from .backends import shutdown, warm_backends
@@ -20,6 +21,36 @@ from .errors import JupyterParError, RemoteTraceback, UsageError
 
 def _names(text: str | None) -> tuple[str, ...]:
     return tuple(n.strip() for n in (text or "").split(",") if n.strip())
+
+
+#: Flags whose value is a comma-separated list of names.
+_LIST_FLAGS = ("--by", "--share")
+
+
+def _joined_lists(argv: list[str]) -> list[str]:
+    """``--by g, h`` as ``--by g,h``: a list's value goes on past a comma and its spaces.
+
+    Written with a space after the comma, the names arrive as separate words and the
+    last one would be read as TARGET ("unrecognized arguments: df").
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        i += 1
+        if word in _LIST_FLAGS and i < len(argv):
+            out.append(word)
+            word = argv[i]
+            i += 1
+        elif not word.startswith(tuple(f"{flag}=" for flag in _LIST_FLAGS)):
+            out.append(word)
+            continue
+        while i < len(argv) and not argv[i].startswith("-") and (
+                word.endswith(",") or argv[i].startswith(",")):
+            word += argv[i]
+            i += 1
+        out.append(word)
+    return out
 
 
 def _shown_lines(exc: Exception) -> list[str] | None:
@@ -108,7 +139,7 @@ class ParallelMagics(Magics):
         """
         __tracebackhide__ = True
         try:
-            args = parse_argstring(self.parallel, line)
+            args = self.parallel.parser.parse_args(_joined_lists(arg_split(line, strict=True)))
             request = cell.CellRequest(
                 target=args.target,
                 body=body,

@@ -14,6 +14,7 @@ cancel, combining) lives here once; the adapters only turn their inputs into a
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
@@ -23,12 +24,19 @@ from typing import Any, TextIO
 
 import pandas as pd
 
-from . import cost, engine
+from . import _display, cost, engine
 from . import shared as _shared
 from ._worker import CapturedWarning
 from .backends import backend_class
 from .config import Options
-from .errors import InlineFallbackWarning, PartialResultWarning, SerialFallbackWarning
+from .errors import (
+    InlineFallbackWarning,
+    PartialResultWarning,
+    RemoteTraceback,
+    SerialFallbackWarning,
+    ShippingError,
+    short_traceback,
+)
 from .partition import Partition
 from .progress import ProgressSink
 from .sinks import sinks_for
@@ -66,9 +74,9 @@ def show_outputs(outcome: engine.RunOutcome, stream: TextIO | None = None) -> No
     """Print what each partition printed, grouped under one heading per partition."""
     stream = stream or sys.stdout
     for out in outcome.outputs:
-        if out.output:
+        if out.output or out.displays:
             stream.write(f"[partition {out.partition}, worker {out.worker}]\n")
-            stream.write(out.output if out.output.endswith("\n") else out.output + "\n")
+            _display.show_output(out.output, out.displays, stream)
 
 
 def _caller_location() -> tuple[str, int, dict[str, Any]]:
@@ -181,6 +189,11 @@ def execute(
             # What the partitions printed before the failure is what one debugs with.
             failed = engine.RunOutcome([], list(getattr(exc, "partition_outputs", [])))
             show_outputs(failed, output)
+            if isinstance(exc, ShippingError) and not isinstance(exc.__cause__, RemoteTraceback):
+                # The message names the object and what to do; the engine's frames and
+                # the pickler's own error would only bury it.
+                exc._render_traceback_ = functools.partial(short_traceback, exc)
+                raise exc.with_traceback(None) from None
             raise
     show_outputs(outcome, output)
     worker_warnings = [w for out in outcome.outputs for w in out.warnings]

@@ -44,7 +44,7 @@ from typing import Any
 
 import dill
 
-from . import transport
+from . import _pickling, transport
 from .errors import ShippingError, UsageError
 
 _ALIGN = 64
@@ -69,14 +69,18 @@ class _Entry:
 
 
 def _pickle(name: str, obj: Any) -> _Entry:
+    # jupyter_par's picklers: notebook classes by value, no file open for writing.
     buffers: list[pickle.PickleBuffer] = []
     try:
-        stream = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+        stream = _pickling.dumps_plain(obj, buffer_callback=buffers.append)
         by_dill = False
+    except _pickling.Refused as exc:
+        msg = f"cannot share {name!r} ({type(obj).__qualname__}) with the workers: {exc}"
+        raise ShippingError(msg) from None
     except Exception:  # noqa: BLE001 - dill handles lambdas, local classes, ...
         buffers.clear()
         try:
-            stream = dill.dumps(obj, protocol=5, recurse=True)
+            stream = _pickling.dumps_dill(obj)
         except Exception as exc:
             msg = (f"cannot share {name!r} ({type(obj).__qualname__}) with the workers: "
                    f"{type(exc).__name__}: {exc}. Share plain data (frames, arrays, dicts) "

@@ -4,7 +4,10 @@ Code travels by value with dill, with ``recurse=True``: a function defined in a
 notebook lives in ``__main__``, which a spawned or forkserver worker does not share,
 so the function, the helpers it calls and the globals it reads must go with it.
 Data travels with the standard pickle (protocol 5, fast for pandas and numpy), and
-falls back to dill for the objects only dill can handle.
+falls back to dill for the objects only dill can handle. Classes defined in the
+notebook go to workers by value and come back by name, so results are instances of
+the notebook's own classes; large globals go as fast pickles, apart from the code
+when the backend can keep them warm (see :mod:`jupyter_par._pickling`).
 
 When something cannot travel, the error names the object and why, and says what to do.
 """
@@ -12,18 +15,28 @@ When something cannot travel, the error names the object and why, and says what 
 from __future__ import annotations
 
 import inspect
-import io
-import pickle
-import sys
-from types import ModuleType
+from collections.abc import Mapping
 from typing import Any
 
 import dill
-import dill._dill
 
+from ._pickling import PROTOCOL, Refused, dumps_dill, dumps_plain, held_loads, hold, plan_hold
 from .errors import ShippingError
 
-PROTOCOL = 5
+__all__ = [
+    "PROTOCOL",
+    "as_local_exception",
+    "dumps_code",
+    "dumps_data",
+    "dumps_exception",
+    "dumps_result",
+    "find_unshippable",
+    "held_loads",
+    "hold",
+    "loads",
+    "plan_hold",
+    "unshippable_names",
+]
 
 
 def _describe(obj: Any) -> str:
@@ -32,46 +45,46 @@ def _describe(obj: Any) -> str:
     return f"{name!r} ({kind})" if name else f"a {kind} object"
 
 
-class _CodePickler(dill.Pickler):
-    """dill, except that a module the kernel imported by name travels by name.
+def advice(value: Any, cause: BaseException | None, *, threads: str = "backend='threads'",
+           inside: str = "the function") -> str:
+    """What to do about ``value``, which could not be sent because of ``cause``."""
+    if isinstance(cause, Refused):
+        return ""  # the refusal says it
+    module = type(value).__module__ or ""
+    if module.split(".")[0] in ("sqlite3", "psycopg", "psycopg2", "pymysql", "sqlalchemy"):
+        return (f"A database connection cannot move to another process (and a sqlite one "
+                f"not even to another thread): open it inside {inside}, for example "
+                "sqlite3.connect(path) there, once per call or per partition.")
+    return (f"Create such objects inside {inside} (or pass plain data), or use {threads} "
+            "which needs no shipping.")
 
-    dill sends a module outside site-packages (an editable install of jupyter_par, the
-    notebook's own helper module) by value, with everything in it, and fails on what
-    it holds (locks, thread-locals); so ``jp.progress(1)`` in a notebook function broke.
-    A worker imports such a module by name just as the kernel did.
+
+def dumps_code(obj: Any, *, what: str = "the function",
+               externals: dict[str, bytes] | None = None) -> bytes:
+    """Serialize a function (or an operation holding one) by value, for any start method.
+
+    With ``externals`` (a dict), large globals the code reads are left out of the bytes
+    and put there instead, by content digest; the receiver must :func:`hold` them.
     """
-
-    dispatch = type(dill.Pickler.dispatch)(dill.Pickler.dispatch)
-
-
-def _save_module(pickler: Any, module: ModuleType) -> None:
-    name = module.__name__
-    if name != "__main__" and sys.modules.get(name) is module and getattr(module, "__file__", None):
-        pickler.save_reduce(dill._dill._import_module, (name,), obj=module)
-        return
-    dill.Pickler.dispatch[ModuleType](pickler, module)
-
-
-_CodePickler.dispatch[ModuleType] = _save_module
-
-
-def dumps_code(obj: Any, *, what: str = "the function") -> bytes:
-    """Serialize a function (or an operation holding one) by value, for any start method."""
     try:
-        buffer = io.BytesIO()
-        _CodePickler(buffer, protocol=PROTOCOL, recurse=True).dump(obj)
-        return buffer.getvalue()
+        return dumps_dill(obj, externals=externals)
     except Exception as exc:  # noqa: BLE001 - re-raised below as a ShippingError
-        culprit = find_unshippable(obj)
-        where = f" because it uses {culprit}" if culprit else ""
-        msg = (
-            f"cannot send {what} to the workers{where}: {type(exc).__name__}: {exc}. "
-            "Create such objects inside the function (or pass plain data), or use "
-            "backend='threads' which needs no shipping."
-        )
+        found = _culprit(obj)
+        if found is not None:
+            name, value, cause = found
+            msg = f"cannot send {what} to the workers: it uses {name}: {_text(cause)}"
+        else:
+            value, cause = obj, exc
+            msg = f"cannot send {what} to the workers: {_text(exc)}"
+        said = advice(value, cause)
+        msg = f"{msg}. {said}" if said else f"{msg}."
         # The cause without its traceback: dozens of pickler frames say nothing to the
         # user (the message names the culprit) and take a notebook a second to render.
         raise ShippingError(msg) from exc.with_traceback(None)
+
+
+def _text(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, Refused) else f"{type(exc).__name__}: {exc}"
 
 
 def _referenced(obj: Any) -> dict[str, Any]:
@@ -86,38 +99,81 @@ def _referenced(obj: Any) -> dict[str, Any]:
     return {**closure.globals, **closure.nonlocals}
 
 
-def find_unshippable(obj: Any, _depth: int = 0) -> str | None:
-    """Name the first object used by ``obj`` that dill cannot pickle, if it can be found."""
+def _culprit(obj: Any, _depth: int = 0) -> tuple[str, Any, BaseException] | None:
+    """The first object used by ``obj`` that cannot be sent: (name, object, why)."""
     for name, value in _referenced(obj).items():
         if inspect.ismodule(value):
             continue
         try:
-            dill.dumps(value, protocol=PROTOCOL, recurse=True)
+            dumps_dill(value)
         except Exception as exc:  # noqa: BLE001
             if inspect.isfunction(value) and _depth < 3:
-                inner = find_unshippable(value, _depth + 1)
+                inner = _culprit(value, _depth + 1)
                 if inner:
-                    return f"{name!r}, which uses {inner}"
-            return f"{name!r} ({type(value).__qualname__}: {exc})"
+                    return f"{name!r}, which uses {inner[0]}", inner[1], inner[2]
+            return f"{name!r} ({type(value).__module__}.{type(value).__qualname__})", value, exc
+    return None
+
+
+def find_unshippable(obj: Any) -> str | None:
+    """Name the first object used by ``obj`` that cannot be sent, if it can be found."""
+    found = _culprit(obj)
+    if found is not None:
+        name, _, cause = found
+        return f"{name}: {_text(cause)}"
     func = getattr(obj, "func", obj)
     return _describe(func) if func is not obj else None
 
 
+def unshippable_names(names: Mapping[str, Any]) -> str | None:
+    """For a ``%%parallel`` cell: the message for the first name that cannot be sent."""
+    for name, value in names.items():
+        try:
+            dumps_dill(value)
+        except Exception as exc:  # noqa: BLE001
+            return _cell_message(name, value, exc)
+    return None
+
+
+def _cell_message(name: str, value: Any, exc: BaseException) -> str:
+    # A function fails because of what it uses: name that, it is what to fix.
+    found = _culprit(value) if inspect.isfunction(value) else None
+    if found is not None:
+        inner, value, exc = found
+        what = f"{name!r}, which uses {inner}"
+    else:
+        what = f"{name!r} ({type(value).__qualname__})"
+    said = advice(value, exc, threads="--backend threads", inside="the cell")
+    return f"cannot send {what} to the workers: {_text(exc)}. {said}".rstrip()
+
+
 def dumps_data(obj: Any, *, what: str = "a partition") -> bytes:
     """Serialize data: pickle first (fast), dill for what pickle cannot do."""
+    return _dumps_data(obj, what, local_first=False)
+
+
+def dumps_result(obj: Any, *, what: str = "the partition's result") -> bytes:
+    """Serialize a worker's result for the kernel: notebook classes go back by name."""
+    return _dumps_data(obj, what, local_first=True)
+
+
+def _dumps_data(obj: Any, what: str, *, local_first: bool) -> bytes:
     try:
-        return pickle.dumps(obj, protocol=PROTOCOL)
+        return dumps_plain(obj, local_first=local_first)
+    except Refused as exc:
+        msg = f"cannot send {what} ({type(obj).__qualname__}): {exc}"
+        raise ShippingError(msg) from None
     except Exception:  # noqa: BLE001 - dill handles lambdas, local classes, ...
         pass
     try:
-        return dill.dumps(obj, protocol=PROTOCOL, recurse=True)
-    except Exception as exc:
-        msg = f"cannot send {what} ({type(obj).__qualname__}): {type(exc).__name__}: {exc}"
-        raise ShippingError(msg) from exc
+        return dumps_dill(obj, local_first=local_first)
+    except Exception as exc:  # noqa: BLE001 - re-raised as a ShippingError
+        msg = f"cannot send {what} ({type(obj).__qualname__}): {_text(exc)}"
+        raise ShippingError(msg) from exc.with_traceback(None)
 
 
 def loads(payload: bytes) -> Any:
-    """Inverse of :func:`dumps_code` and :func:`dumps_data` (dill reads both)."""
+    """Inverse of :func:`dumps_code`, :func:`dumps_data` and :func:`dumps_result`."""
     return dill.loads(payload)
 
 

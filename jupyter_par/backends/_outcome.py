@@ -9,7 +9,9 @@ cannot.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import pickle
+import traceback
 from typing import Any
 
 from .. import shipping, transport
@@ -25,9 +27,8 @@ def encode_outcome(outcome: TaskDone | TaskFailed, tag: str = "", owner: int = 0
             packed = transport.pack(outcome.value, name=transport.new_name(tag, owner)) \
                 if owner else None
             if packed is not None:
-                outcome = TaskDone(outcome.task_id, packed, outcome.output, outcome.warnings,
-                                   outcome.seconds)
-            return shipping.dumps_data(("done", outcome), what="the partition's result")
+                outcome = dataclasses.replace(outcome, value=packed)
+            return shipping.dumps_result(("done", outcome), what="the partition's result")
         except Exception as exc:  # noqa: BLE001 - an unsendable result is the user's failure
             # A live ShippingError (not only its text) so the caller can catch it by type.
             from ..errors import ShippingError
@@ -41,7 +42,7 @@ def encode_outcome(outcome: TaskDone | TaskFailed, tag: str = "", owner: int = 0
             outcome = TaskFailed(
                 outcome.task_id, error, "ShippingError", str(error),
                 f"jupyter_par.errors.ShippingError: {error}\n", output=outcome.output,
-                warnings=outcome.warnings,
+                warnings=outcome.warnings, displays=outcome.displays,
             )
     exc_bytes = shipping.dumps_exception(outcome.exception) if outcome.exception else None
     label = outcome.row_label
@@ -52,7 +53,7 @@ def encode_outcome(outcome: TaskDone | TaskFailed, tag: str = "", owner: int = 0
     return pickle.dumps(
         ("failed", outcome.task_id, exc_bytes, outcome.type_name, outcome.message,
          outcome.traceback_text, label, outcome.has_row_label, outcome.output,
-         outcome.warnings),
+         outcome.warnings, outcome.displays),
         protocol=shipping.PROTOCOL,
     )
 
@@ -63,15 +64,15 @@ def decode_outcome(payload: bytes) -> TaskDone | TaskFailed:
     if message[0] == "done":
         done = message[1]
         if isinstance(done.value, transport.Packed):
-            done = TaskDone(done.task_id, transport.unpack(done.value), done.output,
-                            done.warnings, done.seconds)
+            done = dataclasses.replace(done, value=transport.unpack(done.value))
         return done
-    _, task_id, exc_bytes, type_name, text, tb, label, has_label, output, warns = message
+    _, task_id, exc_bytes, type_name, text, tb, label, has_label, output, warns, shown = message
     exception = None
     if exc_bytes is not None:
         with contextlib.suppress(Exception):
             exception = shipping.as_local_exception(shipping.loads(exc_bytes))
-    return TaskFailed(task_id, exception, type_name, text, tb, label, has_label, output, warns)
+    return TaskFailed(task_id, exception, type_name, text, tb, label, has_label, output, warns,
+                      shown)
 
 
 
@@ -80,10 +81,25 @@ def loading_failed(exc: BaseException) -> Any:
     def raise_it(_: Any) -> None:
         from ..errors import ShippingError
 
-        msg = (
-            f"the worker could not load the function or its data: {type(exc).__name__}: {exc}"
-            " (is it defined in a module the workers cannot import?)"
-        )
+        msg = (f"the worker could not load the function or its data: {type(exc).__name__}: "
+               f"{exc}{_loading_hint(exc)}")
         raise ShippingError(msg) from exc
 
     return raise_it
+
+
+def _loading_hint(exc: BaseException) -> str:
+    """What most likely went wrong, by the kind of failure."""
+    if isinstance(exc, ModuleNotFoundError) or (
+            isinstance(exc, AttributeError) and "Can't get attribute" in str(exc)):
+        return " (is it defined in a module the workers cannot import?)"
+    if _raised_in(exc, ("multiprocessing.managers", "multiprocess.managers",
+                        "multiprocessing.connection", "multiprocess.connection")):
+        return (" (it uses a proxy of a multiprocessing Manager, which could not be reached: "
+                "is the Manager still running?)")
+    return ""
+
+
+def _raised_in(exc: BaseException, modules: tuple[str, ...]) -> bool:
+    return any(frame.f_globals.get("__name__") in modules
+               for frame, _ in traceback.walk_tb(exc.__traceback__))

@@ -91,6 +91,7 @@ def run_partition(task_id: int, run_id: int, op_key: str, op_payload: bytes,
     outcome = _worker.execute(
         task_id, op, data, slot=_EventSlot(worker, topic, run_id, task_id),
         cancel=_CancelFlag(cancel_name), threaded=worker.state.nthreads > 1,
+        capture_display=True,
     )
     return encode_outcome(outcome)
 

@@ -25,7 +25,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import multiprocess
@@ -132,14 +132,48 @@ def _segment_tag(index: int) -> str:
     return f"w{index}."
 
 
+def _kernel_authkeys() -> dict[str, bytes]:
+    """The kernel's authentication keys of both multiprocessing packages.
+
+    A Manager's proxy (``Manager().dict()``, ``Namespace()``) authenticates with the
+    key of the process that uses it; a spawned worker draws its own stdlib key, so
+    proxies of the kernel's stdlib managers would be rejected. Importing the stdlib
+    package here fixes the kernel's key, for managers made later too.
+    """
+    import multiprocessing.process
+
+    return {"multiprocess": bytes(multiprocess.current_process().authkey),
+            "multiprocessing": bytes(multiprocessing.process.current_process().authkey)}
+
+
+def _adopt_kernel_multiprocessing(keys: dict[str, bytes]) -> None:
+    """Let the worker use the kernel's Manager proxies, of either package.
+
+    Besides the keys: a forked worker holds copies of the connections the kernel's
+    stdlib proxies opened, and would talk over the same sockets as the kernel (answers
+    get mixed up). The stdlib's own forked children drop them through its after-fork
+    hooks, which a ``multiprocess`` worker does not run; they run here.
+    """
+    import multiprocessing.process
+    import multiprocessing.util
+
+    multiprocess.current_process().authkey = keys["multiprocess"]
+    multiprocessing.process.current_process().authkey = keys["multiprocessing"]
+    multiprocessing.process._children = set()
+    multiprocessing.util._finalizer_registry.clear()
+    multiprocessing.util._run_after_forkers()
+
+
 def _serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None,
-           threads: int | None = None) -> None:
+           threads: int | None = None, authkeys: dict[str, bytes] | None = None) -> None:
     """The loop of one worker process: receive a task, run it, send the outcome.
 
     ``peaks[index]`` receives, before each outcome is sent, how much memory the task
     took (its peak growth plus its result), or -1 where that cannot be measured.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if authkeys is not None:
+        _adopt_kernel_multiprocessing(authkeys)
     limits.limit_threads(threads)
     _worker.mark_worker_process()  # jp calls in here (any thread) run inline
     first_ppid = os.getppid()
@@ -162,14 +196,17 @@ def _serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None
         try:
             if op_bytes is not None:
                 ops.clear()
-                ops[run_id] = shipping.loads(op_bytes)
+                code, payloads, keep = op_bytes
+                shipping.hold(payloads, keep)  # large globals, kept while unchanged
+                ops[run_id] = shipping.loads(code)
             data = shipping.loads(data_bytes)
             if isinstance(data, transport.Packed):
                 data = transport.unpack(data)
         except BaseException as exc:  # noqa: BLE001 - reported to the parent as the task's failure
             outcome: TaskDone | TaskFailed = _worker.execute(task_id, loading_failed(exc), None)
         else:
-            outcome = _worker.execute(task_id, ops[run_id], data, slot=writer)
+            outcome = _worker.execute(task_id, ops[run_id], data, slot=writer,
+                                      capture_display=True)
         # Drop the partition before waiting: shared pages stay mapped while referenced.
         data = None
         result_bytes = transport.shared_bytes(getattr(outcome, "value", None))
@@ -235,6 +272,8 @@ class _Proc:
     conn: Any
     task_id: int | None = None
     run_id: int | None = None
+    #: The large globals this worker holds: digest -> pickled size (see shipping.hold).
+    held: dict[str, int] = field(default_factory=dict)
 
 
 class ProcessBackend(Backend):
@@ -262,7 +301,7 @@ class ProcessBackend(Backend):
         self._procs: list[_Proc | None] = [None] * jobs
         self._slots: Any = None
         self._peaks: Any = None
-        self._op: tuple[int, bytes] | None = None
+        self._op: tuple[int, bytes, dict[str, bytes]] | None = None
         self._budget = MemoryBudget(jobs)
         self._full_count = transport.full_count
         self._oom_kills = 0
@@ -281,7 +320,8 @@ class ProcessBackend(Backend):
         parent_end, child_end = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=_serve,
-            args=(child_end, self._slots, index, os.getpid(), self._peaks, self.blas_threads),
+            args=(child_end, self._slots, index, os.getpid(), self._peaks, self.blas_threads,
+                  _kernel_authkeys()),
             name=f"jupyter_par-worker-{index}",
         )
         with _main_not_rerun(self.start_method):
@@ -302,13 +342,23 @@ class ProcessBackend(Backend):
         return self._budget.room(idle)
 
     def begin_run(self, run_id: int, op: Any = None, cancel: Any = None) -> None:
-        """Serialize the run's operation once; each worker receives it with its first task."""
-        self._op = (run_id, shipping.dumps_code(op)) if op is not None else None
+        """Serialize the run's operation once; each worker receives it with its first task.
+
+        Large globals the operation reads travel apart, once per warm worker while their
+        content is unchanged.
+        """
+        self._op = None
         if op is not None:
+            externals: dict[str, bytes] = {}
+            self._op = (run_id, shipping.dumps_code(op, externals=externals), externals)
             self._budget.begin_run()
             self._full_count = transport.full_count
             self._oom_kills = limits.oom_kills()
 
+    def end_run(self, run_id: int) -> None:
+        """Let go of the run's code and large globals (the workers keep what they hold)."""
+        if self._op is not None and self._op[0] == run_id:
+            self._op = None
     def _free_index(self) -> int:
         """An idle live worker if there is one, else a slot with no worker yet."""
         live = [i for i, p in enumerate(self._procs) if p is not None and p.task_id is None]
@@ -342,7 +392,10 @@ class ProcessBackend(Backend):
             if self._op is None or self._op[0] != task.run_id:
                 self.begin_run(task.run_id, task.op)
             assert self._op is not None
-            op_bytes = self._op[1]
+            _, code, externals = self._op
+            missing = {t: b for t, b in externals.items() if t not in proc.held}
+            proc.held = shipping.plan_hold(proc.held, externals)
+            op_bytes = (code, missing, tuple(proc.held))
         # Large numeric partitions travel through shared memory, not the pipe.
         packed = transport.pack(task.data, name=transport.new_name(_segment_tag(index)))
         self._warn_if_shm_full()
@@ -377,6 +430,8 @@ class ProcessBackend(Backend):
                 used = self._peaks[int(proc.name)]
                 self._budget.finished(proc.name, used if used >= 0 else None)
                 outcome = decode_outcome(payload)
+                if isinstance(outcome, TaskFailed):
+                    proc.held = {}  # it may have failed to load them: send again
                 assert outcome.task_id == task_id
                 events.append(Finished(proc.name, outcome, proc.run_id))
             elif proc.process.sentinel in ready:

@@ -142,6 +142,19 @@ def render_html(progress: RunProgress) -> str:
     )
 
 
+def render_text(progress: RunProgress | None, label: str = "") -> str:
+    """One line for the text fallback a saved notebook keeps of the widget."""
+    if progress is None:
+        return f"{label or 'parallel'} · starting"
+    total = "?" if progress.rows_total is None else f"{progress.rows_total:,}"
+    parts = "?" if progress.partitions_total is None else progress.partitions_total
+    message = f" · {progress.message}" if progress.message and progress.state != "done" else ""
+    return (f"{progress.label or label or 'parallel'} · {progress.state} · "
+            f"{percent(progress):.0f}% · {progress.rows_done:,}/{total} {progress.unit} · "
+            f"partitions {progress.partitions_done}/{parts} · "
+            f"elapsed {format_seconds(progress.elapsed)}{message}")
+
+
 class ProgressView:
     """A progress sink drawn as one widget; reusable run after run (the panel keeps one).
 
@@ -169,6 +182,7 @@ class ProgressView:
         self.closed = False
         self._display = display
         self._shown = False
+        self._handle: Any = None
         self.widget = self._make_widget(label)
 
     def _make_widget(self, label: str) -> Any:
@@ -194,12 +208,15 @@ class ProgressView:
             self._shown = True
             from IPython.display import display
 
-            display(self.widget)
+            # With an id, so that close() can bring its text fallback up to date too.
+            self._handle = display(self, display_id=True)
 
     def close(self, progress: RunProgress) -> None:
         """Draw the final state, which stays visible."""
         self.update(progress)
         self.closed = True
+        if self._handle is not None:
+            self._handle.update(self)
 
     def on_cancel(self, callback: Callable[[], Any]) -> None:
         """Call ``callback()`` when the user presses the lab widget's own Cancel."""
@@ -207,7 +224,12 @@ class ProgressView:
             self.widget.on_cancel(callback)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        # A saved notebook shows text/plain where widgets are not rendered: make it say
+        # how the run stands (ipywidgets' own is the repr at display time, 'running').
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):
+            bundle = {**bundle, "text/plain": render_text(self.last, self.label)}
+        return bundle
 
 
 def widget_factory(label: str, frontend: str = "auto") -> ProgressView | None:
