@@ -6,9 +6,9 @@ Both files are written by the ``jp_route`` plugin (``JP_CONFORMANCE_REPORT``). A
 conformance failure when it passes on plain pandas and does not pass routed, unless the
 excused list names it and its failure message matches the pattern given there. Each line
 of that list reads ``nodeid | regex | reason`` (fields separated by " | "; ``#`` lines and
-blank lines ignored): the regex (``re.search`` on pytest's message) pins the excuse to the
-one assertion that observes a side effect or an identity, so that any other difference
-in the same test still fails.
+blank lines ignored). The regex is searched in the test's own statement that failed, a
+newline, then pytest's message: it pins the excuse to the one assertion that observes a
+side effect or an identity, so that any other difference in the same test still fails.
 Prints one summary line (routed tests, passed, excused, failed), then each failure with
 pytest's one-line message, and excused tests that now pass (to keep the list short).
 """
@@ -58,11 +58,13 @@ def compare(baseline: dict, routed: dict, excused: dict[str, re.Pattern[str]]
                 counts["passed"] += 1
             if nodeid in excused and got.get("routed"):
                 stale.append(nodeid)
-        elif nodeid in excused and excused[nodeid].search(got.get("message", "")):
+        elif nodeid in excused and excused[nodeid].search(
+                f"{got.get('where', '')}\n{got.get('message', '')}"):
             counts["excused"] += 1
         else:
             counts["failed"] += 1
-            failures.append((nodeid, got["outcome"], got.get("message", "")))
+            failures.append((nodeid, got["outcome"], got.get("where", ""),
+                             got.get("message", "")))
     return counts, failures, stale
 
 
@@ -83,9 +85,10 @@ def main(argv: list[str]) -> int:
           f"{counts['tests']} tests pass plain; routed tests {counts['routed tests']}: "
           f"passed {counts['passed']}, excused {counts['excused']}, failed {counts['failed']} "
           f"(calls routed {calls}, passed through {through})")
-    for nodeid, outcome, message in failures:
+    for nodeid, outcome, where, message in failures:
         first = message.splitlines()[0] if message else ""
-        print(f"  FAIL {nodeid} [{outcome}] {first[:300]}")
+        at = f" at `{where.splitlines()[0][:100]}`" if where else ""
+        print(f"  FAIL {nodeid} [{outcome}]{at}: {first[:300]}")
     for nodeid in stale:
         print(f"  note: excused test passed routed: {nodeid}")
     return 1 if failures else 0
