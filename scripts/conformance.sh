@@ -26,17 +26,17 @@ done
 
 status=0
 total_start=$(date +%s)
+TIMEFORMAT="%R s wall, %U s user + %S s sys CPU"
 for mode in plain $MODES; do
-  start=$(date +%s)
   # Run outside the repository so that no other pytest configuration or conftest applies;
   # node ids are relative to site-packages ("pandas/tests/...") in every environment.
-  (cd "$OUT" && JP_CONFORMANCE_MODE=$mode JP_CONFORMANCE_REPORT=$OUT/$mode.json \
+  took=$( { time (cd "$OUT" && JP_CONFORMANCE_MODE=$mode JP_CONFORMANCE_REPORT=$OUT/$mode.json \
     PYTHONPATH="$ROOT:$ROOT/tests/conformance${PYTHONPATH:+:$PYTHONPATH}" \
     timeout 900 "$PY" -m pytest -c "$ROOT/tests/conformance/pytest.ini" \
       --rootdir "$PANDAS_DIR/.." -p jp_route -q --timeout 120 -rN "${FILES[@]}" \
-      >"$OUT/$mode.log" 2>&1)
-  rc=$?
-  echo "== pandas $VERSION, $mode: $(tail -1 "$OUT/$mode.log" | sed 's/=//g') ($(( $(date +%s) - start )) s wall, pytest exit $rc)"
+      >"$OUT/$mode.log" 2>&1; echo $? >"$OUT/$mode.rc"); } 2>&1 )
+  rc=$(cat "$OUT/$mode.rc")
+  echo "== pandas $VERSION, $mode: $(tail -1 "$OUT/$mode.log" | sed 's/=//g') ($took; pytest exit $rc)"
   # pytest exits 1 when tests fail (compared below); 2 and above: it could not run them.
   if [ "$rc" -gt 1 ] || [ ! -s "$OUT/$mode.json" ]; then
     echo "   pytest did not run the tests; see $OUT/$mode.log" >&2

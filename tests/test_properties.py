@@ -100,6 +100,8 @@ def _same(parallel_call, serial_call) -> None:
     elif isinstance(expected, pd.Series):
         pd.testing.assert_series_equal(got, expected)
     else:
+        assert not isinstance(got, pd.DataFrame | pd.Series), (
+            f"got a {type(got).__name__} where pandas gives {expected!r}")
         assert got == expected
 
 

@@ -10,7 +10,7 @@ blank lines ignored). The regex is searched in the test's own statement that fai
 newline, then pytest's message: it pins the excuse to the one assertion that observes a
 side effect or an identity, so that any other difference in the same test still fails.
 Prints one summary line (routed tests, passed, excused, failed), then each failure with
-pytest's one-line message, and excused tests that now pass (to keep the list short).
+its failing statement and pytest's one-line message.
 """
 
 from __future__ import annotations
@@ -40,6 +40,14 @@ def read_excused(path: Path | None) -> dict[str, re.Pattern[str]]:
     return excused
 
 
+def _excused(nodeid: str, got: dict, excused: dict[str, re.Pattern[str]]) -> bool:
+    """Whether the failure is the excused one: same test (any parameters if none are
+    named), and the failing statement or message matches the excuse's pattern."""
+    pattern = excused.get(nodeid) or excused.get(nodeid.split("[", 1)[0])
+    return pattern is not None and bool(
+        pattern.search(f"{got.get('where', '')}\n{got.get('message', '')}"))
+
+
 def compare(baseline: dict, routed: dict, excused: dict[str, re.Pattern[str]]
             ) -> tuple[dict, list, list]:
     """Counts, the failures (nodeid, outcome, message) and the stale excuses."""
@@ -56,10 +64,9 @@ def compare(baseline: dict, routed: dict, excused: dict[str, re.Pattern[str]]
         if got["outcome"] in PASSING:
             if got.get("routed"):
                 counts["passed"] += 1
-            if nodeid in excused and got.get("routed"):
+            if got.get("routed") and (nodeid in excused or nodeid.split("[", 1)[0] in excused):
                 stale.append(nodeid)
-        elif nodeid in excused and excused[nodeid].search(
-                f"{got.get('where', '')}\n{got.get('message', '')}"):
+        elif _excused(nodeid, got, excused):
             counts["excused"] += 1
         else:
             counts["failed"] += 1
@@ -89,8 +96,8 @@ def main(argv: list[str]) -> int:
         first = message.splitlines()[0] if message else ""
         at = f" at `{where.splitlines()[0][:100]}`" if where else ""
         print(f"  FAIL {nodeid} [{outcome}]{at}: {first[:300]}")
-    for nodeid in stale:
-        print(f"  note: excused test passed routed: {nodeid}")
+    if stale:
+        print(f"  ({len(stale)} excused tests passed routed in this run)")
     return 1 if failures else 0
 
 
