@@ -12,10 +12,12 @@ few hundred run in well under a minute.
 from __future__ import annotations
 
 import os
+import warnings
+from collections import defaultdict
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import jupyter_par as jp
@@ -98,6 +100,8 @@ def _same(parallel_call, serial_call) -> None:
     elif isinstance(expected, pd.Series):
         pd.testing.assert_series_equal(got, expected)
     else:
+        assert not isinstance(got, pd.DataFrame | pd.Series), (
+            f"got a {type(got).__name__} where pandas gives {expected!r}")
         assert got == expected
 
 
@@ -233,3 +237,179 @@ def test_magic_by_groups(shell, df, run, name, data):
     shell.user_ns.update(df=df, func=func)
     _same(lambda: _magic(shell, run, "df", "df.groupby('key').apply(func)\n", "--by key"),
           lambda: df.groupby("key").apply(func))
+
+
+# --- What the first properties missed (issue 13) -----------------------------------------
+# groupby with 1-16 keys and only a few rows per partition, functions returning a Series,
+# a DataFrame, a scalar or None per group, every key form pandas accepts, every flag;
+# Series.map with a dict or defaultdict keyed by NaN; Series.apply returning Series of
+# different lengths. Every call goes through real worker processes (no inline fallback).
+
+# No shrinking in CI: a failing example is reported at once (shrinking one of these takes
+# minutes); hunting with JP_HYPOTHESIS_EXAMPLES shrinks to the smallest example.
+FEW = settings(EXAMPLES, max_examples=_HUNT or 30, report_multiple_bugs=False,
+               phases=list(Phase) if _HUNT else [Phase.explicit, Phase.reuse, Phase.generate])
+KEY_FORMS = ("label", "labels", "series", "series_in_list", "array", "values_list", "level",
+             "index_name", "callable", "grouper")
+PER_GROUP = {
+    "scalar": len,
+    "scalar_sum": lambda g: g["v"].sum(),
+    "none_for_some": lambda g: None if len(g) % 2 else len(g),
+    "series_like_group": lambda g: g["v"] * 10,
+    "series_demean": lambda g: g["w"] - g["w"].mean(),
+    "series_reduced": lambda g: pd.Series({"n": len(g), "s": g["v"].sum()}),
+    "series_or_none": lambda g: None if g["v"].iloc[0] % 3 == 0 else g.iloc[0],
+    "frame_head": lambda g: g.head(2),
+    "frame_whole": lambda g: g,
+    "frame_new_index": lambda g: pd.DataFrame({"s": [g["v"].sum()], "n": [len(g)]}),
+}
+GROUPBY_FLAGS = st.fixed_dictionaries({
+    "as_index": st.booleans(),
+    "group_keys": st.booleans(),
+    "dropna": st.booleans(),
+    "sort": st.booleans(),
+})
+few_rows_runs = st.fixed_dictionaries({
+    "jobs": st.just(2),
+    "partitions": st.integers(2, 8),
+})
+
+
+@st.composite
+def keyed_frames(draw) -> pd.DataFrame:
+    """Columns ``k`` (1-16 distinct keys, maybe missing), ``k2``, ``v`` and ``w``."""
+    n_keys = draw(st.integers(1, 16))
+    n = draw(st.integers(1, 40))
+    missing = draw(st.booleans())
+    key = st.integers(0, n_keys - 1)
+    raw = draw(st.lists(st.one_of(st.none(), key) if missing else key, min_size=n, max_size=n))
+    if draw(st.sampled_from(["int", "str"])) == "str":
+        keys = pd.array([None if k is None else f"g{k:02d}" for k in raw], dtype=object)
+    else:
+        keys = pd.array([float("nan") if k is None else k for k in raw],
+                        dtype="float64" if missing else "int64")
+    values = draw(st.lists(st.integers(0, 9), min_size=n, max_size=n))
+    index_kind = draw(st.sampled_from(["range", "shuffled", "duplicates"]))
+    if index_kind == "range":
+        index = pd.RangeIndex(n)
+    elif index_kind == "shuffled":
+        index = pd.Index(draw(st.permutations(list(range(n)))))
+    else:
+        index = pd.Index(draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)))
+    return pd.DataFrame({"k": keys, "k2": [v % 2 for v in values], "v": values,
+                         "w": [v / 4 for v in values]}, index=index)
+
+
+def _grouping(df: pd.DataFrame, form: str, n_keys: int) -> tuple[object, object, dict]:
+    """The object to group, the ``by`` for it, and extra groupby keywords, for one key form."""
+    if form == "label":
+        return df, "k", {}
+    if form == "labels":
+        return df, ["k", "k2"], {}
+    if form == "series":
+        return df, df["k"], {}
+    if form == "series_in_list":
+        return df, [df["k"]], {}
+    if form == "array":
+        return df, df["k"].to_numpy(), {}
+    if form == "values_list":
+        return df, list(df["k"]), {}
+    if form == "level":
+        return df.set_index("k"), None, {"level": 0}
+    if form == "index_name":
+        return df.set_index("k"), "k", {}
+    if form == "callable":
+        return df, lambda label: label % n_keys, {}
+    return df, pd.Grouper(key="k"), {}
+
+
+def _quietly(call):
+    """Run ``call`` with pandas' deprecation warnings (pandas 2's include_groups) silenced."""
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            return call()
+    return run
+
+
+def _few_rows(run: dict) -> dict:
+    return {**_options(run), "inline_fallback": False}
+
+
+@FEW
+@given(keyed_frames(), few_rows_runs, st.sampled_from(KEY_FORMS), st.sampled_from(list(PER_GROUP)),
+       GROUPBY_FLAGS)
+def test_groupby_apply_key_forms(df, run, form, name, flags):
+    obj, by, extra = _grouping(df, form, n_keys=max(1, df["k"].nunique()))
+    func = PER_GROUP[name]
+    kwargs = {**flags, **extra}
+    _same(_quietly(lambda: jp.groupby_apply(obj, by, func, **kwargs, **_few_rows(run))),
+          _quietly(lambda: obj.groupby(by, **kwargs).apply(func)))
+
+
+SERIES_PER_GROUP = {
+    "scalar": len,
+    "sum": lambda s: s.sum(),
+    "none_for_some": lambda s: None if len(s) % 2 else s.sum(),
+    "series_like_group": lambda s: s * 10,
+    "series_reduced": lambda s: pd.Series({"n": len(s), "s": s.sum()}),
+    "frame": lambda s: s.to_frame("x").head(2),
+}
+
+
+@FEW
+@given(keyed_frames(), few_rows_runs,
+       st.sampled_from(["series", "array", "values_list", "level", "index_name", "callable"]),
+       st.sampled_from(list(SERIES_PER_GROUP)), GROUPBY_FLAGS)
+def test_series_groupby_apply_key_forms(df, run, form, name, flags):
+    frame, by, extra = _grouping(df, form, n_keys=max(1, df["k"].nunique()))
+    series = frame["v"]
+    if form == "index_name":
+        by = "k"  # the Series keeps the frame's index, named k
+    func = SERIES_PER_GROUP[name]
+    kwargs = {**{k: v for k, v in flags.items() if k != "as_index"}, **extra}
+    _same(_quietly(lambda: jp.groupby_apply(series, by, func, **kwargs, **_few_rows(run))),
+          _quietly(lambda: series.groupby(by, **kwargs).apply(func)))
+
+
+@st.composite
+def nan_keyed_maps(draw) -> tuple[pd.Series, dict, str | None]:
+    """A float or object Series with missing values, a dict/defaultdict that may key NaN."""
+    n = draw(st.integers(1, 24))
+    values = draw(st.lists(st.one_of(st.none(), st.integers(1, 4)), min_size=n, max_size=n))
+    dtype = draw(st.sampled_from(["float64", "object", "Int64"]))
+    if dtype == "float64":
+        series = pd.Series([float("nan") if v is None else float(v) for v in values])
+    elif dtype == "object":
+        series = pd.Series([None if v is None else f"s{v}" for v in values], dtype=object)
+    else:
+        series = pd.Series(values, dtype="Int64")
+    keys = draw(st.lists(st.integers(1, 4), max_size=4, unique=True))
+    mapping = {(f"s{k}" if dtype == "object" else k): k * 10 for k in keys}
+    if draw(st.booleans()):
+        mapping[draw(st.sampled_from([float("nan"), None]))] = 42
+    if draw(st.booleans()):
+        mapping = defaultdict(int, mapping)
+    return series, mapping, draw(st.sampled_from([None, "ignore"]))
+
+
+@FEW
+@given(nan_keyed_maps(), few_rows_runs)
+def test_map_dict_with_nan_keys(case, run):
+    series, mapping, na_action = case
+    _same(lambda: jp.map(series, mapping, na_action=na_action, **_few_rows(run)),
+          lambda: series.map(mapping, na_action=na_action))
+
+
+@FEW
+@given(st.lists(st.lists(st.integers(0, 9), max_size=5), min_size=1, max_size=16), few_rows_runs,
+       st.sampled_from(["series", "labelled"]))
+def test_apply_series_of_different_lengths(rows, run, kind):
+    series = pd.Series(rows)
+    if kind == "series":
+        func = pd.Series
+    else:
+        def func(x):
+            return pd.Series(x, index=[f"c{i}" for i in range(len(x))], dtype="int64")
+    _same(lambda: jp.apply(series, func, **_few_rows(run)), lambda: series.apply(func))

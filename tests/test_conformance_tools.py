@@ -1,0 +1,166 @@
+"""The conformance suite's own parts: how calls are rewritten, and how runs are compared.
+
+The suite itself (``scripts/conformance.sh``) runs pandas' tests; these check that the
+plugin turns each pandas call into the jupyter_par call a user would write, passes on
+what the API cannot express, stays invisible to warning locations, and that the
+comparison counts and excuses as documented.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import jupyter_par as jp
+
+sys.path.insert(0, str(Path(__file__).parent / "conformance"))
+import compare
+import jp_route
+
+
+@pytest.fixture
+def df() -> pd.DataFrame:
+    return pd.DataFrame({"a": [1, 1, 2], "b": [1.0, 2.0, 3.0]})
+
+
+def _plan(plan, method, obj, *args, **kwargs):
+    return plan(method, obj, args, kwargs)
+
+
+def test_frame_apply_keeps_every_pandas_keyword(df):
+    func, args, kwargs = _plan(jp_route.plan_apply, pd.DataFrame.apply, df, len, axis=1,
+                               raw=True, args=(2,), k=3)
+    assert func is jp.apply
+    assert args == (df, len)
+    assert {"axis": 1, "raw": True, "args": (2,), "k": 3}.items() <= kwargs.items()
+    assert kwargs["jobs"] == 2 and kwargs["inline_fallback"] is False
+
+
+@pytest.mark.parametrize(("func", "kwargs", "reason"), [
+    ("sum", {}, "func is not callable (str)"),
+    ([len], {}, "func is not callable (list)"),
+    (len, {"timeout": 3}, "keyword named like a jupyter_par argument: timeout"),
+])
+def test_apply_shapes_the_api_cannot_express_pass_through(df, func, kwargs, reason):
+    assert _plan(jp_route.plan_apply, pd.DataFrame.apply, df, func, **kwargs) == reason
+
+
+def test_series_apply_keyword_named_axis_passes_through(df):
+    # jp.apply takes axis itself and ignores it for a Series: the function would lose it.
+    reason = _plan(jp_route.plan_apply, pd.Series.apply, df["b"], max, axis=0)
+    assert reason == "keyword named like a jupyter_par argument: axis"
+
+
+def test_series_map_routes_callables_dicts_and_series(df):
+    for arg in (str, {1.0: "x"}, pd.Series({1.0: "x"})):
+        func, args, kwargs = _plan(jp_route.plan_map, pd.Series.map, df["b"], arg,
+                                   na_action="ignore")
+        assert func is jp.map and args[1] is arg and kwargs["na_action"] == "ignore"
+    assert "neither callable" in _plan(jp_route.plan_map, pd.Series.map, df["b"], [1])
+
+
+def test_groupby_apply_reads_keys_and_flags(df):
+    grouped = df.groupby("a", as_index=False, sort=False, dropna=False, group_keys=False)
+    func, args, kwargs = _plan(jp_route.plan_groupby_apply, None, grouped, len, 5, x=1)
+    assert func is jp.groupby_apply
+    assert args[0] is df and args[1] == "a" and args[2] is len and args[3:] == (5,)
+    assert {"as_index": False, "sort": False, "dropna": False, "group_keys": False,
+            "x": 1}.items() <= kwargs.items()
+    assert "level" not in kwargs
+
+
+def test_groupby_apply_by_level_passes_level_and_no_keys(df):
+    grouped = df.set_index("a").groupby(level=0)
+    _, args, kwargs = _plan(jp_route.plan_groupby_apply, None, grouped, len)
+    assert args[1] is None and kwargs["level"] == 0
+
+
+@pytest.mark.parametrize(("select", "reason"), [
+    ("b", "column selection gb[label]"),
+    (["b"], "column selection gb[list]"),
+])
+def test_groupby_column_selection_passes_through(df, select, reason):
+    grouped = df.groupby("a")[select]
+    assert _plan(jp_route.plan_groupby_apply, None, grouped, len) == reason
+
+
+def test_calls_from_outside_pandas_tests_go_straight_to_pandas(df):
+    # This file is not in pandas/tests: the wrapper must call pandas itself.
+    calls = []
+
+    def original(self, *args, **kwargs):
+        calls.append(args)
+        return "pandas"
+
+    wrapper = jp_route._wrapper("DataFrame.apply", original, jp_route.plan_apply)
+    assert wrapper(df, len) == "pandas"
+    assert calls == [(len,)]
+
+
+def _warn_for_caller():
+    warnings.warn("from the call", UserWarning, stacklevel=2)
+
+
+def test_trampoline_gives_warnings_the_callers_file_and_line():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = sys._getframe().f_lineno + 1
+        jp_route._call_from(sys._getframe(), _warn_for_caller)
+    assert caught[0].filename == __file__
+    assert caught[0].lineno == line
+
+
+def _report(**tests):
+    return {"mode": "fork", "pandas": pd.__version__, "routed_calls": {},
+            "passed_through_calls": [], "tests": tests}
+
+
+def _test(outcome, routed=1, where="", message=""):
+    return {"outcome": outcome, "routed": routed, "where": where, "message": message}
+
+
+def test_compare_counts_only_what_passes_plain(tmp_path):
+    excused = tmp_path / "excused.txt"
+    excused.write_text("# comment\n"
+                       "t.py::side | ^assert names == | side effect\n"
+                       "t.py::param | ^assert x is | identity\n")
+    base = _report(ok=_test("passed"), bad=_test("passed"), side=_test("passed"),
+                   other=_test("passed"), **{"t.py::param[1]": _test("passed")},
+                   skipped=_test("skipped"), xfail=_test("xfailed"))
+    routed = _report(
+        ok=_test("passed"),
+        bad=_test("failed", message="AssertionError: Series are different"),
+        side=_test("failed", where="assert names == list(df.index)"),
+        other=_test("passed", routed=0),
+        **{"t.py::param[1]": _test("failed", where="assert x is y")},
+        skipped=_test("failed"), xfail=_test("failed"))
+    base["tests"]["t.py::side"] = base["tests"].pop("side")
+    routed["tests"]["t.py::side"] = routed["tests"].pop("side")
+    counts, failures, _ = compare.compare(base, routed, compare.read_excused(excused))
+    assert counts == {"tests": 5, "routed tests": 4, "passed": 1, "excused": 2, "failed": 1}
+    assert [f[0] for f in failures] == ["bad"]
+
+
+def test_an_excuse_covers_only_its_assertion(tmp_path):
+    excused = tmp_path / "excused.txt"
+    excused.write_text("t.py::side | ^assert names == | side effect\n")
+    base = _report(**{"t.py::side": _test("passed")})
+    routed = _report(**{"t.py::side": _test("failed", where="tm.assert_frame_equal(a, b)")})
+    counts, _, _ = compare.compare(base, routed, compare.read_excused(excused))
+    assert counts["failed"] == 1 and counts["excused"] == 0
+
+
+def test_excuse_without_reason_is_refused(tmp_path):
+    excused = tmp_path / "excused.txt"
+    excused.write_text("t.py::side | ^assert\n")
+    with pytest.raises(SystemExit, match="nodeid \\| regex \\| reason"):
+        compare.read_excused(excused)
+
+
+def test_the_excused_list_parses():
+    entries = compare.read_excused(Path(__file__).parent / "conformance" / "excused.txt")
+    assert 0 < len(entries) <= 15
