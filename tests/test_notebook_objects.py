@@ -120,7 +120,7 @@ def _in_order(text: str, marks: list[str]) -> None:
 def test_display_in_a_body_or_function_shows_in_partition_order():
     cells = [DISPLAY,
              # Spawned workers import IPython only for code that displays something.
-             f"{_magic('spawn')} --partitions 2 --out imported items\n"
+             f"{_magic('spawn')} --partitions 2 --reduce list --out imported items\n"
              "import sys\n'IPython' in sys.modules",
              "assert imported == [False, False], imported"]
     for method in METHODS:
@@ -205,7 +205,7 @@ def test_manager_proxies_work_in_workers_of_both_packages():
             "assert got == [v + 16 for v in items], got\n"
             "assert dict(d1) == {v: v * v for v in items}, dict(d1)\n"
             "assert dict(d2) == {v: -v for v in items}, dict(d2)",
-            f"{_magic(method)} --out sums items\nns2.k + ns1.df['a'].sum() + sum(items)",
+            f"{_magic(method)} --reduce list --out sums items\nns2.k + ns1.df['a'].sum() + sum(items)",
             "assert sum(sums) == len(sums) * 16 + sum(items), sums",
         ]
     cells += [
@@ -278,7 +278,7 @@ def test_messages_are_short_and_right():
         f"pd.testing.assert_series_equal(spaced, {by})\n"
         f"pd.testing.assert_series_equal(spaced2, {by})",
         # Progress drawn as a widget: its saved text says how the run ended.
-        "%%parallel --jobs 2 --out shown df\ndf['v'].sum()",
+        "%%parallel --jobs 2 --reduce sum --out shown df\ndf['v'].sum()",
     ]
     nb = run_cells(cells, timeout=180, allow_errors=True)
     for cell in nb.cells[1:3]:
