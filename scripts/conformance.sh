@@ -11,6 +11,8 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${1:-$ROOT/.venv/bin/python}
+# Absolute (the runs below change directory), without resolving the venv's symlink.
+PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")
 MODES=${JP_CONFORMANCE_MODES:-"fork spawn threads"}
 PANDAS_DIR=$("$PY" -c "import pandas, os; print(os.path.dirname(pandas.__file__))") || exit 2
 VERSION=$("$PY" -c "import pandas; print(pandas.__version__)")
