@@ -69,15 +69,15 @@ export class ProgressModel extends DOMWidgetModel {
 
   /** The DOM nodes of this model's views that are currently rendered. */
   get viewNodes(): HTMLElement[] {
-    return [...this._views].map(view => view.el);
+    return [...viewsOf(this)].map(view => view.el);
   }
 
   /** Called by a view when it renders and when it is removed. */
   attachView(view: WidgetView, attached: boolean): void {
     if (attached) {
-      this._views.add(view);
+      viewsOf(this).add(view);
     } else {
-      this._views.delete(view);
+      viewsOf(this).delete(view);
     }
   }
 
@@ -87,6 +87,20 @@ export class ProgressModel extends DOMWidgetModel {
   }
 
   static override serializers = { ...DOMWidgetModel.serializers };
+}
 
-  private _views = new Set<WidgetView>();
+/**
+ * The rendered views of each model. Not a class field: Backbone's constructor calls
+ * `initialize()` (which already asks for the views, through the run registry) before
+ * class fields are assigned, so a field would still be undefined there.
+ */
+const VIEWS = new WeakMap<ProgressModel, Set<WidgetView>>();
+
+function viewsOf(model: ProgressModel): Set<WidgetView> {
+  let views = VIEWS.get(model);
+  if (!views) {
+    views = new Set();
+    VIEWS.set(model, views);
+  }
+  return views;
 }
