@@ -19,9 +19,9 @@ import pytest
 import jupyter_par as jp
 from jupyter_par import backends
 from jupyter_par.errors import CancelledError, UsageError
+from jupyter_par.progress import RunProgress
 from jupyter_par.widgets import frontend
 from jupyter_par.widgets.panel import Panel, frames_in, functions_in
-from jupyter_par.progress import RunProgress
 from jupyter_par.widgets.progress_view import MIME_TYPE, ProgressView
 
 
