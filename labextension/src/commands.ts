@@ -65,7 +65,7 @@ export function addCommands(
         : 'Show Running Parallel Cell',
     caption: 'Scroll to the cell whose parallel run is in progress',
     isEnabled: args => targetModel(tracker, args) !== null,
-    execute: async args => {
+    execute: args => {
       const model = targetModel(tracker, args);
       if (!model) {
         return false;
@@ -75,8 +75,9 @@ export function addCommands(
         app.shell.activateById(panel.id);
         const index = panel.content.widgets.findIndex(cell => node && cell.node.contains(node));
         if (index >= 0) {
+          // Not scrollToCell: it activates the cell, which focuses its editor and moves the
+          // notebook from command to edit mode.
           panel.content.activeCellIndex = index;
-          await panel.content.scrollToCell(panel.content.widgets[index], 'center');
         }
       }
       node?.scrollIntoView({ block: 'center' });

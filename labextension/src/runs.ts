@@ -61,10 +61,12 @@ export async function cancelRun(model: WidgetModel): Promise<boolean> {
     return false;
   }
   if (overall.cancel === 'interrupt') {
+    // Only while the run says it is running (checked above): the kernel publishes the
+    // final state before the cell ends, so an interrupt never lands in a later cell. The
+    // kernel's own busy/idle status cannot tell: messages on other channels (a widget's
+    // comm, kernel info) report "idle" while the cell still runs.
     const kernel = kernelOf(model);
-    // Only while the kernel is still busy: an idle kernel has finished the run's cell, and
-    // an interrupt would land in whatever the user runs next.
-    if (!kernel || kernel.status !== 'busy') {
+    if (!kernel) {
       return false;
     }
     await kernel.interrupt();

@@ -178,11 +178,12 @@ def _kill_tree(process: subprocess.Popen[bytes], descendants: Sequence[Any]) -> 
     psutil.wait_procs(descendants, timeout=10)
 
 
-@pytest.fixture(scope="session")
-def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+@contextlib.contextmanager
+def _running_lab(base: Path, disabled: Sequence[str] = ()) -> Iterator[LabServer]:
+    """A ``jupyter lab`` in ``base``, with the lab extensions named in ``disabled`` off
+    (what ``jupyter labextension disable NAME`` writes, in the temp config dir)."""
     import psutil
 
-    base = tmp_path_factory.mktemp("lab")
     dirs = {
         name: base / name
         for name in ("root", "config", "runtime", "settings", "workspaces", "data")
@@ -191,6 +192,11 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         path.mkdir()
     _write_user_settings(dirs["settings"])
     _extension_path(dirs["data"])
+    if disabled:
+        labconfig = dirs["config"] / "labconfig"
+        labconfig.mkdir()
+        (labconfig / "page_config.json").write_text(
+            json.dumps({"disabledExtensions": {name: True for name in disabled}}))
 
     token = secrets.token_hex(16)
     port = _free_port()
@@ -252,6 +258,21 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
 
 
 @pytest.fixture(scope="session")
+def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    with _running_lab(tmp_path_factory.mktemp("lab")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def lab_server_without_extension(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LabServer]:
+    """A JupyterLab where the jupyter-par extension is installed but disabled."""
+    with _running_lab(tmp_path_factory.mktemp("lab-disabled"), disabled=["jupyter-par"]) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def chromium_browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)")
@@ -284,9 +305,9 @@ def chromium_browser() -> Iterator[Browser]:
         playwright.stop()
 
 
-@pytest.fixture
-def lab_page(chromium_browser: Browser, lab_server: LabServer) -> Iterator[Page]:
-    context = chromium_browser.new_context(viewport={"width": 1280, "height": 1000})
+@contextlib.contextmanager
+def _page(browser: Browser, server: LabServer) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -298,9 +319,15 @@ def lab_page(chromium_browser: Browser, lab_server: LabServer) -> Iterator[Page]
         yield page
     finally:
         context.close()
-        lab_server.shutdown_kernels()
+        server.shutdown_kernels()
     # Uncaught exceptions in the page are bugs in the front end, whatever the test checked.
     assert not errors, f"errors in the page: {errors}"
+
+
+@pytest.fixture
+def lab_page(chromium_browser: Browser, lab_server: LabServer) -> Iterator[Page]:
+    with _page(chromium_browser, lab_server) as page:
+        yield page
 
 
 #: Console errors JupyterLab itself logs on this setup, unrelated to jupyter_par.
@@ -349,19 +376,33 @@ def wait_for_kernel_idle(page: Page) -> None:
 NotebookSource = Sequence[str] | Path
 
 
+def open_in(server: LabServer, page: Page, name: str, source: NotebookSource) -> Page:
+    """Write notebook ``name`` into ``server``'s root, open it in ``page``, wait for its kernel."""
+    target = server.root / name
+    if isinstance(source, Path):
+        shutil.copyfile(source, target)
+    else:
+        target.write_text(json.dumps(notebook_json(source)))
+    page.goto(server.lab_url(name))
+    wait_for_kernel_idle(page)
+    return page
+
+
 @pytest.fixture
 def open_notebook(lab_server: LabServer, lab_page: Page) -> Callable[[str, NotebookSource], Page]:
     def open_(name: str, source: NotebookSource) -> Page:
-        target = lab_server.root / name
-        if isinstance(source, Path):
-            shutil.copyfile(source, target)
-        else:
-            target.write_text(json.dumps(notebook_json(source)))
-        lab_page.goto(lab_server.lab_url(name))
-        wait_for_kernel_idle(lab_page)
-        return lab_page
+        return open_in(lab_server, lab_page, name, source)
 
     return open_
+
+
+@pytest.fixture
+def open_without_extension(
+    chromium_browser: Browser, lab_server_without_extension: LabServer
+) -> Iterator[Callable[[str, NotebookSource], Page]]:
+    """``open_notebook`` in a JupyterLab where the jupyter-par extension is disabled."""
+    with _page(chromium_browser, lab_server_without_extension) as page:
+        yield lambda name, source: open_in(lab_server_without_extension, page, name, source)
 
 
 @pytest.fixture
