@@ -95,9 +95,11 @@ export function workerFraction(
 }
 
 /** The run's state in words: "running", "done", "cancelled at 93%", "failed at 40%". */
-export function runStatus(overall: Pick<IOverallRecord, 'state' | 'percent'> & {
-  status?: string;
-}): string {
+export function runStatus(
+  overall: Pick<IOverallRecord, 'state' | 'percent'> & {
+    status?: string;
+  }
+): string {
   if (overall.status) {
     return overall.status;
   }

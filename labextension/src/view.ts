@@ -226,15 +226,14 @@ export class ProgressView extends DOMWidgetView {
       node.dataset.fraction = (Number(v) / 100).toFixed(4);
     });
     put(last, 'percent', percentText(fraction * 100), v => (row.percent.textContent = v));
-    const count = grid
-      ? formatCount(worker.done, true)
-      : `${formatCount(worker.done)} ${unit}`;
+    const count = grid ? formatCount(worker.done, true) : `${formatCount(worker.done)} ${unit}`;
     put(last, 'count', count, v => (row.count.textContent = v));
     put(last, 'done', String(worker.done), v => (node.dataset.done = v));
     put(last, 'rate', formatRate(worker.rate), v => (row.rate.textContent = v));
-    const note = worker.partition !== null && worker.partition !== undefined
-      ? `partition ${worker.partition}`
-      : '';
+    const note =
+      worker.partition !== null && worker.partition !== undefined
+        ? `partition ${worker.partition}`
+        : '';
     put(last, 'note', note, v => (row.note.textContent = v));
     put(last, 'title', workerTooltip(worker, unit), v => (node.title = v));
   }
