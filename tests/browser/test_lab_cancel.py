@@ -184,3 +184,35 @@ def test_without_the_extension_the_ipywidgets_view_renders(
     assert "No version of module" not in text
     assert page.locator(ERROR_OUTPUT).count() == 0
     page.screenshot(path=str(screenshot_path("lab-extension-disabled.png")))
+
+
+PANEL = [
+    "import time\nimport pandas as pd\nimport jupyter_par as jp\n"
+    "df = pd.DataFrame({'x': range(2000)})\n"
+    "def slow(row):\n    time.sleep(0.02)\n    return row['x']\n"
+    "panel = jp.Panel()\npanel.func_picker.value = 'slow'\npanel.jobs_slider.value = 2\npanel",
+    "panel.run()",
+    "print(panel.job.error.__class__.__name__, 'result' in globals())",
+]
+
+
+def test_a_panel_run_draws_the_lab_view_and_its_cancel_sends_the_message(
+    open_notebook: Callable[[str, Sequence[str]], Page],
+) -> None:
+    """The panel embeds the display in an Output widget: the extension's renderer still
+    draws it, and Cancel reaches the run in its background thread by the comm message."""
+    page = open_notebook("panel.ipynb", PANEL)
+    run_cell(page, 0)
+    wait_done(page, 0)
+    run_cell(page, 1)
+    wait_done(page, 1)  # the run goes on in a thread: the kernel is free
+    view = cell(page, 0)
+    view.locator(f"{OVERALL}[data-state=running]").wait_for(timeout=30_000)
+    assert view.locator(".widget-html .jp-par-progress").count() == 0  # the fallback is unused
+    time.sleep(1.5)
+    view.locator(".jp-par-cancel").click()
+    view.locator(f"{OVERALL}[data-state=cancelled]").wait_for(timeout=5_000)
+    run_cell(page, 2)
+    wait_done(page, 2)
+    out = cell(page, 2).locator(".jp-OutputArea-output").last.inner_text().strip()
+    assert out == "CancelledError False", out
