@@ -108,6 +108,8 @@ class LabServer:
     root: Path
     process: subprocess.Popen[bytes]
     log: Path
+    #: Where a notebook opens: JupyterLab's ``lab/tree`` or Notebook 7's ``notebooks``.
+    notebook_path: str = "lab/tree"
 
     def api(self, method: str, path: str) -> Any:
         """Call the server's REST API; returns the decoded JSON body (or None)."""
@@ -121,7 +123,8 @@ class LabServer:
         return json.loads(body) if body else None
 
     def lab_url(self, notebook: str) -> str:
-        return f"{self.url}/lab/tree/{notebook}?token={self.token}&reset"
+        reset = "&reset" if self.notebook_path == "lab/tree" else ""
+        return f"{self.url}/{self.notebook_path}/{notebook}?token={self.token}{reset}"
 
     def shutdown_kernels(self) -> None:
         """Stop every kernel so one test's kernel never outlives it."""
@@ -179,9 +182,12 @@ def _kill_tree(process: subprocess.Popen[bytes], descendants: Sequence[Any]) -> 
 
 
 @contextlib.contextmanager
-def _running_lab(base: Path, disabled: Sequence[str] = ()) -> Iterator[LabServer]:
-    """A ``jupyter lab`` in ``base``, with the lab extensions named in ``disabled`` off
-    (what ``jupyter labextension disable NAME`` writes, in the temp config dir)."""
+def _running_lab(
+    base: Path, disabled: Sequence[str] = (), app: str = "jupyterlab"
+) -> Iterator[LabServer]:
+    """A ``jupyter lab`` (or, with ``app="notebook"``, a Notebook 7) in ``base``, with the
+    lab extensions named in ``disabled`` off (what ``jupyter labextension disable NAME``
+    writes, in the temp config dir)."""
     import psutil
 
     dirs = {
@@ -215,10 +221,11 @@ def _running_lab(base: Path, disabled: Sequence[str] = ()) -> Iterator[LabServer
         ),
     }
     log = base / "server.log"
+    app_class = "LabApp" if app == "jupyterlab" else "JupyterNotebookApp"
     command = [
         sys.executable,
         "-m",
-        "jupyterlab",
+        app,
         "--no-browser",
         "--allow-root",  # CI containers run as root; the server refuses to start otherwise
         "--ip=127.0.0.1",
@@ -226,13 +233,15 @@ def _running_lab(base: Path, disabled: Sequence[str] = ()) -> Iterator[LabServer
         "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={dirs['root']}",
-        "--LabApp.expose_app_in_browser=True",  # lets tests call window.jupyterapp.commands
+        # lets tests call window.jupyterapp.commands
+        f"--{app_class}.expose_app_in_browser=True",
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-    server = LabServer(f"http://127.0.0.1:{port}", token, dirs["root"], process, log)
+    server = LabServer(f"http://127.0.0.1:{port}", token, dirs["root"], process, log,
+                       "lab/tree" if app == "jupyterlab" else "notebooks")
 
     deadline = time.monotonic() + SERVER_START_TIMEOUT
     while True:
@@ -260,6 +269,14 @@ def _running_lab(base: Path, disabled: Sequence[str] = ()) -> Iterator[LabServer
 @pytest.fixture(scope="session")
 def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     with _running_lab(tmp_path_factory.mktemp("lab")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def notebook7_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    """A Notebook 7 server (the notebook package's own front end, same extensions)."""
+    pytest.importorskip("notebook", minversion="7", reason="Notebook 7 is not installed")
+    with _running_lab(tmp_path_factory.mktemp("nb7"), app="notebook") as server:
         yield server
 
 
@@ -305,12 +322,24 @@ def chromium_browser() -> Iterator[Browser]:
         playwright.stop()
 
 
+#: An uncaught error Notebook 7.6's own bundle raises while loading settings, with or
+#: without jupyter_par: (message, where it is raised).
+NOTEBOOK7_OWN_ERROR = ("reading 'schema')", "/static/notebook/notebook_core.")
+
+
 @contextlib.contextmanager
-def _page(browser: Browser, server: LabServer) -> Iterator[Page]:
+def _page(browser: Browser, server: LabServer, ignore: tuple[str, str] | None = None
+          ) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    def page_error(error: Any) -> None:
+        if ignore and ignore[0] in str(error) and ignore[1] in (error.stack or ""):
+            return
+        errors.append(str(error))
+
+    page.on("pageerror", page_error)
     # Errors the page logs (a failing signal handler in a widget model, say) are caught by
     # Backbone or Lumino and never reach "pageerror": count them too.
     page.on("console", lambda msg: errors.append(f"console: {msg.text}")
@@ -394,6 +423,15 @@ def open_notebook(lab_server: LabServer, lab_page: Page) -> Callable[[str, Noteb
         return open_in(lab_server, lab_page, name, source)
 
     return open_
+
+
+@pytest.fixture
+def open_in_notebook7(
+    chromium_browser: Browser, notebook7_server: LabServer
+) -> Iterator[Callable[[str, NotebookSource], Page]]:
+    """``open_notebook`` in Notebook 7."""
+    with _page(chromium_browser, notebook7_server, ignore=NOTEBOOK7_OWN_ERROR) as page:
+        yield lambda name, source: open_in(notebook7_server, page, name, source)
 
 
 @pytest.fixture

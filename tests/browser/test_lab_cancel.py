@@ -216,3 +216,25 @@ def test_a_panel_run_draws_the_lab_view_and_its_cancel_sends_the_message(
     wait_done(page, 2)
     out = cell(page, 2).locator(".jp-OutputArea-output").last.inner_text().strip()
     assert out == "CancelledError False", out
+
+
+def test_cancel_stops_a_busy_parallel_cell_in_notebook7(
+    open_in_notebook7: Callable[[str, Sequence[str]], Page],
+    screenshot_path: Callable[[str], Path],
+) -> None:
+    page = open_in_notebook7("cancel-nb7.ipynb", CELLS)
+    run_cell(page, SETUP_CELL)
+    wait_done(page, SETUP_CELL)
+
+    def click_button() -> None:
+        cell(page, FIRST_RUN).locator(".jp-par-cancel").click()
+
+    start_and_cancel(page, FIRST_RUN, click_button)
+    page.screenshot(path=str(screenshot_path("notebook7-cancelled-parallel-cell.png")))
+    check_df_unchanged(page)
+
+    def palette() -> None:
+        page.evaluate("() => window.jupyterapp.commands.execute('jupyter-par:cancel')")
+
+    start_and_cancel(page, 3, palette)
+    check_df_unchanged(page)
