@@ -172,7 +172,10 @@ def test_without_the_extension_the_ipywidgets_view_renders(
     # The extension is really off: no status-bar item, no palette command.
     assert not page.evaluate("() => window.jupyterapp.commands.hasCommand('jupyter-par:cancel')")
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    wait_done(page, 1)
+    try:
+        wait_done(page, 1, timeout=180_000)  # imports and starts workers: slow on a busy CI
+    finally:
+        page.screenshot(path=str(screenshot_path("lab-extension-disabled.png")))
     out = cell(page, 1)
     out.locator(".widget-html .jp-par-progress[data-state=done]").wait_for(timeout=10_000)
     rows = out.locator(".widget-html .jp-par-worker")
