@@ -38,7 +38,15 @@ from .errors import (
     WorkerError,
 )
 from .partition import Partition
-from .progress import CANCELLED, DONE, FAILED, ProgressSink, ProgressTracker, RunProgress
+from .progress import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    ProgressSink,
+    ProgressTracker,
+    RunProgress,
+    shorten_interrupt,
+)
 
 #: Seconds between two progress updates sent to the sinks (about ten a second).
 TICK = 0.1
@@ -344,7 +352,9 @@ class _Run:
                 self.tracker.released(running.worker)
             state = CANCELLED if isinstance(exc, KeyboardInterrupt | CancelledError) else FAILED
             message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            self.publish(force=True, state=state, message=message)
+            final = self.publish(force=True, state=state, message=message)
+            if isinstance(exc, KeyboardInterrupt):
+                shorten_interrupt(exc, final)  # one line, not frames of the loop's internals
             raise
         finally:
             backend.end_run(self.run_id)

@@ -205,7 +205,8 @@ def test_manager_proxies_work_in_workers_of_both_packages():
             "assert got == [v + 16 for v in items], got\n"
             "assert dict(d1) == {v: v * v for v in items}, dict(d1)\n"
             "assert dict(d2) == {v: -v for v in items}, dict(d2)",
-            f"{_magic(method)} --reduce list --out sums items\nns2.k + ns1.df['a'].sum() + sum(items)",
+            f"{_magic(method)} --reduce list --out sums items\n"
+            "ns2.k + ns1.df['a'].sum() + sum(items)",
             "assert sum(sums) == len(sums) * 16 + sum(items), sums",
         ]
     cells += [

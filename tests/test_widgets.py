@@ -19,9 +19,10 @@ import pytest
 import jupyter_par as jp
 from jupyter_par import backends
 from jupyter_par.errors import CancelledError, UsageError
+from jupyter_par.progress import RunProgress
 from jupyter_par.widgets import frontend
 from jupyter_par.widgets.panel import Panel, frames_in, functions_in
-from jupyter_par.widgets.progress_view import ProgressView
+from jupyter_par.widgets.progress_view import MIME_TYPE, ProgressView
 
 
 class RecordingComm(comm.DummyComm):
@@ -118,9 +119,11 @@ def test_lab_view_workers_reach_their_totals_in_one_message_per_tick():
     counting = Counting(ProgressView(frontend="lab"))
     result = jp.apply(FRAME, slow_double, axis=1, jobs=2, progress=counting)
     pd.testing.assert_series_equal(result, FRAME.apply(slow_double, axis=1))
-    widget = counting.view.widget
+    widget = counting.view.lab
+    assert counting.view.widget is widget and counting.view.html is None
     assert len(widget.workers) == 2
-    assert all(w["done"] == w["assigned"] > 0 and w["state"] == "done" for w in widget.workers)
+    assert all(w["done"] == w["assigned"] > 0 and w["state"] == "done" and w["fraction"] == 1.0
+               for w in widget.workers)
     assert sum(w["done"] for w in widget.workers) == len(FRAME)
     assert widget.overall["percent"] == 100.0 and widget.overall["state"] == "done"
     assert widget.overall["partitions_done"] == widget.overall["partitions_total"]
@@ -149,13 +152,20 @@ def test_a_failed_worker_shows_danger_with_its_error(kind):
     with pytest.raises(ValueError, match="row 1500 is bad"):
         jp.apply(FRAME, fails_at_1500, axis=1, jobs=2, progress=view)
     if kind == "lab":
-        failed = [w for w in view.widget.workers if w["state"] == "failed"]
+        failed = [w for w in view.lab.workers if w["state"] == "failed"]
         assert len(failed) == 1 and "row 1500 is bad" in failed[0]["error"]
-        assert view.widget.overall["state"] == "failed"
+        assert view.lab.overall["state"] == "failed"
+        assert view.lab.overall["status"].startswith("failed at ")
+        assert "row 1500 is bad" in view.lab.overall["message"]
     else:
-        danger = re.findall(r'<tr class="[^"]*jp-par-danger[^"]*".*?</tr>', view.widget.value)
+        value = view.html.value
+        # the failed worker's row says "failed" in words, and its error is the next row
+        danger = re.findall(r'<tr class="[^"]*jp-par-danger[^"]*".*?</tr>\s*<tr class="jp-par-error'
+                            r'.*?</tr>', value)
         assert len(danger) == 1 and "row 1500 is bad" in danger[0]
-        assert 'class="jp-par-progress" data-state="failed"' in view.widget.value
+        assert ">failed</td>" in danger[0]
+        assert 'class="jp-par-progress" data-state="failed"' in value
+        assert ">failed at " in value
 
 
 def test_jp_progress_inside_user_code_reaches_the_view():
@@ -165,7 +175,7 @@ def test_jp_progress_inside_user_code_reaches_the_view():
     class Spy:
         def update(self, p):
             view.update(p)
-            seen.extend(w["done"] for w in view.widget.workers if w["state"] == "busy")
+            seen.extend(w["done"] for w in view.lab.workers if w["state"] == "busy")
 
         def close(self, p):
             view.close(p)
@@ -178,28 +188,76 @@ def test_jp_progress_inside_user_code_reaches_the_view():
 
     jp.map_partitions(FRAME.iloc[:60], steps, jobs=2, partitions=2, progress=Spy())
     assert any(0 < n < 30 for n in seen)
-    assert [w["done"] for w in view.widget.workers] == [30, 30]
+    assert [w["done"] for w in view.lab.workers] == [30, 30]
 
 
 # -- the front-end choice ------------------------------------------------------------------
-def test_frontend_choice(monkeypatch: pytest.MonkeyPatch, tmp_path):
+def test_frontend_choice(monkeypatch: pytest.MonkeyPatch):
     for name in ("VSCODE_PID", "VSCODE_CWD", "VSCODE_IPC_HOOK_CLI"):
         monkeypatch.delenv(name, raising=False)
-    # only tmp_path is a Jupyter data path, whatever this machine has installed
-    monkeypatch.setattr("jupyter_core.paths.jupyter_path",
-                        lambda *sub: [str(tmp_path.joinpath(*sub))])
-    assert not frontend.labextension_installed()
-    assert frontend.choose_frontend() == "ipywidgets"
-    (tmp_path / "labextensions" / "jupyter-par").mkdir(parents=True)
-    (tmp_path / "labextensions" / "jupyter-par" / "package.json").write_text("{}")
-    assert frontend.labextension_installed()
-    assert frontend.choose_frontend() == "lab"
+    # Nothing installed on disk decides: the front end picks from the display (see below).
+    assert frontend.choose_frontend() == "auto"
     monkeypatch.setenv("VSCODE_PID", "1234")
     assert frontend.choose_frontend() == "ipywidgets"
+    jp.set_defaults(frontend="lab")
+    assert frontend.choose_frontend() == "lab"
     jp.set_defaults(frontend="text")
     assert frontend.choose_frontend() == "text"
     with pytest.raises(UsageError, match="frontend must be one of"):
         jp.set_defaults(frontend="browser")
+
+
+def test_auto_offers_both_views_richest_first_and_the_front_end_picks():
+    view = ProgressView("score", frontend="auto")
+    bundle = view._repr_mimebundle_()
+    assert list(bundle) == ["text/plain", MIME_TYPE, "application/vnd.jupyter.widget-view+json"]
+    assert bundle[MIME_TYPE]["model_id"] == view.lab.model_id
+    # the standard view is the HTML fallback: any widget front end draws it
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == view.html.model_id
+    # the lab widget's model is the standard one: a front end without the extension makes
+    # it without error, and never draws it
+    assert view.lab.get_state()["_model_module"] == "@jupyter-widgets/base"
+    # the panel embeds an Output that holds the same display
+    assert view.widget.outputs == (
+        {"output_type": "display_data", "data": bundle, "metadata": {}},)
+    jp.apply(FRAME, slow_double, axis=1, jobs=2, progress=view)
+    assert view.lab.overall["state"] == "done" and 'data-state="done"' in view.html.value
+
+
+def test_the_cancel_route_follows_who_holds_the_cell():
+    import threading
+
+    view = ProgressView(frontend="auto")
+    # a run in the kernel's main thread holds the cell: only an interrupt reaches it
+    assert view.cancel_route() == "interrupt"
+    routes: list[str] = []
+    thread = threading.Thread(target=lambda: routes.append(view.cancel_route()))
+    thread.start()
+    thread.join()
+    view.on_cancel(lambda: None)  # the panel listens for the message
+    thread = threading.Thread(target=lambda: routes.append(view.cancel_route()))
+    thread.start()
+    thread.join()
+    assert routes == ["none", "message"]
+
+
+def test_the_fallback_shows_64_workers_as_cells_with_counts_states_and_errors():
+    from jupyter_par.progress import WorkerProgress
+    from jupyter_par.widgets.progress_html import render_html
+
+    states = ["busy", "idle", "done", "failed"]
+    workers = tuple(
+        WorkerProgress(str(i), states[i % 4], 100 * i, 200 * i, 50.0, fraction=0.5,
+                       error="ValueError: bad row" if i % 4 == 3 else None)
+        for i in range(64))
+    value = render_html(RunProgress(workers=workers, rows_done=5000, rows_total=10000,
+                                    partitions_done=10, partitions_total=64, elapsed=3.0))
+    cells = re.findall(r'<div class="jp-par-worker jp-par-(\w+)".*?</div></div>', value)
+    assert len(cells) == 64 and "<tr" not in value
+    assert "workers: 16 busy · 16 idle · 16 done · 16 failed" in value
+    assert value.count(": ValueError: bad row</div>") == 16  # every error line shown
+    assert ">6,300</span>" in value  # worker 63's rows
+    assert all(f">{s}</span>" in value for s in states)
 
 
 def test_the_widget_factory_follows_the_choice():
@@ -327,7 +385,8 @@ def test_saved_notebook_widget_state_shows_every_worker_at_100_percent():
 
     nb = run_cells(NOTEBOOK_CELLS, timeout=120, store_widget_state=True)
     models = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
-    lab = [m["state"] for m in models.values() if m["model_name"] == "ProgressModel"]
+    lab = [m["state"] for m in models.values()
+           if m["state"].get("_view_name") == "ProgressView"]
     tables = [m["state"]["value"] for m in models.values() if m["model_name"] == "HTMLModel"
               and "jp-par-progress" in m["state"].get("value", "")]
     sliders = [m["state"] for m in models.values() if m["model_name"] == "IntSliderModel"]

@@ -4,16 +4,30 @@ One widget shows every worker of a run. It only carries state: whoever runs the 
 ``workers`` and ``overall`` (about ten times a second), and the front end draws them in place.
 The trait shapes below are the contract with ``labextension/src/tokens.ts``.
 
+Its model is the standard ``DOMWidgetModel`` of ``@jupyter-widgets/base``; only the view
+is the extension's. A front end without the extension (disabled, VS Code, Colab) can then
+still create the model, so it logs no error for a widget it never draws (it draws the
+ipywidgets fallback that comes in the same display, see
+:mod:`jupyter_par.widgets.progress_view`).
+
 ``workers``: a list, one dict per worker::
 
-    {"id": str, "state": "idle" | "busy" | "done" | "failed", "done": int, "assigned": int,
+    {"id": str, "state": "idle" | "busy" | "done" | "failed" | "stopped",
+     "done": int (rows it got through), "assigned": int (rows handed to it),
+     "fraction": float | None (0-1, how far through its part of the run; never decreases),
      "rate": float (rows/s), "partition": int | None, "error": str | None}
 
 ``overall``: one dict for the whole run::
 
     {"done": int, "total": int | None, "percent": float (0-100), "elapsed": float (s),
      "eta": float | None (s), "state": "running" | "done" | "failed" | "cancelled",
-     "label": str, "partitions_done": int, "partitions_total": int | None}
+     "status": str ("running", "done", "cancelled at 93%", ...), "message": str | None,
+     "label": str, "unit": str, "partitions_done": int, "partitions_total": int | None,
+     "cancel": "interrupt" | "message" | "none"}
+
+``cancel`` says how the front end stops the run: a run that holds the cell (the kernel is
+busy in it and handles no comm message until it ends) is stopped by interrupting the
+kernel; a run in a background thread (the panel's) by the ``{"event": "cancel"}`` message.
 """
 
 from __future__ import annotations
@@ -31,9 +45,10 @@ if TYPE_CHECKING:
 
 MODULE_NAME = "jupyter-par"
 
-WORKER_STATES = ("idle", "busy", "done", "failed")
+WORKER_STATES = ("idle", "busy", "done", "failed", "stopped")
 RUN_STATES = ("running", "done", "failed", "cancelled")
-WORKER_KEYS = ("id", "state", "done", "assigned", "rate", "partition", "error")
+CANCEL_ROUTES = ("interrupt", "message", "none")
+WORKER_KEYS = ("id", "state", "done", "assigned", "fraction", "rate", "partition", "error")
 
 
 def empty_overall(label: str = "") -> dict[str, Any]:
@@ -45,9 +60,13 @@ def empty_overall(label: str = "") -> dict[str, Any]:
         "elapsed": 0.0,
         "eta": None,
         "state": "running",
+        "status": "running",
+        "message": None,
         "label": label,
+        "unit": "rows",
         "partitions_done": 0,
         "partitions_total": None,
+        "cancel": "none",
     }
 
 
@@ -66,15 +85,13 @@ class LabProgressWidget(ipywidgets.DOMWidget):
     >>> w = LabProgressWidget(overall={"label": "score", "total": 1000})
     >>> with w.hold_sync():                     # one message for both traits
     ...     w.workers = [{"id": "w0", "state": "busy", "done": 10, "assigned": 500,
-    ...                   "rate": 95.0, "partition": 0, "error": None}]
+    ...                   "fraction": 0.02, "rate": 95.0, "partition": 0, "error": None}]
     ...     w.overall = {**w.overall, "done": 10, "percent": 1.0}
     """
 
-    _model_name = traitlets.Unicode("ProgressModel").tag(sync=True)
+    # The model stays DOMWidgetModel of @jupyter-widgets/base (see the module docstring).
     _view_name = traitlets.Unicode("ProgressView").tag(sync=True)
-    _model_module = traitlets.Unicode(MODULE_NAME).tag(sync=True)
     _view_module = traitlets.Unicode(MODULE_NAME).tag(sync=True)
-    _model_module_version = traitlets.Unicode(__version__).tag(sync=True)
     _view_module_version = traitlets.Unicode(__version__).tag(sync=True)
 
     workers = traitlets.List(traitlets.Dict(), help="One progress record per worker.").tag(
@@ -93,6 +110,11 @@ class LabProgressWidget(ipywidgets.DOMWidget):
         )
         self._cancel_handlers = CallbackDispatcher()
         self.on_msg(self._handle_frontend_msg)
+
+    @property
+    def has_cancel_handler(self) -> bool:
+        """Whether anything listens for the front end's cancel message."""
+        return bool(self._cancel_handlers.callbacks)
 
     def on_cancel(self, callback: Callable[[], Any], remove: bool = False) -> None:
         """Call ``callback()`` when the user presses Cancel (or runs ``jupyter-par:cancel``).

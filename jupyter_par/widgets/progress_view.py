@@ -1,50 +1,50 @@
-"""The progress sink for notebooks: one widget that shows every worker of a run.
+"""The progress sink for notebooks: one display that shows every worker of a run.
 
 The engine hands a :class:`~jupyter_par.progress.RunProgress` to :meth:`ProgressView.update`
 about ten times a second and the final one to :meth:`ProgressView.close`. The view only
-draws it, in one of two ways:
+draws it, with one or both of two widgets:
 
 ``lab``
     jupyter_par's own :class:`~jupyter_par.widgets.lab_widget.LabProgressWidget`, whose
     front end (the lab extension) draws all workers compactly; both traits change
     under ``hold_sync``, so each tick is one comm message.
 ``ipywidgets``
-    a single standard ``ipywidgets.HTML`` whose value is the whole table. One widget
-    per worker would cost one message per worker per tick (640 a second for 64
-    workers); one HTML value costs one.
+    a single standard ``ipywidgets.HTML`` whose value is the whole run
+    (:mod:`~jupyter_par.widgets.progress_html`). One widget per worker would cost one
+    message per worker per tick (640 a second for 64 workers); one HTML value costs one.
+``auto`` (the default in Jupyter)
+    both, shown by one display whose richest type (:data:`MIME_TYPE`) only the lab
+    extension renders, next to the standard ipywidgets view of the HTML widget. The front
+    end picks what it can draw; the kernel never guesses what the browser loaded.
 
 The final state stays on screen: every worker done, or the failed worker in red with
-its error, or the run marked cancelled.
+its error, or the run cancelled at the counts it had reached.
 """
 
 from __future__ import annotations
 
-import html
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
+from .._version import __version__
 from ..errors import UsageError
-from ..progress import FAILED, RunProgress
-from .frontend import IPYWIDGETS, LAB, choose_frontend
+from ..progress import RunProgress, format_seconds, percent_text
+from .frontend import AUTO, IPYWIDGETS, LAB, choose_frontend
+from .progress_html import render_html
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-#: Bar colours per worker state, the ipywidgets bar styles' palette.
-_COLOURS = {"idle": "#9e9e9e", "busy": "#2196f3", "done": "#4caf50", "failed": "#f44336"}
-_RUN_WORDS = {"running": "running", "done": "done", "failed": "failed", "cancelled": "cancelled"}
+__all__ = ["MIME_TYPE", "ProgressView", "format_seconds", "overall_record", "render_html",
+           "widget_factory", "worker_records"]
 
-
-def format_seconds(seconds: float | None) -> str:
-    """``"4.2 s"``, ``"3 min 05 s"``, ``"1 h 02 min"``; ``"?"`` when unknown."""
-    if seconds is None:
-        return "?"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+#: The display type the lab extension renders (``labextension/src/tokens.ts``).
+MIME_TYPE = "application/vnd.jupyter-par.progress+json"
+WIDGET_VIEW_TYPE = "application/vnd.jupyter.widget-view+json"
+#: With both views, the HTML fallback is redrawn at most this often (seconds): it is the
+#: bigger message, and a front end that draws the lab view never shows it.
+FALLBACK_INTERVAL = 0.3
 
 
 def percent(progress: RunProgress) -> float:
@@ -61,6 +61,7 @@ def worker_records(progress: RunProgress) -> list[dict[str, Any]]:
             "state": w.state,
             "done": w.rows_done,
             "assigned": w.rows_assigned,
+            "fraction": None if w.fraction is None else round(w.fraction, 4),
             "rate": round(w.rows_per_second, 1),
             "partition": w.partition,
             "error": w.error,
@@ -69,8 +70,8 @@ def worker_records(progress: RunProgress) -> list[dict[str, Any]]:
     ]
 
 
-def overall_record(progress: RunProgress) -> dict[str, Any]:
-    """The lab widget's ``overall`` trait for ``progress``."""
+def overall_record(progress: RunProgress, cancel: str = "none") -> dict[str, Any]:
+    """The lab widget's ``overall`` trait for ``progress``; ``cancel`` is the route."""
     eta = progress.eta
     return {
         "done": progress.rows_done,
@@ -79,67 +80,23 @@ def overall_record(progress: RunProgress) -> dict[str, Any]:
         "elapsed": round(progress.elapsed, 2),
         "eta": None if eta is None else round(eta, 1),
         "state": progress.state,
+        "status": progress.status,
+        "message": progress.message,
         "label": progress.label,
+        "unit": progress.unit,
         "partitions_done": progress.partitions_done,
         "partitions_total": progress.partitions_total,
+        "cancel": cancel,
     }
 
 
-def _bar(share: float, colour: str) -> str:
-    width = max(0.0, min(100.0, 100.0 * share))
-    return (
-        '<div style="background:#e0e0e0;height:10px;width:100%;min-width:120px">'
-        f'<div style="background:{colour};height:10px;width:{width:.1f}%"></div></div>'
-    )
-
-
-def render_html(progress: RunProgress) -> str:
-    """The whole run as one HTML table: an overall line, then one row per worker.
-
-    Every row carries its numbers as ``data-`` attributes too, so tests and saved
-    notebooks can read the state back without parsing the text.
-    """
-    unit = html.escape(progress.unit)
-    total = "?" if progress.rows_total is None else f"{progress.rows_total:,}"
-    state = progress.state
-    overall_colour = {"done": _COLOURS["done"], "failed": _COLOURS["failed"],
-                      "cancelled": _COLOURS["idle"]}.get(state, _COLOURS["busy"])
-    eta = "" if state != "running" else f" · ETA {format_seconds(progress.eta)}"
-    parts_total = "?" if progress.partitions_total is None else progress.partitions_total
-    head = (
-        f"<b>{html.escape(progress.label or 'parallel')}</b> · {_RUN_WORDS.get(state, state)} · "
-        f"{percent(progress):.0f}% · {progress.rows_done:,}/{total} {unit} · "
-        f"partitions {progress.partitions_done}/{parts_total} · "
-        f"elapsed {format_seconds(progress.elapsed)}{eta}"
-    )
-    message = ""
-    if progress.message and state != "done":
-        message = f'<div style="color:{_COLOURS["failed"]}">{html.escape(progress.message)}</div>'
-    rows = []
-    for w in progress.workers:
-        share = w.rows_done / w.rows_assigned if w.rows_assigned else (
-            1.0 if w.state == "done" else 0.0)
-        danger = " jp-par-danger" if w.state == FAILED else ""
-        note = html.escape(w.error) if w.error else (
-            f"partition {w.partition}" if w.partition is not None else "")
-        note_style = f' style="color:{_COLOURS["failed"]}"' if w.error else ""
-        rows.append(
-            # Inline display: in JupyterLab the extension's CSS makes `.jp-par-worker` a grid.
-            f'<tr class="jp-par-worker jp-par-{w.state}{danger}" style="display:table-row"'
-            f' data-worker="{html.escape(w.worker)}"'
-            f' data-state="{w.state}" data-done="{w.rows_done}" data-assigned="{w.rows_assigned}">'
-            f"<td>worker {html.escape(w.worker)}</td><td>{w.state}</td>"
-            f"<td style=\"width:40%\">{_bar(share, _COLOURS.get(w.state, _COLOURS['busy']))}</td>"
-            f"<td>{w.rows_done:,}/{w.rows_assigned:,}</td>"
-            f"<td>{w.rows_per_second:,.0f} {unit}/s</td><td{note_style}>{note}</td></tr>"
-        )
-    return (
-        f'<div class="jp-par-progress" data-state="{state}" data-done="{progress.rows_done}"'
-        f' data-total="{progress.rows_total if progress.rows_total is not None else ""}">'
-        f"<div>{head}</div>{_bar(percent(progress) / 100, overall_colour)}{message}"
-        '<table style="width:100%;border-collapse:collapse;font-size:90%">'
-        f"{''.join(rows)}</table></div>"
-    )
+def summary_text(progress: RunProgress | None, label: str) -> str:
+    """The display's plain-text form, for front ends that draw no widget at all."""
+    if progress is None:
+        return f"jupyter_par progress: {label or 'parallel'}"
+    fraction = progress.fraction
+    where = "" if fraction is None else f" {percent_text(fraction)}"
+    return f"jupyter_par progress: {progress.label or label or 'parallel'}{where}"
 
 
 def render_text(progress: RunProgress | None, label: str = "") -> str:
@@ -156,54 +113,103 @@ def render_text(progress: RunProgress | None, label: str = "") -> str:
 
 
 class ProgressView:
-    """A progress sink drawn as one widget; reusable run after run (the panel keeps one).
+    """A progress sink drawn as widgets; reusable run after run (the panel keeps one).
 
     Parameters
     ----------
     label : str, optional
         Shown until the first update brings the run's own label.
-    frontend : {"lab", "ipywidgets"}, optional
-        How to draw; by default :func:`~jupyter_par.widgets.frontend.choose_frontend`.
+    frontend : {"auto", "lab", "ipywidgets"}, optional
+        What to draw; by default :func:`~jupyter_par.widgets.frontend.choose_frontend`.
     display : bool, optional
-        Show the widget under the running cell at the first update (the default for
-        runs started from code); the panel embeds the view instead.
+        Show the view under the running cell at the first update (the default for
+        runs started from code); the panel embeds :attr:`widget` instead.
+
+    Attributes
+    ----------
+    lab : LabProgressWidget or None
+        The lab extension's widget, unless only ipywidgets are drawn.
+    html : ipywidgets.HTML or None
+        The fallback table, unless only the lab view is drawn.
+    widget : ipywidgets.Widget
+        What to put in a layout: with both views, an ``Output`` holding the display.
     """
 
     def __init__(self, label: str = "", *, frontend: str | None = None,
                  display: bool = False) -> None:
-        self.frontend = frontend or choose_frontend()
-        if self.frontend == "text":
-            self.frontend = IPYWIDGETS
-        if self.frontend not in (LAB, IPYWIDGETS):
-            msg = f"frontend must be 'lab' or 'ipywidgets', got {self.frontend!r}"
+        chosen = frontend or choose_frontend()
+        if chosen == "text":
+            chosen = IPYWIDGETS
+        if chosen not in (AUTO, LAB, IPYWIDGETS):
+            msg = f"frontend must be 'auto', 'lab' or 'ipywidgets', got {chosen!r}"
             raise UsageError(msg)
+        import ipywidgets
+
+        self.frontend = chosen
         self.label = label
         self.last: RunProgress | None = None
         self.closed = False
         self._display = display
         self._shown = False
         self._handle: Any = None
-        self.widget = self._make_widget(label)
-
-    def _make_widget(self, label: str) -> Any:
-        if self.frontend == LAB:
+        self._html_drawn = 0.0
+        self.lab: Any = None
+        self.html: Any = None
+        if chosen in (AUTO, LAB):
             from .lab_widget import LabProgressWidget
 
-            return LabProgressWidget(overall={"label": label})
-        import ipywidgets
+            self.lab = LabProgressWidget(overall={"label": label})
+        if chosen in (AUTO, IPYWIDGETS):
+            self.html = ipywidgets.HTML(value="", layout=ipywidgets.Layout(width="100%"))
+        if chosen == AUTO:
+            self.widget: Any = ipywidgets.Output(layout=ipywidgets.Layout(width="100%"))
+            self.widget.outputs = (
+                {"output_type": "display_data", "data": self._bundle(), "metadata": {}},
+            )
+        else:
+            self.widget = self.lab if chosen == LAB else self.html
 
-        return ipywidgets.HTML(value="", layout=ipywidgets.Layout(width="100%"))
+    def _bundle(self) -> dict[str, Any]:
+        """Both views, the richest first: the lab extension's, then standard ipywidgets."""
+        bundle: dict[str, Any] = {"text/plain": summary_text(self.last, self.label)}
+        if self.lab is not None:
+            bundle[MIME_TYPE] = {"model_id": self.lab.model_id, "version": __version__}
+        view = self.html if self.html is not None else self.lab
+        bundle[WIDGET_VIEW_TYPE] = {"version_major": 2, "version_minor": 0,
+                                    "model_id": view.model_id}
+        return bundle
+
+    def cancel_route(self) -> str:
+        """How the front end stops this run: see :mod:`~jupyter_par.widgets.lab_widget`."""
+        if threading.current_thread() is threading.main_thread():
+            return "interrupt"  # the run holds the cell: no comm message gets through
+        if self.lab is not None and self.lab.has_cancel_handler:
+            return "message"
+        return "none"
 
     def update(self, progress: RunProgress) -> None:
-        """Draw ``progress`` (one comm message)."""
+        """Draw ``progress`` (one comm message per widget)."""
+        self._draw(progress, final=False)
+
+    def close(self, progress: RunProgress) -> None:
+        """Draw the final state, which stays visible."""
+        self._draw(progress, final=True)
+        self.closed = True
+        if self._handle is not None:
+            self._handle.update(self)
+
+    def _draw(self, progress: RunProgress, *, final: bool) -> None:
         self.closed = False
         self.last = progress
-        if self.frontend == LAB:
-            with self.widget.hold_sync():
-                self.widget.workers = worker_records(progress)
-                self.widget.overall = overall_record(progress)
-        else:
-            self.widget.value = render_html(progress)
+        if self.lab is not None:
+            with self.lab.hold_sync():
+                self.lab.workers = worker_records(progress)
+                self.lab.overall = overall_record(progress, self.cancel_route())
+        if self.html is not None:
+            now = time.monotonic()
+            if final or self.lab is None or now - self._html_drawn >= FALLBACK_INTERVAL:
+                self._html_drawn = now
+                self.html.value = render_html(progress)
         if self._display and not self._shown:
             self._shown = True
             from IPython.display import display
@@ -211,22 +217,18 @@ class ProgressView:
             # With an id, so that close() can bring its text fallback up to date too.
             self._handle = display(self, display_id=True)
 
-    def close(self, progress: RunProgress) -> None:
-        """Draw the final state, which stays visible."""
-        self.update(progress)
-        self.closed = True
-        if self._handle is not None:
-            self._handle.update(self)
-
     def on_cancel(self, callback: Callable[[], Any]) -> None:
-        """Call ``callback()`` when the user presses the lab widget's own Cancel."""
-        if self.frontend == LAB:
-            self.widget.on_cancel(callback)
+        """Call ``callback()`` when the user presses the lab view's Cancel (panel runs)."""
+        if self.lab is not None:
+            self.lab.on_cancel(callback)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         # A saved notebook shows text/plain where widgets are not rendered: make it say
-        # how the run stands (ipywidgets' own is the repr at display time, 'running').
-        bundle = self.widget._repr_mimebundle_(**kwargs)
+        # how the run stands (the repr at display time would say 'running' forever).
+        if self.frontend == AUTO:
+            bundle = self._bundle()
+        else:
+            bundle = self.widget._repr_mimebundle_(**kwargs)
         if isinstance(bundle, dict):
             bundle = {**bundle, "text/plain": render_text(self.last, self.label)}
         return bundle

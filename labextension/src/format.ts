@@ -1,12 +1,15 @@
 /**
- * Pure text helpers for progress: durations, rates, counts and tooltips.
+ * Pure text helpers for progress: durations, rates, counts, states and tooltips.
  *
- * No DOM and no widget imports, so they are trivial to reason about and reuse.
+ * No DOM and no widget imports, so they are trivial to reason about, reuse and test.
  */
 
-import { IOverallRecord, IWorkerRecord } from './tokens';
+import type { IOverallRecord, IWorkerRecord, WorkerState } from './tokens';
 
 const EMPTY = '–';
+
+/** Worker states in the order the summary counts them. */
+export const WORKER_STATES: WorkerState[] = ['busy', 'idle', 'done', 'stopped', 'failed'];
 
 /** Seconds as "7 s", "3 m 05 s" or "1 h 02 m"; a dash for unknown or negative values. */
 export function formatDuration(seconds: number | null | undefined): string {
@@ -69,19 +72,49 @@ export function clampPercent(percent: number | null | undefined): number {
   return Math.min(100, Math.max(0, percent));
 }
 
-/** A worker's share of its assigned rows that is done, 0..1. */
-export function workerFraction(worker: Pick<IWorkerRecord, 'done' | 'assigned'>): number {
+/** A percentage as text, rounded down so that an unfinished run never reads "100%". */
+export function percentText(percent: number | null | undefined): string {
+  return `${Math.floor(clampPercent(percent) + 1e-9)}%`;
+}
+
+/**
+ * How far a worker is through its part of the run, 0..1. The kernel sends it (it never
+ * decreases); a record without it (an older kernel) falls back to done / assigned.
+ */
+export function workerFraction(
+  worker: Pick<IWorkerRecord, 'done' | 'assigned'> & { fraction?: number | null }
+): number {
+  if (worker.fraction !== undefined) {
+    const f = worker.fraction;
+    return f === null || !Number.isFinite(f) ? 0 : Math.min(1, Math.max(0, f));
+  }
   if (!worker.assigned || worker.assigned <= 0) {
     return 0;
   }
   return Math.min(1, Math.max(0, worker.done / worker.assigned));
 }
 
-/** The overall line: "63% · 1,260 / 2,000 rows · 5 / 8 partitions · 12.0 s · ETA 7.1 s". */
+/** The run's state in words: "running", "done", "cancelled at 93%", "failed at 40%". */
+export function runStatus(
+  overall: Pick<IOverallRecord, 'state' | 'percent'> & {
+    status?: string;
+  }
+): string {
+  if (overall.status) {
+    return overall.status;
+  }
+  if (overall.state === 'cancelled' || overall.state === 'failed') {
+    return `${overall.state} at ${percentText(overall.percent)}`;
+  }
+  return overall.state;
+}
+
+/** The overall line: "63% · 1,260 / 2,000 rows · 5 / 8 partitions · 12.0 s elapsed · ETA 7.1 s". */
 export function overallText(overall: IOverallRecord): string {
-  const parts = [`${Math.floor(clampPercent(overall.percent))}%`];
+  const unit = overall.unit || 'rows';
+  const parts = [percentText(overall.percent)];
   const total = overall.total === null ? '?' : formatCount(overall.total);
-  parts.push(`${formatCount(overall.done)} / ${total} rows`);
+  parts.push(`${formatCount(overall.done)} / ${total} ${unit}`);
   if (overall.partitions_total !== null && overall.partitions_total !== undefined) {
     parts.push(`${overall.partitions_done} / ${overall.partitions_total} partitions`);
   }
@@ -92,14 +125,30 @@ export function overallText(overall: IOverallRecord): string {
   return parts.join(' · ');
 }
 
+/** "6 busy · 1 idle · 1 failed": the workers' states, counted (states with none left out). */
+export function stateCounts(workers: ReadonlyArray<Pick<IWorkerRecord, 'state'>>): string {
+  const counts = new Map<string, number>();
+  for (const w of workers) {
+    counts.set(w.state, (counts.get(w.state) ?? 0) + 1);
+  }
+  return WORKER_STATES.filter(s => counts.has(s))
+    .map(s => `${counts.get(s)} ${s}`)
+    .join(' · ');
+}
+
 /** The tooltip of one worker: its state, partition, counts, rate and error. */
-export function workerTooltip(worker: IWorkerRecord): string {
+export function workerTooltip(worker: IWorkerRecord, unit = 'rows'): string {
   const lines = [`Worker ${worker.id}: ${worker.state}`];
   if (worker.partition !== null && worker.partition !== undefined) {
     lines.push(`Partition ${worker.partition}`);
   }
   lines.push(
-    `${formatCount(worker.done)} / ${formatCount(worker.assigned)} rows · ${formatRate(worker.rate)}`
+    `${formatCount(worker.done)} ${unit} done of ${formatCount(worker.assigned)} handed out · ` +
+      `${formatRate(worker.rate)}`
+  );
+  lines.push(
+    `Bar: ${percentText(workerFraction(worker) * 100)} of its part of the run ` +
+      '(its rows done, plus the rest of its partition and an even share of the rows not handed out yet)'
   );
   if (worker.error) {
     lines.push(`Error: ${worker.error}`);
@@ -107,8 +156,11 @@ export function workerTooltip(worker: IWorkerRecord): string {
   return lines.join('\n');
 }
 
-/** The status-bar text: "parallel 63% · 8 workers". */
-export function statusText(overall: IOverallRecord, workerCount: number): string {
+/** The status-bar text: "parallel 63% · 8 workers", or "parallel · 2 runs" for several. */
+export function statusText(overall: IOverallRecord, workerCount: number, runCount = 1): string {
+  if (runCount > 1) {
+    return `parallel · ${runCount} runs`;
+  }
   const noun = workerCount === 1 ? 'worker' : 'workers';
-  return `parallel ${Math.floor(clampPercent(overall.percent))}% · ${workerCount} ${noun}`;
+  return `parallel ${percentText(overall.percent)} · ${workerCount} ${noun}`;
 }

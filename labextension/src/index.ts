@@ -1,9 +1,10 @@
 /**
- * Wiring only: the widget plugin registers the progress model and view with the widget
- * manager; the main plugin adds the commands and the status-bar item.
+ * Wiring only: the widget plugin registers the progress view with the widget manager and
+ * the progress renderer with each notebook; the main plugin adds the commands and the
+ * status-bar item.
  */
 
-import { IJupyterWidgetRegistry } from '@jupyter-widgets/base';
+import { DOMWidgetModel, IJupyterWidgetRegistry } from '@jupyter-widgets/base';
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
@@ -11,7 +12,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { addCommands } from './commands';
-import { ProgressModel } from './model';
+import { addProgressRenderer } from './renderer';
 import { runs } from './runs';
 import { RunStatus } from './statusbar';
 import {
@@ -24,17 +25,30 @@ import {
 } from './tokens';
 import { ProgressView } from './view';
 
+/**
+ * The model class of widgets saved before the model became the standard DOMWidgetModel:
+ * notebooks that hold such state still restore.
+ */
+class ProgressModel extends DOMWidgetModel {}
+
 const widgetsPlugin: JupyterFrontEndPlugin<void> = {
   id: WIDGETS_PLUGIN_ID,
-  description: 'Registers the jupyter_par progress widget with the widget manager.',
+  description: 'Registers the jupyter_par progress view and its display type.',
   autoStart: true,
   requires: [IJupyterWidgetRegistry],
-  activate: (_app: JupyterFrontEnd, registry: IJupyterWidgetRegistry): void => {
+  optional: [INotebookTracker],
+  activate: (
+    _app: JupyterFrontEnd,
+    registry: IJupyterWidgetRegistry,
+    tracker: INotebookTracker | null
+  ): void => {
     registry.registerWidget({
       name: MODULE_NAME,
       version: MODULE_VERSION,
       exports: { ProgressModel, ProgressView }
     });
+    tracker?.forEach(panel => addProgressRenderer(panel.content.rendermime));
+    tracker?.widgetAdded.connect((_, panel) => addProgressRenderer(panel.content.rendermime));
   }
 };
 
@@ -57,7 +71,7 @@ const mainPlugin: JupyterFrontEndPlugin<void> = {
       item = new RunStatus({
         registry: runs,
         tracker,
-        onClick: () => void app.commands.execute(CommandIDs.showRunning)
+        onClick: (x, y) => void app.commands.execute(CommandIDs.listRuns, { x, y })
       });
       const status = item;
       statusBar.registerStatusItem(PLUGIN_ID, {

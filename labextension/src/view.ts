@@ -4,6 +4,10 @@
  * Trait changes arrive up to ~10 times a second for up to 64+ workers, so the view never
  * rebuilds its DOM: rows are created once per worker id and afterwards only the attributes and
  * texts that changed are written, at most once per animation frame.
+ *
+ * Every state is written out in words (busy, idle, done, failed, stopped), not by colour
+ * alone, and a failed worker's error is shown under the workers, not only in a tooltip.
+ * Above `gridThreshold` workers each one becomes a small cell (id, rows done, state, bar).
  */
 
 import { DOMWidgetView } from '@jupyter-widgets/base';
@@ -13,18 +17,24 @@ import {
   formatCount,
   formatRate,
   overallText,
+  percentText,
+  runStatus,
+  stateCounts,
   workerFraction,
   workerTooltip
 } from './format';
-import type { ProgressModel } from './model';
+import { cancelRun, overallOf, runs, workersOf } from './runs';
 import { DEFAULT_GRID_THRESHOLD, IWorkerRecord } from './tokens';
 
 /** The nodes of one worker row, and what was last written to them. */
 interface IWorkerRow {
   node: HTMLElement;
+  state: HTMLElement;
   bar: HTMLElement;
+  percent: HTMLElement;
   count: HTMLElement;
   rate: HTMLElement;
+  note: HTMLElement;
   last: Record<string, string>;
 }
 
@@ -65,14 +75,18 @@ export class ProgressView extends DOMWidgetView {
     this._state = el('span', 'jp-par-overall-state', this._overall);
     this._cancel = el('button', 'jp-par-cancel jp-mod-styled', this._overall) as HTMLButtonElement;
     this._cancel.textContent = 'Cancel';
-    this._cancel.title = 'Stop all workers of this run';
+    this._cancel.title = 'Stop all workers of this run; nothing is stored';
     this._cancel.addEventListener('click', this._onCancel);
 
+    this._message = el('div', 'jp-par-message', root);
+    this._summary = el('div', 'jp-par-summary', root);
     this._workers = el('div', 'jp-par-workers', root);
+    this._errors = el('div', 'jp-par-errors', root);
 
     this.listenTo(this.model, 'change:workers', () => this._schedule(true, false));
-    this.listenTo(this.model, 'change:overall', () => this._schedule(false, true));
-    this.progressModel.attachView(this, true);
+    this.listenTo(this.model, 'change:overall', () => this._schedule(true, true));
+    this.listenTo(this.model, 'comm_live_update', () => this._schedule(false, true));
+    runs.attachView(this, true);
     this._draw(true, true);
   }
 
@@ -82,12 +96,8 @@ export class ProgressView extends DOMWidgetView {
       this._frame = 0;
     }
     this._cancel?.removeEventListener('click', this._onCancel);
-    this.progressModel.attachView(this, false);
+    runs.attachView(this, false);
     return super.remove();
-  }
-
-  private get progressModel(): ProgressModel {
-    return this.model as ProgressModel;
   }
 
   /** Coalesce changes so that many trait messages cost one paint. */
@@ -107,7 +117,7 @@ export class ProgressView extends DOMWidgetView {
 
   private _draw(workers: boolean, overall: boolean): void {
     if (workers) {
-      this._drawWorkers(this.progressModel.workers);
+      this._drawWorkers(workersOf(this.model));
     }
     if (overall) {
       this._drawOverall();
@@ -115,15 +125,22 @@ export class ProgressView extends DOMWidgetView {
   }
 
   private _drawOverall(): void {
-    const overall = this.progressModel.overall;
+    const overall = overallOf(this.model);
     const last = this._overallLast;
     const percent = clampPercent(overall.percent);
+    const live = this.model.comm_live;
     put(last, 'state', overall.state, v => {
       this._overall.dataset.state = v;
       this.el.dataset.state = v;
-      this._state.textContent = v;
-      this._cancel.hidden = v !== 'running';
-      this._cancel.disabled = false;
+    });
+    put(last, 'status', runStatus(overall), v => (this._state.textContent = v));
+    const cancellable = overall.state === 'running' && overall.cancel !== 'none' && live;
+    put(last, 'cancellable', String(cancellable), v => {
+      this._cancel.hidden = v !== 'true';
+      if (v !== 'true') {
+        this._cancel.disabled = false;
+        this._cancel.textContent = 'Cancel';
+      }
     });
     put(last, 'label', overall.label || 'parallel', v => (this._label.textContent = v));
     put(last, 'percent', percent.toFixed(1), v => {
@@ -131,17 +148,27 @@ export class ProgressView extends DOMWidgetView {
       this._overallBar.style.width = `${v}%`;
     });
     put(last, 'text', overallText(overall), v => (this._overallText.textContent = v));
+    const message = overall.state === 'failed' && overall.message ? overall.message : '';
+    put(last, 'message', message, v => {
+      this._message.textContent = v;
+      this._message.hidden = v === '';
+    });
   }
 
   private _drawWorkers(workers: IWorkerRecord[]): void {
     const grid = workers.length > ProgressView.gridThreshold;
+    const unit = overallOf(this.model).unit || 'rows';
     put(this._rootLast, 'layout', grid ? 'grid' : 'rows', v => {
       this.el.dataset.layout = v;
       this._workers.classList.toggle('jp-par-grid', v === 'grid');
     });
     put(this._rootLast, 'count', String(workers.length), v => (this.el.dataset.workers = v));
+    put(this._rootLast, 'summary', `workers: ${stateCounts(workers)}`, v => {
+      this._summary.textContent = v;
+    });
 
     const seen = new Set<string>();
+    const errors: string[] = [];
     for (const worker of workers) {
       const id = String(worker.id);
       seen.add(id);
@@ -150,7 +177,10 @@ export class ProgressView extends DOMWidgetView {
         row = this._createRow(id);
         this._rows.set(id, row);
       }
-      this._updateRow(row, worker);
+      this._updateRow(row, worker, unit, grid);
+      if (worker.error) {
+        errors.push(`worker ${id}: ${worker.error}`);
+      }
     }
     for (const [id, row] of this._rows) {
       if (!seen.has(id)) {
@@ -158,35 +188,67 @@ export class ProgressView extends DOMWidgetView {
         this._rows.delete(id);
       }
     }
+    put(this._rootLast, 'errors', errors.join('\n'), () => {
+      this._errors.replaceChildren(
+        ...errors.map(text => {
+          const line = el('div', 'jp-par-error');
+          line.textContent = text;
+          return line;
+        })
+      );
+      this._errors.hidden = errors.length === 0;
+    });
   }
 
   private _createRow(id: string): IWorkerRow {
     const node = el('div', 'jp-par-worker', this._workers);
     node.dataset.workerId = id;
     el('span', 'jp-par-worker-id', node).textContent = id;
+    const state = el('span', 'jp-par-worker-state', node);
     const track = el('div', 'jp-par-worker-track', node);
     const bar = el('div', 'jp-par-worker-bar', track);
+    const percent = el('span', 'jp-par-worker-percent', node);
     const count = el('span', 'jp-par-worker-count', node);
     const rate = el('span', 'jp-par-worker-rate', node);
-    return { node, bar, count, rate, last: {} };
+    const note = el('span', 'jp-par-worker-note', node);
+    return { node, state, bar, percent, count, rate, note, last: {} };
   }
 
-  private _updateRow(row: IWorkerRow, worker: IWorkerRecord): void {
+  private _updateRow(row: IWorkerRow, worker: IWorkerRecord, unit: string, grid: boolean): void {
     const { node, last } = row;
-    put(last, 'state', worker.state, v => (node.dataset.state = v));
-    put(last, 'width', (workerFraction(worker) * 100).toFixed(2), v => {
+    const fraction = workerFraction(worker);
+    put(last, 'state', worker.state, v => {
+      node.dataset.state = v;
+      row.state.textContent = v;
+    });
+    put(last, 'width', (fraction * 100).toFixed(2), v => {
       row.bar.style.width = `${v}%`;
+      node.dataset.fraction = (Number(v) / 100).toFixed(4);
     });
-    put(last, 'count', `${formatCount(worker.done, true)} / ${formatCount(worker.assigned, true)}`, v => {
-      row.count.textContent = v;
-    });
+    put(last, 'percent', percentText(fraction * 100), v => (row.percent.textContent = v));
+    const count = grid ? formatCount(worker.done, true) : `${formatCount(worker.done)} ${unit}`;
+    put(last, 'count', count, v => (row.count.textContent = v));
+    put(last, 'done', String(worker.done), v => (node.dataset.done = v));
     put(last, 'rate', formatRate(worker.rate), v => (row.rate.textContent = v));
-    put(last, 'title', workerTooltip(worker), v => (node.title = v));
+    const note =
+      worker.partition !== null && worker.partition !== undefined
+        ? `partition ${worker.partition}`
+        : '';
+    put(last, 'note', note, v => (row.note.textContent = v));
+    put(last, 'title', workerTooltip(worker, unit), v => (node.title = v));
   }
 
-  private _onCancel = (): void => {
+  private _onCancel = (event: MouseEvent): void => {
+    // The click is the view's own: the notebook must not take it as a click into the cell.
+    event.stopPropagation();
     this._cancel.disabled = true;
-    this.progressModel.cancel();
+    this._cancel.textContent = 'Cancelling…';
+    void cancelRun(this.model).then(asked => {
+      if (!asked) {
+        this._cancel.disabled = false;
+        this._cancel.textContent = 'Cancel';
+      }
+    });
   };
 
   private _overall!: HTMLElement;
@@ -195,7 +257,10 @@ export class ProgressView extends DOMWidgetView {
   private _overallText!: HTMLElement;
   private _state!: HTMLElement;
   private _cancel!: HTMLButtonElement;
+  private _message!: HTMLElement;
+  private _summary!: HTMLElement;
   private _workers!: HTMLElement;
+  private _errors!: HTMLElement;
   private _rows = new Map<string, IWorkerRow>();
   private _overallLast: Record<string, string> = {};
   private _rootLast: Record<string, string> = {};

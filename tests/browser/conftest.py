@@ -108,6 +108,8 @@ class LabServer:
     root: Path
     process: subprocess.Popen[bytes]
     log: Path
+    #: Where a notebook opens: JupyterLab's ``lab/tree`` or Notebook 7's ``notebooks``.
+    notebook_path: str = "lab/tree"
 
     def api(self, method: str, path: str) -> Any:
         """Call the server's REST API; returns the decoded JSON body (or None)."""
@@ -121,7 +123,8 @@ class LabServer:
         return json.loads(body) if body else None
 
     def lab_url(self, notebook: str) -> str:
-        return f"{self.url}/lab/tree/{notebook}?token={self.token}&reset"
+        reset = "&reset" if self.notebook_path == "lab/tree" else ""
+        return f"{self.url}/{self.notebook_path}/{notebook}?token={self.token}{reset}"
 
     def shutdown_kernels(self) -> None:
         """Stop every kernel so one test's kernel never outlives it."""
@@ -178,11 +181,15 @@ def _kill_tree(process: subprocess.Popen[bytes], descendants: Sequence[Any]) -> 
     psutil.wait_procs(descendants, timeout=10)
 
 
-@pytest.fixture(scope="session")
-def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+@contextlib.contextmanager
+def _running_lab(
+    base: Path, disabled: Sequence[str] = (), app: str = "jupyterlab"
+) -> Iterator[LabServer]:
+    """A ``jupyter lab`` (or, with ``app="notebook"``, a Notebook 7) in ``base``, with the
+    lab extensions named in ``disabled`` off (what ``jupyter labextension disable NAME``
+    writes, in the temp config dir)."""
     import psutil
 
-    base = tmp_path_factory.mktemp("lab")
     dirs = {
         name: base / name
         for name in ("root", "config", "runtime", "settings", "workspaces", "data")
@@ -191,6 +198,11 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         path.mkdir()
     _write_user_settings(dirs["settings"])
     _extension_path(dirs["data"])
+    if disabled:
+        labconfig = dirs["config"] / "labconfig"
+        labconfig.mkdir()
+        (labconfig / "page_config.json").write_text(
+            json.dumps({"disabledExtensions": {name: True for name in disabled}}))
 
     token = secrets.token_hex(16)
     port = _free_port()
@@ -209,10 +221,11 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         ),
     }
     log = base / "server.log"
+    app_class = "LabApp" if app == "jupyterlab" else "JupyterNotebookApp"
     command = [
         sys.executable,
         "-m",
-        "jupyterlab",
+        app,
         "--no-browser",
         "--allow-root",  # CI containers run as root; the server refuses to start otherwise
         "--ip=127.0.0.1",
@@ -220,13 +233,15 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={dirs['root']}",
-        "--LabApp.expose_app_in_browser=True",  # lets tests call window.jupyterapp.commands
+        # lets tests call window.jupyterapp.commands
+        f"--{app_class}.expose_app_in_browser=True",
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-    server = LabServer(f"http://127.0.0.1:{port}", token, dirs["root"], process, log)
+    server = LabServer(f"http://127.0.0.1:{port}", token, dirs["root"], process, log,
+                       "lab/tree" if app == "jupyterlab" else "notebooks")
 
     deadline = time.monotonic() + SERVER_START_TIMEOUT
     while True:
@@ -249,6 +264,29 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         except psutil.Error:
             descendants = []
         _kill_tree(process, descendants)
+
+
+@pytest.fixture(scope="session")
+def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    with _running_lab(tmp_path_factory.mktemp("lab")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def notebook7_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    """A Notebook 7 server (the notebook package's own front end, same extensions)."""
+    pytest.importorskip("notebook", minversion="7", reason="Notebook 7 is not installed")
+    with _running_lab(tmp_path_factory.mktemp("nb7"), app="notebook") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def lab_server_without_extension(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LabServer]:
+    """A JupyterLab where the jupyter-par extension is installed but disabled."""
+    with _running_lab(tmp_path_factory.mktemp("lab-disabled"), disabled=["jupyter-par"]) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -284,19 +322,49 @@ def chromium_browser() -> Iterator[Browser]:
         playwright.stop()
 
 
-@pytest.fixture
-def lab_page(chromium_browser: Browser, lab_server: LabServer) -> Iterator[Page]:
-    context = chromium_browser.new_context(viewport={"width": 1280, "height": 1000})
+#: An uncaught error Notebook 7.6's own bundle raises while loading settings, with or
+#: without jupyter_par: (message, where it is raised).
+NOTEBOOK7_OWN_ERROR = ("reading 'schema')", "/static/notebook/notebook_core.")
+
+
+@contextlib.contextmanager
+def _page(browser: Browser, server: LabServer, ignore: tuple[str, str] | None = None
+          ) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    def page_error(error: Any) -> None:
+        if ignore and ignore[0] in str(error) and ignore[1] in (error.stack or ""):
+            return
+        errors.append(str(error))
+
+    page.on("pageerror", page_error)
+    # Errors the page logs (a failing signal handler in a widget model, say) are caught by
+    # Backbone or Lumino and never reach "pageerror": count them too.
+    page.on("console", lambda msg: errors.append(f"console: {msg.text}")
+            if msg.type == "error" and not _expected_console_error(msg.text) else None)
     try:
         yield page
     finally:
         context.close()
-        lab_server.shutdown_kernels()
+        server.shutdown_kernels()
     # Uncaught exceptions in the page are bugs in the front end, whatever the test checked.
-    assert not errors, f"uncaught errors in the page: {errors}"
+    assert not errors, f"errors in the page: {errors}"
+
+
+@pytest.fixture
+def lab_page(chromium_browser: Browser, lab_server: LabServer) -> Iterator[Page]:
+    with _page(chromium_browser, lab_server) as page:
+        yield page
+
+
+#: Console errors JupyterLab itself logs on this setup, unrelated to jupyter_par.
+_EXPECTED_CONSOLE_ERRORS: tuple[str, ...] = ()
+
+
+def _expected_console_error(text: str) -> bool:
+    return any(pattern in text for pattern in _EXPECTED_CONSOLE_ERRORS)
 
 
 def notebook_json(cells: Sequence[str]) -> dict[str, Any]:
@@ -337,19 +405,42 @@ def wait_for_kernel_idle(page: Page) -> None:
 NotebookSource = Sequence[str] | Path
 
 
+def open_in(server: LabServer, page: Page, name: str, source: NotebookSource) -> Page:
+    """Write notebook ``name`` into ``server``'s root, open it in ``page``, wait for its kernel."""
+    target = server.root / name
+    if isinstance(source, Path):
+        shutil.copyfile(source, target)
+    else:
+        target.write_text(json.dumps(notebook_json(source)))
+    page.goto(server.lab_url(name))
+    wait_for_kernel_idle(page)
+    return page
+
+
 @pytest.fixture
 def open_notebook(lab_server: LabServer, lab_page: Page) -> Callable[[str, NotebookSource], Page]:
     def open_(name: str, source: NotebookSource) -> Page:
-        target = lab_server.root / name
-        if isinstance(source, Path):
-            shutil.copyfile(source, target)
-        else:
-            target.write_text(json.dumps(notebook_json(source)))
-        lab_page.goto(lab_server.lab_url(name))
-        wait_for_kernel_idle(lab_page)
-        return lab_page
+        return open_in(lab_server, lab_page, name, source)
 
     return open_
+
+
+@pytest.fixture
+def open_in_notebook7(
+    chromium_browser: Browser, notebook7_server: LabServer
+) -> Iterator[Callable[[str, NotebookSource], Page]]:
+    """``open_notebook`` in Notebook 7."""
+    with _page(chromium_browser, notebook7_server, ignore=NOTEBOOK7_OWN_ERROR) as page:
+        yield lambda name, source: open_in(notebook7_server, page, name, source)
+
+
+@pytest.fixture
+def open_without_extension(
+    chromium_browser: Browser, lab_server_without_extension: LabServer
+) -> Iterator[Callable[[str, NotebookSource], Page]]:
+    """``open_notebook`` in a JupyterLab where the jupyter-par extension is disabled."""
+    with _page(chromium_browser, lab_server_without_extension) as page:
+        yield lambda name, source: open_in(lab_server_without_extension, page, name, source)
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from pathlib import Path
 
     from playwright.sync_api import Page
 
@@ -29,7 +29,7 @@ from jupyter_par.widgets.lab_widget import LabProgressWidget
 def fake_run(n_workers, assigned=200, steps=40, dt=0.1, fail=None, hold_at=None):
     total = n_workers * assigned
     w = LabProgressWidget(overall={"label": "fake", "total": total,
-                                   "partitions_total": n_workers})
+                                   "partitions_total": n_workers, "cancel": "message"})
     cancelled = threading.Event()
     w.on_cancel(cancelled.set)
     speed = [1.0 + 0.6 * (i % 4) / 3 for i in range(n_workers)]
@@ -42,6 +42,7 @@ def fake_run(n_workers, assigned=200, steps=40, dt=0.1, fail=None, hold_at=None)
                 done = min(done, assigned // 3)
             state = "failed" if i == failed else ("done" if done == assigned else "busy")
             out.append({"id": f"w{i}", "state": state, "done": done, "assigned": assigned,
+                        "fraction": done / assigned,
                         "rate": done / max(k * dt, dt), "partition": i,
                         "error": "ValueError: bad value in row 17" if i == failed else None})
         return out
@@ -69,7 +70,8 @@ def fake_run(n_workers, assigned=200, steps=40, dt=0.1, fail=None, hold_at=None)
         final = "cancelled" if cancelled.is_set() else ("failed" if failed is not None else "done")
         workers = [r if r["state"] != "busy" else {**r, "state": "idle"} for r in w.workers]
         w.workers = workers
-        w.overall = {**w.overall, "state": final, "eta": None,
+        status = final if final == "done" else f"{final} at {int(w.overall['percent'])}%"
+        w.overall = {**w.overall, "state": final, "status": status, "eta": None,
                      "elapsed": time.monotonic() - t0}
 
     threading.Thread(target=play, daemon=True).start()
@@ -80,13 +82,36 @@ WORKERS = ".jp-par-worker"
 STATUS = ".jp-par-statusbar"
 OVERALL = ".jp-par-overall"
 
-# The share of each worker's track that its bar fills, measured in pixels.
+# The share of each worker's track that its bar fills, measured in pixels, with the
+# fraction the kernel sent, the state written out and the rows shown.
 BAR_FRACTIONS_JS = """() => [...document.querySelectorAll('.jp-par-worker')].map(row => {
     const bar = row.querySelector('.jp-par-worker-bar').getBoundingClientRect().width;
     const track = row.querySelector('.jp-par-worker-track').clientWidth;
     return {id: row.dataset.workerId, state: row.dataset.state, fraction: bar / track,
+            sent: Number(row.dataset.fraction),
+            stateText: row.querySelector('.jp-par-worker-state').textContent,
             count: row.querySelector('.jp-par-worker-count').textContent};
 })"""
+# Whether the active notebook is in command mode.
+COMMAND_MODE_JS = "() => window.jupyterapp.shell.currentWidget.content.mode === 'command'"
+
+
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+# Each grid cell: its id, rows and state texts, whether they sit on one line and fit the cell.
+CELLS_JS = """() => [...document.querySelectorAll('.jp-par-grid .jp-par-worker')].map(cell => {
+    const part = name => cell.querySelector('.jp-par-worker-' + name);
+    const boxes = ['id', 'count', 'state'].map(n => part(n).getBoundingClientRect());
+    const outer = cell.getBoundingClientRect();
+    return {
+        id: part('id').textContent, count: part('count').textContent,
+        state: part('state').textContent,
+        oneLine: Math.max(...boxes.map(b => b.top)) - Math.min(...boxes.map(b => b.top)) < 2,
+        textFits: boxes.every(b => b.width > 0 && b.left >= outer.left - 0.5
+                              && b.right <= outer.right + 0.5)
+            && boxes[0].right <= boxes[1].left && boxes[1].right <= boxes[2].left,
+    };
+})"""
+GRID_HEIGHT_JS = "() => document.querySelector('.jp-par-grid').getBoundingClientRect().height"
 
 
 def notebook(run_call: str) -> Sequence[str]:
@@ -123,14 +148,21 @@ def test_eight_workers_run_to_done(
     fractions = bar_fractions(page)
     assert any(0 < f["fraction"] < 0.99 for f in fractions), fractions
     for f in fractions:
-        done, assigned = (int(x) for x in str(f["count"]).replace(",", "").split(" / "))
-        assert abs(float(f["fraction"]) - done / assigned) < 0.03, f
+        assert abs(float(f["fraction"]) - float(f["sent"])) < 0.03, f
+        assert f["stateText"] == f["state"], f  # the state in words, not colour only
+        assert str(f["count"]).endswith(" rows"), f
 
-    # Clicking the item selects the cell that shows the widget.
+    # Clicking the item lists the runs without leaving command mode; "Show" selects the cell.
+    assert page.evaluate(COMMAND_MODE_JS)
     status.click()
+    show = page.locator(".jp-par-runs-menu .lm-Menu-item", has_text="Show fake")
+    show.wait_for(timeout=5_000)
+    assert page.evaluate(COMMAND_MODE_JS), "clicking the status-bar item entered edit mode"
+    show.click()
     page.wait_for_function(
         "() => !!document.querySelector('.jp-Cell.jp-mod-active .jp-par-progress')"
     )
+    assert page.evaluate(COMMAND_MODE_JS), "showing the run entered edit mode"
 
     # End: every bar full, every worker done, the item gone.
     wait_for_overall(page, "done")
@@ -141,7 +173,7 @@ def test_eight_workers_run_to_done(
     fractions = bar_fractions(page)
     assert len(fractions) == 8
     assert all(f["fraction"] >= 0.99 for f in fractions), fractions
-    assert all(f["count"] == "200 / 200" for f in fractions), fractions
+    assert all(f["count"] == "200 rows" and f["stateText"] == "done" for f in fractions)
     status.wait_for(state="hidden", timeout=10_000)
     overall_text = page.locator(".jp-par-overall-text").inner_text()
     assert overall_text.startswith("100%"), overall_text
@@ -158,6 +190,11 @@ def test_failed_worker_and_cancel(
     title = failed.get_attribute("title") or ""
     assert "ValueError: bad value in row 17" in title
     assert "Partition 2" in title
+    # The error is on screen, not only in the tooltip, and the state is written out.
+    errors = page.locator(".jp-par-errors")
+    assert errors.is_visible()
+    assert errors.inner_text().strip() == "worker w2: ValueError: bad value in row 17"
+    assert failed.locator(".jp-par-worker-state").inner_text() == "failed"
 
     # The run holds at step 30 until it is cancelled: the command reaches the kernel.
     page.wait_for_function(
@@ -168,6 +205,8 @@ def test_failed_worker_and_cancel(
     page.evaluate("() => window.jupyterapp.commands.execute('jupyter-par:cancel')")
     wait_for_overall(page, "cancelled", timeout=15_000)
     page.locator(STATUS).wait_for(state="hidden", timeout=10_000)
+    state = page.locator(".jp-par-overall-state").inner_text()
+    assert re.fullmatch(r"cancelled at \d+%", state), state
     assert page.locator(f"{WORKERS}[data-worker-id=w2]").get_attribute("data-state") == "failed"
     assert page.locator(".jp-par-cancel").is_hidden()
 
@@ -200,6 +239,18 @@ def test_sixty_four_workers_stay_responsive(
     assert stats["updates"] >= 8, stats
     assert stats["worstFrameMs"] < 250, stats
     page.screenshot(path=str(screenshot_path("lab-64-workers-midrun.png")))
+
+    # Readable at a glance: every cell shows its id, rows and state in words, on one line,
+    # without overlapping its neighbours, and the 64 fit in a few hundred pixels.
+    cells = page.evaluate(CELLS_JS)
+    assert len(cells) == 64
+    for c in cells:
+        assert c["id"] and c["count"] and c["state"] in ("busy", "idle", "done"), c
+        assert c["oneLine"] and c["textFits"], c
+    assert page.evaluate(GRID_HEIGHT_JS) < 400
+    progress = page.locator(".jp-par-progress")
+    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+    progress.screenshot(path=str(DOCS_IMAGES / "lab-64-workers.png"))
 
     wait_for_overall(page, "done")
     page.wait_for_function(
