@@ -22,8 +22,8 @@ import pandas as pd
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jupyter_par as jp  # noqa: E402
-from jupyter_par import limits  # noqa: E402
+import jupyter_par as jp
+from jupyter_par import limits
 
 
 def products(group: pd.DataFrame) -> float:
