@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
+import numpy as np
 import pandas as pd
 
 from . import _display, cost, engine
@@ -68,6 +69,28 @@ class Plan:
     def in_caller(cls, call: Callable[[], Any], label: str, reason: str | None = None) -> Plan:
         """A plan that runs ``call`` in the caller, as pandas would."""
         return cls([], None, list, label, serial=call, serial_reason=reason)
+
+
+@dataclass(frozen=True)
+class WithNumpyErrors:
+    """Run ``op`` under the caller's ``np.errstate``: a worker (process or thread) starts
+    from numpy's defaults, so ``np.errstate(all="ignore")`` around a call would not
+    reach it, and its warnings would be raised again in the caller."""
+
+    op: Any
+    settings: dict[str, str]
+
+    def __call__(self, part: Any) -> Any:
+        with np.errstate(**self.settings):
+            return self.op(part)
+
+
+def _with_callers_numpy_errors(op: Any) -> Any:
+    settings = np.geterr()
+    return op if settings == _NUMPY_DEFAULT_ERRORS else WithNumpyErrors(op, settings)
+
+
+_NUMPY_DEFAULT_ERRORS = {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"}
 
 
 def show_outputs(outcome: engine.RunOutcome, stream: TextIO | None = None) -> None:
@@ -178,7 +201,7 @@ def execute(
                          in_band=not backend.shares_host_memory) as wrap:
         try:
             outcome = engine.run(
-                parts, wrap(plan.op), options,
+                parts, wrap(_with_callers_numpy_errors(plan.op)), options,
                 sinks=sinks_for(options.progress, plan.label, options.frontend)
                 if sinks is None else sinks,
                 rows_total=sum(p.size for p in parts) if known else None,

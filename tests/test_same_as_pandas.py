@@ -231,3 +231,14 @@ def test_pandas_own_warnings_reach_the_caller_once(kw):
         [(w.category, str(w.message)) for w in serial]
     if serial:  # pandas 2: the grouping-columns deprecation, pointing at this file
         assert {w.filename for w in parallel} == {__file__}
+
+
+def test_the_callers_numpy_error_settings_reach_the_workers(kw):
+    s = pd.Series([1.0, 0.0, -1.0, 2.0, 0.0, 3.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all="ignore"):
+            _same(jp.map(s, lambda v: np.float64(1.0) / v, **kw),
+                  s.map(lambda v: np.float64(1.0) / v))
+    with np.errstate(divide="raise"), pytest.raises(FloatingPointError):
+        jp.map(s, lambda v: np.float64(1.0) / v, **kw)
