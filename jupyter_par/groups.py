@@ -79,6 +79,10 @@ def _slice_key(key: Any, obj: pd.DataFrame | pd.Series, rows: np.ndarray) -> Any
             return key
         raise _Uncuttable("a pd.Grouper with freq= or level= bins over the whole input")
     if isinstance(key, pd.Series):
+        if _is_column_of(key, obj):
+            # pandas leaves a column given as its own Series out of the groups; a slice
+            # of it would be a new Series and stay in. Its name groups the same way.
+            return key.name
         if key.index.equals(obj.index):
             return key.iloc[rows]
         raise _Uncuttable("a Series key whose index differs from the data's is aligned "
@@ -100,6 +104,26 @@ def _quiet_keywords(groupby_kwargs: dict[str, Any]) -> dict[str, Any]:
     kernel. The splitting and the workers' own groupings say it explicitly and stay quiet.
     """
     return {"observed": _PANDAS_MAJOR >= 3, **groupby_kwargs}
+
+
+def _is_column_of(key: pd.Series, obj: pd.DataFrame | pd.Series) -> bool:
+    """Whether ``key`` is one of ``obj``'s own columns (``df.groupby(df.let)``), as pandas
+    decides it: the very column, not a copy with equal values."""
+    if not isinstance(obj, pd.DataFrame) or key.name is None:
+        return False
+    try:
+        column = obj[key.name]
+    except (KeyError, TypeError, ValueError):
+        return False
+    if not isinstance(column, pd.Series):
+        return False
+    same = getattr(getattr(key, "_mgr", None), "references_same_values", None)
+    if same is not None:  # pandas' own test (copy-on-write): the same values, not a copy
+        try:
+            return bool(same(column._mgr, 0))
+        except Exception:  # noqa: BLE001 - an internal that changed: the public test below
+            pass
+    return key is column or np.shares_memory(key.to_numpy(), column.to_numpy())
 
 
 class _Uncuttable(Exception):

@@ -242,3 +242,14 @@ def test_the_callers_numpy_error_settings_reach_the_workers(kw):
                   s.map(lambda v: np.float64(1.0) / v))
     with np.errstate(divide="raise"), pytest.raises(FloatingPointError):
         jp.map(s, lambda v: np.float64(1.0) / v, **kw)
+
+
+def test_a_column_given_as_its_own_series_is_left_out_of_the_groups(kw):
+    df = pd.DataFrame({"date": pd.date_range("2010-01-01", freq="12h", periods=6),
+                       "vals": range(6), "let": list("abcdea")})
+    for by in ([df.let, df.date.dt.date], df.let, [df.let]):
+        _same(jp.groupby_apply(df, by, lambda x: x.iloc[0:], group_keys=False, **kw),
+              df.groupby(by, group_keys=False).apply(lambda x: x.iloc[0:]))
+    copy = df.let.copy()  # equal values, another Series: pandas keeps the column
+    _same(jp.groupby_apply(df, copy, lambda x: x.iloc[0:], group_keys=False, **kw),
+          df.groupby(copy, group_keys=False).apply(lambda x: x.iloc[0:]))
