@@ -395,7 +395,14 @@ def wait_for_kernel_idle(page: Page) -> None:
             const name = panel.querySelector('.jp-Toolbar-kernelName');
             const status = panel.querySelector('.jp-Notebook-ExecutionIndicator');
             const kernel = name ? name.textContent.trim() : '';
-            return kernel !== '' && kernel !== 'No Kernel'
+            // The session's own kernel connection too: Notebook 7 can show its toolbar
+            // idle before the connection is up.
+            const widget = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+            const session = widget && widget.sessionContext && widget.sessionContext.session;
+            const conn = session && session.kernel;
+            const connected = !window.jupyterapp
+                || (!!conn && conn.connectionStatus === 'connected' && conn.status === 'idle');
+            return kernel !== '' && kernel !== 'No Kernel' && connected
                 && !!status && status.getAttribute('data-status') === 'idle';
         }""",
         timeout=KERNEL_READY_TIMEOUT_MS,

@@ -227,7 +227,7 @@ def test_cancel_stops_a_busy_parallel_cell_in_notebook7(
 ) -> None:
     page = open_in_notebook7("cancel-nb7.ipynb", CELLS)
     run_cell(page, SETUP_CELL)
-    wait_done(page, SETUP_CELL)
+    wait_done(page, SETUP_CELL, timeout=120_000)  # imports pandas: slow on a busy machine
 
     def click_button() -> None:
         cell(page, FIRST_RUN).locator(".jp-par-cancel").click()
