@@ -133,14 +133,14 @@ def _segment_tag(index: int) -> str:
 
 
 def _serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None,
-           threads: int | None = None) -> None:
+           threads: int | None = None, override_threads: bool = False) -> None:
     """The loop of one worker process: receive a task, run it, send the outcome.
 
     ``peaks[index]`` receives, before each outcome is sent, how much memory the task
     took (its peak growth plus its result), or -1 where that cannot be measured.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    limits.limit_threads(threads)
+    limits.limit_threads(threads, override=override_threads)
     _worker.mark_worker_process()  # jp calls in here (any thread) run inline
     first_ppid = os.getppid()
     threading.Thread(target=_watch_parent, args=(parent_pid, first_ppid), daemon=True).start()
@@ -278,7 +278,8 @@ class ProcessBackend(Backend):
         parent_end, child_end = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=_serve,
-            args=(child_end, self._slots, index, os.getpid(), self._peaks, self.blas_threads),
+            args=(child_end, self._slots, index, os.getpid(), self._peaks, self.blas_threads,
+                  self.options.get("blas_threads") is not None),
             name=f"jupyter_par-worker-{index}",
         )
         with _main_not_rerun(self.start_method):
