@@ -233,30 +233,33 @@ def user_thread_settings() -> dict[str, str]:
 
 
 def threads_per_worker(workers: int, requested: int | None = None,
-                       cpus: int | None = None) -> int | None:
+                       cpus: int | None = None) -> int:
     """How many native threads each of ``workers`` process workers may run: ``requested``
-    if given, else the CPUs shared out (at least one). ``None`` when the user's own
-    environment already sets the pools' sizes."""
+    if given, else what the user's own ``OMP_NUM_THREADS`` (or the like) says, else the
+    CPUs shared out (at least one)."""
     if requested is not None:
         return requested
-    if user_thread_settings():
-        return None
+    for value in user_thread_settings().values():
+        if value.isdigit() and int(value) >= 1:
+            return int(value)
     return max(1, (cpus or usable_cpus()) // max(1, workers))
 
 
-def limit_threads(threads: int | None) -> dict[str, Any]:
+def limit_threads(threads: int | None, *, override: bool = False) -> dict[str, Any]:
     """In a worker: keep native thread pools to ``threads`` (``None``: leave them).
 
     The environment variables size the pools of libraries loaded from now on (spawn,
-    forkserver, and later imports); threadpoolctl, where installed, resizes the pools
-    of libraries already loaded (a forked worker inherits numpy's). Returns what was
-    applied, for :func:`describe_threads`.
+    forkserver, and later imports); those the user set stay as they are unless
+    ``override`` (an explicit ``blas_threads=``). threadpoolctl, where installed,
+    resizes the pools of libraries already loaded (a forked worker inherits numpy's).
+    Returns what was applied.
     """
     if threads is None:
         return {}
     value = str(threads)
     for name in THREAD_VARIABLES:
-        os.environ[name] = value
+        if override or not os.environ.get(name):
+            os.environ[name] = value
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:

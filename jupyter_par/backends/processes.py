@@ -165,7 +165,8 @@ def _adopt_kernel_multiprocessing(keys: dict[str, bytes]) -> None:
 
 
 def _serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None,
-           threads: int | None = None, authkeys: dict[str, bytes] | None = None) -> None:
+           threads: int | None = None, override_threads: bool = False,
+           authkeys: dict[str, bytes] | None = None) -> None:
     """The loop of one worker process: receive a task, run it, send the outcome.
 
     ``peaks[index]`` receives, before each outcome is sent, how much memory the task
@@ -174,7 +175,7 @@ def _serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if authkeys is not None:
         _adopt_kernel_multiprocessing(authkeys)
-    limits.limit_threads(threads)
+    limits.limit_threads(threads, override=override_threads)
     _worker.mark_worker_process()  # jp calls in here (any thread) run inline
     first_ppid = os.getppid()
     threading.Thread(target=_watch_parent, args=(parent_pid, first_ppid), daemon=True).start()
@@ -321,7 +322,7 @@ class ProcessBackend(Backend):
         process = self._ctx.Process(
             target=_serve,
             args=(child_end, self._slots, index, os.getpid(), self._peaks, self.blas_threads,
-                  _kernel_authkeys()),
+                  self.options.get("blas_threads") is not None, _kernel_authkeys()),
             name=f"jupyter_par-worker-{index}",
         )
         with _main_not_rerun(self.start_method):

@@ -37,7 +37,10 @@ BAD_CALLS = {
     "jobs_string": (lambda df: jp.apply(df, twice, jobs="2"), jp.UsageError, "got '2'"),
     "jobs_float": (lambda df: jp.apply(df, twice, jobs=2.0), jp.UsageError, "got 2.0"),
     "jobs_bool": (lambda df: jp.apply(df, twice, jobs=True), jp.UsageError, "got True"),
-    "jobs_negative_map": (lambda df: jp.map(df.a, twice, jobs=-1), jp.UsageError, "got -1"),
+    "jobs_zero_map": (lambda df: jp.map(df.a, twice, jobs=0), jp.UsageError, "got 0"),
+    # -1 is every CPU (as in joblib); past minus the CPU count no worker is left
+    "jobs_too_negative_map": (lambda df: jp.map(df.a, twice, jobs=-1000), jp.UsageError,
+                              "jobs=-1000 leaves no worker"),
     "timeout_negative": (lambda df: jp.apply(df, twice, timeout=-1), jp.UsageError, "got -1"),
     "timeout_zero": (lambda df: jp.apply(df, twice, timeout=0), jp.UsageError, "got 0"),
     "timeout_string": (lambda df: jp.apply(df, twice, timeout="5"), jp.UsageError, "'5'"),
@@ -73,7 +76,9 @@ BAD_CALLS = {
                               jp.UsageError, "['nope']"),
     "axis_unknown": (lambda df: jp.apply(df, twice, axis="diagonal", **RUN), ValueError,
                      "diagonal"),
-    "set_defaults_jobs": (lambda df: jp.set_defaults(jobs=-3), jp.UsageError, "got -3"),
+    "set_defaults_jobs": (lambda df: jp.set_defaults(jobs=0), jp.UsageError, "got 0"),
+    "set_defaults_jobs_negative": (lambda df: jp.set_defaults(jobs=-1000), jp.UsageError,
+                                   "jobs=-1000 leaves no worker"),
     "set_defaults_unknown": (lambda df: jp.set_defaults(colour="red"), jp.UsageError,
                              "'colour'"),
     "reader_over_missing_file": (
