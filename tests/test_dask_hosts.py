@@ -36,8 +36,14 @@ from notebook_runner import REPO, kernel_env
 from jupyter_par.backends.dask import VERSIONED, version_differences
 
 WHY_NOT = netns_hosts.why_not()
-hosts_needed = pytest.mark.skipif(WHY_NOT is not None,
-                                  reason=f"cross-host Dask tests skipped: {WHY_NOT}")
+
+
+def hosts_needed(test: Any) -> Any:
+    """A test on the namespace hosts: a real kernel, slow, skipped where hosts cannot be."""
+    skip = pytest.mark.skipif(WHY_NOT is not None,
+                              reason=f"cross-host Dask tests skipped: {WHY_NOT}")
+    return pytest.mark.slow(pytest.mark.kernel(skip(test)))
+
 pytestmark = [pytest.mark.dask]
 
 HOSTS = {"sched": 1, "w1": 11, "w2": 12, "kern": 100}
