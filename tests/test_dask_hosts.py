@@ -36,8 +36,14 @@ from notebook_runner import REPO, kernel_env
 from jupyter_par.backends.dask import VERSIONED, version_differences
 
 WHY_NOT = netns_hosts.why_not()
-hosts_needed = pytest.mark.skipif(WHY_NOT is not None,
-                                  reason=f"cross-host Dask tests skipped: {WHY_NOT}")
+
+
+def hosts_needed(test: Any) -> Any:
+    """A test on the namespace hosts: a real kernel, slow, skipped where hosts cannot be."""
+    skip = pytest.mark.skipif(WHY_NOT is not None,
+                              reason=f"cross-host Dask tests skipped: {WHY_NOT}")
+    return pytest.mark.slow(pytest.mark.kernel(skip(test)))
+
 pytestmark = [pytest.mark.dask]
 
 HOSTS = {"sched": 1, "w1": 11, "w2": 12, "kern": 100}
@@ -189,10 +195,16 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _wait_for(path: Path, lines: int = 1, within: float = 90) -> None:
+def _wait_for(path: Path, kernel: Kernel, msg: str, lines: int = 1,
+              within: float = 90) -> None:
+    """Wait until the running cell ``msg`` wrote ``lines`` lines to ``path``."""
     deadline = time.monotonic() + within
     while not (path.exists() and len(path.read_text().split()) >= lines):
-        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        if time.monotonic() > deadline:
+            kernel.manager.interrupt_kernel()
+            result = kernel.wait(msg, timeout=60)
+            pytest.fail(f"{path.name} never appeared; the cell printed:\n{result.out}\n"
+                        f"{result.ename}: {result.evalue}")
         time.sleep(0.05)
 
 
@@ -215,7 +227,15 @@ def control(n):
         ctl.close()
     ctl = distributed.Client(ADDR, timeout=60, set_as_default=False)
     ctl.wait_for_workers(n, timeout=120)
-    return ctl
+    # Workers cut off by a test before stay listed until the scheduler gives up on them
+    # (a minute): wait for n that are heard from.
+    deadline = time.monotonic() + 120
+    while True:
+        seen = [w["last_seen"] for w in ctl.scheduler_info(n_workers=-1)["workers"].values()]
+        if sum(max(seen) - t < 5 for t in seen) >= n:
+            return ctl
+        assert time.monotonic() < deadline, f"only {{len(seen)}} workers, some silent"
+        time.sleep(0.2)
 
 def running_tasks():
     def executing(dask_worker=None):
@@ -489,7 +509,7 @@ def test_kernel_interrupt_stops_the_cluster_work(cluster, kernel):
         f"%%parallel --backend dask --scheduler {cluster.address} --jobs 4 --no-progress df\n"
         f"open({str(marker)!r}, 'a').write(socket.gethostname() + '\\n')\n"
         "df['late'] = df.apply(slow, axis=1)\n")
-    _wait_for(marker, lines=4)
+    _wait_for(marker, kernel, msg, lines=4)
     cluster.kernel.manager.interrupt_kernel()
     result = kernel.wait(msg, timeout=60)
     assert result.status == "error" and result.ename == "KeyboardInterrupt", result.out
@@ -542,6 +562,23 @@ def test_version_differences_names_each_package_and_worker():
     assert "versions unreadable on tcp://c:3" in text and "dill" not in text
 
 
+def test_a_worker_whose_heartbeats_lag_the_others_is_silent():
+    from jupyter_par.backends.dask import SILENT_AFTER, DaskBackend, _Flight
+
+    backend = DaskBackend(2, scheduler="tcp://10.231.0.1:8786")  # never started
+    backend._flights = {0: _Flight(0, 1, "tcp://a:1", "tcp://a:1", None),
+                        1: _Flight(1, 1, "tcp://b:2", "tcp://b:2", None)}
+    backend._heard({"tcp://a:1": 1000.0, "tcp://b:2": 1000.0 + SILENT_AFTER + 1,
+                    "tcp://c:3": 1000.0 + SILENT_AFTER + 1, "tcp://d:4": None})
+    assert backend._check_heartbeats() == ["tcp://a:1"]
+    assert backend._silent == {"tcp://a:1"}
+    backend._members = {"tcp://a:1": 1, "tcp://b:2": 1, "tcp://c:3": 1}
+    assert [address for _, address in backend._slots()] == ["tcp://b:2", "tcp://c:3"]
+    # A worker heard from again is back; a slow scheduler (all equally old) silences nobody.
+    backend._heard({"tcp://a:1": 2000.0, "tcp://b:2": 2000.0})
+    assert backend._check_heartbeats() == [] and backend._silent == set()
+
+
 # -- hosts and schedulers that go away -------------------------------------------------------------
 @hosts_needed
 def test_a_worker_host_that_dies_mid_run(cluster, kernel):
@@ -553,7 +590,7 @@ try:
 except jp.WorkerDiedError as exc:
     print("died=" + json.dumps([str(exc), time.monotonic() - started]))
 """)
-    _wait_for(marker)
+    _wait_for(marker, kernel, msg)
     killed_at = time.monotonic()
     cluster.hosts.kill("w2")
     result = kernel.wait(msg, timeout=90)
@@ -581,7 +618,7 @@ try:
 except Exception as exc:
     print("failed=" + json.dumps([type(exc).__name__, str(exc)]))
 """)
-    _wait_for(marker)
+    _wait_for(marker, kernel, msg)
     unplugged = time.monotonic()
     cluster.hosts.link("w1", up=False)
     try:
@@ -611,7 +648,7 @@ try:
 except Exception as exc:
     print("failed=" + json.dumps([type(exc).__name__, str(exc), time.monotonic() - started]))
 """)
-    _wait_for(marker)
+    _wait_for(marker, kernel, msg)
     killed_at = time.monotonic()
     cluster.hosts.kill("sched")
     result = kernel.wait(msg, timeout=90)

@@ -22,8 +22,9 @@ needs nothing of ``dask.dataframe``. Where the work goes and what it costs::
 * Dead workers: a task pinned to a worker that leaves the cluster would wait forever,
   so membership is checked while polling and the task is reported as died. A worker
   whose machine or network went down stays a member until the scheduler's TCP
-  timeouts fire (a minute here); one that has not been heard from (its heartbeat,
-  ``last_seen``) for ``SILENT_AFTER`` seconds is reported as lost sooner.
+  timeouts fire (a minute here); one whose last heartbeat (``last_seen``) is
+  ``SILENT_AFTER`` seconds older than the other workers' is reported as lost sooner
+  and gets no more partitions (a cluster of one worker waits for the scheduler).
 * A lost scheduler: the client cancels every future when its connection drops and
   then tries to reconnect; the run ends at once with :class:`SchedulerUnreachableError`
   naming the partitions that were out, and the next run connects afresh.
@@ -162,6 +163,11 @@ class _Flight:
     future: Any
 
 
+def _last_seen(identity: dict[str, Any]) -> dict[str, Any]:
+    """Each worker's last heartbeat (the scheduler's clock) from a scheduler identity."""
+    return {a: w.get("last_seen") for a, w in identity.get("workers", {}).items()}
+
+
 def _slot_names(members: dict[str, int], cap: int) -> list[tuple[str, str]]:
     """(progress name, address) for up to ``cap`` worker threads, spread over workers.
 
@@ -209,13 +215,11 @@ class DaskBackend(Backend):
         self._keys = itertools.count()
         self._empty_since: float | None = None
         self._retiring: set[str] = set()  # being restarted: no new partitions for them
-        # Heartbeats: address -> (the scheduler's last_seen, when we saw it change).
-        self._heard: dict[str, tuple[float, float]] = {}
-        self._silent: set[str] = set()  # not heard from: no new partitions for them
-        self._heard_checked = 0.0
-        self._heard_pending = False
-        self._heard_fetched: tuple[dict[str, Any], float] | None = None
-        self._heard_latest: float | None = None
+        # Members and heartbeats fetched in the background; silent workers get no work.
+        self._fetch_pending = False
+        self._fetched: tuple[dict[str, int], dict[str, Any] | None] | None = None
+        self._heard_at = 0.0
+        self._silent: set[str] = set()
         # Set by every future as it completes: poll sleeps on it instead of on the cluster.
         self._wake = threading.Event()
 
@@ -317,16 +321,64 @@ class DaskBackend(Backend):
 
     # -- membership ---------------------------------------------------------------------
     def _refresh(self, *, force: bool = False) -> None:
+        """Bring the members (and heartbeats) up to date.
+
+        Forced (a run starts, the cluster was resized), it asks the scheduler and
+        waits. Otherwise it never waits: the answer is fetched on the client's own
+        event loop every ``MEMBERSHIP_EVERY`` seconds and used when it has come, so
+        a scheduler that is slow, or dying (a call to it can wait out the connect
+        timeout), never stalls the run, its timeouts or its cancel.
+        """
+        self._check_connected()
         now = time.monotonic()
-        if force or now - self._checked >= MEMBERSHIP_EVERY:
-            self._check_connected()
+        if force:
             self._checked = now
             try:
                 self._members = dict(self.client.nthreads())
+                self._heard(_last_seen(self.client.scheduler_info(n_workers=-1)))
             except (OSError, TimeoutError) as exc:  # CommClosedError is an OSError
                 raise self._scheduler_lost(exc) from exc
-            self._retiring &= set(self._members)
-            self._silent &= set(self._members)
+        else:
+            if not self._fetch_pending and now - self._checked >= MEMBERSHIP_EVERY:
+                # Heartbeats (a larger answer) only while partitions are out.
+                heartbeats = bool(self._flights) and now - self._heard_at >= SILENT_CHECK_EVERY
+                self._checked, self._fetch_pending = now, True
+                if heartbeats:
+                    self._heard_at = now
+                self.client.loop.add_callback(self._fetch, heartbeats)
+            fetched, self._fetched = self._fetched, None
+            if fetched is not None:
+                self._members, seen = fetched
+                if seen is not None:
+                    self._heard(seen)
+        self._retiring &= set(self._members)
+
+    async def _fetch(self, heartbeats: bool) -> None:
+        """Members (and heartbeats) as the scheduler has them; runs on the client's loop."""
+        try:
+            members = dict(await self.client.scheduler.ncores())
+            seen = None
+            if heartbeats:
+                seen = _last_seen(await self.client.scheduler.identity(n_workers=-1))
+            self._fetched = (members, seen)
+        except Exception:  # noqa: BLE001 - a lost scheduler is noticed by poll itself
+            pass
+        finally:
+            self._fetch_pending = False
+
+    def _heard(self, seen: dict[str, Any]) -> None:
+        """Mark silent the workers whose last heartbeat lags the others' by too much.
+
+        A worker is silent when its ``last_seen`` (the scheduler's clock) is more than
+        ``SILENT_AFTER`` seconds older than the newest of all workers': no clock is
+        compared with the kernel's, and a scheduler that is merely slow makes nobody
+        silent. Silent workers get no new partitions and lose those they hold.
+        """
+        times = {a: t for a, t in seen.items() if isinstance(t, int | float)}
+        newest = max(times.values(), default=0.0)
+        # The scheduler's heartbeat interval grows with the cluster (n / 200 + 1 s).
+        limit = max(SILENT_AFTER, 3 * (len(times) / 200 + 1))
+        self._silent = {a for a, t in times.items() if newest - t > limit}
 
     def _connected(self) -> bool:
         return self.client is not None and self.client.status == "running"
@@ -353,45 +405,8 @@ class DaskBackend(Backend):
         return SchedulerUnreachableError(msg)
 
     def _check_heartbeats(self) -> list[str]:
-        """Addresses of workers holding partitions that have gone silent.
-
-        A worker is silent when its ``last_seen`` did not move across fetches spanning
-        more than ``SILENT_AFTER`` seconds (so a slow scheduler, whose answers stop
-        coming, makes nobody silent). The heartbeats are fetched on the client's own
-        event loop, never waited for here: a slow scheduler must not stall the run.
-        """
-        now = time.monotonic()
-        if not self._flights:  # only watched while partitions are out
-            self._heard.clear()
-            self._silent.clear()
-            self._heard_latest = None
-            return []
-        if not self._heard_pending and now - self._heard_checked >= SILENT_CHECK_EVERY:
-            self._heard_checked, self._heard_pending = now, True
-            self.client.loop.add_callback(self._fetch_heartbeats)
-        fetched, self._heard_fetched = self._heard_fetched, None
-        if fetched is not None:
-            seen_by_address, self._heard_latest = fetched
-            for address, seen in seen_by_address.items():
-                previous = self._heard.get(address)
-                if previous is None or seen != previous[0]:
-                    self._heard[address] = (seen, self._heard_latest)
-            self._heard = {a: h for a, h in self._heard.items() if a in seen_by_address}
-        latest = self._heard_latest
-        self._silent = {a for a, (_, when) in self._heard.items()
-                        if latest is not None and latest - when > SILENT_AFTER}
+        """Addresses of silent workers (see :meth:`_heard`) holding partitions."""
         return sorted(self._silent & {f.address for f in self._flights.values()})
-
-    async def _fetch_heartbeats(self) -> None:
-        """The workers' ``last_seen`` as the scheduler has it (runs on the client's loop)."""
-        try:
-            identity = await self.client.scheduler.identity(n_workers=-1)
-            seen = {a: w.get("last_seen") for a, w in identity.get("workers", {}).items()}
-            self._heard_fetched = (seen, time.monotonic())
-        except Exception:  # noqa: BLE001 - a lost scheduler is noticed by poll itself
-            pass
-        finally:
-            self._heard_pending = False
 
     def _slots(self) -> list[tuple[str, str]]:
         usable = {a: n for a, n in self._members.items()
