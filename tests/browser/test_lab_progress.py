@@ -6,12 +6,14 @@ through ``LabProgressWidget``, the way the engine's progress sink feeds it.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from conftest import notebook_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -268,3 +270,51 @@ def expect_count(page: Page, selector: str, count: int, timeout: float = 10.0) -
     while (found := page.locator(selector).count()) != count:
         assert time.monotonic() < deadline, f"{found} elements match {selector}, not {count}"
         time.sleep(0.05)
+
+
+def test_the_status_bar_menu_lists_and_cancels_the_runs_of_every_kernel(
+    open_notebook: Callable[[str, Sequence[str]], Page],
+) -> None:
+    # Two notebooks, two kernels, each with a run held going until it is cancelled.
+    page = open_notebook("first.ipynb", notebook("fake_run(2, steps=40, hold_at=5)"))
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.locator(f"{OVERALL}[data-state=running]").first.wait_for(timeout=30_000)
+    second = notebook_json(notebook("fake_run(3, steps=40, hold_at=5)"))
+    page.evaluate(
+        """async nb => {
+            const app = window.jupyterapp;
+            await app.serviceManager.contents.save(
+                'second.ipynb', {type: 'notebook', format: 'json', content: nb});
+            await app.commands.execute('docmanager:open', {path: 'second.ipynb'});
+        }""", json.loads(json.dumps(second)))
+    page.wait_for_function(
+        """() => {
+            const panel = window.jupyterapp.shell.currentWidget;
+            const kernel = panel.sessionContext.session?.kernel;
+            return panel.context.path === 'second.ipynb' && kernel?.status === 'idle'
+                && kernel.connectionStatus === 'connected';
+        }""", timeout=90_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    status = page.locator(STATUS)
+    page.wait_for_function(
+        "() => (document.querySelector('.jp-par-statusbar')?.textContent ?? '')"
+        ".includes('(+1 more)')", timeout=60_000)
+
+    # The menu lists both runs with their notebooks, each with Show and Cancel.
+    status.click()
+    items = page.locator(".jp-par-runs-menu .lm-Menu-item")
+    items.first.wait_for(timeout=5_000)
+    labels = [t.strip() for t in items.all_inner_texts()]
+    for name in ("first.ipynb", "second.ipynb"):
+        for action in ("Show fake", "Cancel fake"):
+            assert any(t.startswith(action) and name in t for t in labels), (name, labels)
+    # Cancel the run of the notebook that is not in front: only that one stops.
+    items.filter(has_text="Cancel fake").filter(has_text="first.ipynb").click()
+    page.wait_for_function(
+        "() => !document.querySelector('.jp-par-statusbar').textContent.includes('more')",
+        timeout=15_000)
+    assert page.evaluate("() => window.jupyterapp.shell.currentWidget.context.path") == (
+        "second.ipynb")
+    status.click()
+    items.filter(has_text="Cancel fake").click()
+    status.wait_for(state="hidden", timeout=15_000)
