@@ -63,7 +63,8 @@ def _check(name: str, value: Any) -> Any:
     if name == "jobs":
         need(isinstance(value, int) and not isinstance(value, bool) and value != 0,
              "a whole number: 1 or more, or -1 for all CPUs (-2 all but one, ...)")
-        limits.worker_count(value, "inline")  # a negative count past the CPUs: say so now
+        if value < 0:  # a negative count past the CPUs: say so now
+            limits.worker_count(value, None)
     elif name in ("partitions", "blas_threads"):
         need(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
              "a whole number of at least 1")

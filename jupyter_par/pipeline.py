@@ -46,6 +46,13 @@ _HIDDEN_DIRS = (
     os.path.dirname(os.path.abspath(__file__)) + os.sep,
     os.path.dirname(os.path.abspath(pd.__file__)) + os.sep,
 )
+#: pandas' own tests are callers, not pandas (as pandas' ``find_stack_level`` has it).
+_PANDAS_TESTS = os.path.join(os.path.dirname(os.path.abspath(pd.__file__)), "tests") + os.sep
+
+
+def _hidden(filename: str) -> bool:
+    """Whether a frame of ``filename`` belongs to jupyter_par or pandas itself."""
+    return filename.startswith(_HIDDEN_DIRS) and not filename.startswith(_PANDAS_TESTS)
 
 
 @dataclass
@@ -106,7 +113,7 @@ def _caller_location() -> tuple[str, int, dict[str, Any]]:
     """Where a serial call would have raised a library warning: the first frame outside
     jupyter_par and pandas (pandas points its own warnings there too)."""
     frame = sys._getframe(1)
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(_HIDDEN_DIRS):
+    while frame.f_back is not None and _hidden(frame.f_code.co_filename):
         frame = frame.f_back
     return frame.f_code.co_filename, frame.f_lineno, frame.f_globals
 
@@ -133,7 +140,7 @@ def _raise_again(captured: Iterable[CapturedWarning | warnings.WarningMessage],
         if (category, text) in seen:
             continue
         seen.add((category, text))
-        if origin[0].startswith(_HIDDEN_DIRS) or not origin[0]:
+        if _hidden(origin[0]) or not origin[0]:
             registry = module_globals.setdefault("__warningregistry__", {})
             warnings.warn_explicit(text, category, filename, lineno,
                                    module=module_globals.get("__name__"), registry=registry)
