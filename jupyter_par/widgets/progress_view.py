@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..errors import UsageError
-from ..progress import RunProgress, format_seconds, percent_text
+from ..progress import RunProgress, format_seconds
 from .frontend import AUTO, IPYWIDGETS, LAB, choose_frontend
 from .progress_html import render_html
 
@@ -88,15 +88,6 @@ def overall_record(progress: RunProgress, cancel: str = "none") -> dict[str, Any
         "partitions_total": progress.partitions_total,
         "cancel": cancel,
     }
-
-
-def summary_text(progress: RunProgress | None, label: str) -> str:
-    """The display's plain-text form, for front ends that draw no widget at all."""
-    if progress is None:
-        return f"jupyter_par progress: {label or 'parallel'}"
-    fraction = progress.fraction
-    where = "" if fraction is None else f" {percent_text(fraction)}"
-    return f"jupyter_par progress: {progress.label or label or 'parallel'}{where}"
 
 
 def render_text(progress: RunProgress | None, label: str = "") -> str:
@@ -171,7 +162,8 @@ class ProgressView:
 
     def _bundle(self) -> dict[str, Any]:
         """Both views, the richest first: the lab extension's, then standard ipywidgets."""
-        bundle: dict[str, Any] = {"text/plain": summary_text(self.last, self.label)}
+        # What a saved notebook shows where widgets are not drawn: how the run stands.
+        bundle: dict[str, Any] = {"text/plain": render_text(self.last, self.label)}
         if self.lab is not None:
             bundle[MIME_TYPE] = {"model_id": self.lab.model_id, "version": __version__}
         view = self.html if self.html is not None else self.lab
@@ -226,9 +218,8 @@ class ProgressView:
         # A saved notebook shows text/plain where widgets are not rendered: make it say
         # how the run stands (the repr at display time would say 'running' forever).
         if self.frontend == AUTO:
-            bundle = self._bundle()
-        else:
-            bundle = self.widget._repr_mimebundle_(**kwargs)
+            return self._bundle()
+        bundle = self.widget._repr_mimebundle_(**kwargs)
         if isinstance(bundle, dict):
             bundle = {**bundle, "text/plain": render_text(self.last, self.label)}
         return bundle
