@@ -17,6 +17,7 @@ them, so the result's shape, index, order and dtypes are pandas' own by construc
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from . import _worker
+from .errors import SerialFallbackWarning
 from .partition import Partition
 
 #: Keywords of ``DataFrame.groupby`` that the API accepts and passes to pandas.
@@ -187,7 +189,7 @@ class GroupResults:
     kwargs: dict[str, Any] = field(default_factory=dict)
     apply_kwargs: dict[str, Any] = field(default_factory=dict)
 
-    def __call__(self, part: Keyed | pd.DataFrame | pd.Series) -> list[Any]:
+    def __call__(self, part: Keyed | pd.DataFrame | pd.Series) -> GroupValues:
         func = self.func
         if _PANDAS_MAJOR < 3 and func in _BUILTINS:
             func = _BUILTINS[func]
@@ -203,27 +205,51 @@ class GroupResults:
 
         data, by = (part.data, part.by) if isinstance(part, Keyed) else (part, self.by)
         grouped = data.groupby(by, **_quiet_keywords(self.groupby_kwargs))
-        if (_PANDAS_MAJOR < 3 and isinstance(data, pd.DataFrame) and data.columns.is_unique
-                and self.apply_kwargs.get("include_groups", True)):
+        with_keys = (_PANDAS_MAJOR < 3 and isinstance(data, pd.DataFrame)
+                     and data.columns.is_unique and self.apply_kwargs.get("include_groups", True))
+        if with_keys:
             # pandas 2 warns once per apply that the groups include the grouping columns;
             # the replay in the kernel warns as the serial call does. Selecting every
             # column gives the same groups without a warning per partition.
-            grouped = grouped[list(data.columns)]
+            try:
+                grouped[list(data.columns)].apply(each_group, *self.args, **self.kwargs)
+            except TypeError:
+                # pandas 2 calls func again on the groups without the grouping columns
+                # when it raised TypeError with them (a sum over a string key): so here.
+                results.clear()
+                grouped.apply(each_group, *self.args, include_groups=False, **self.kwargs)
+                return GroupValues(results, without_keys=True)
+            return GroupValues(results)
         grouped.apply(each_group, *self.args, **self.apply_kwargs, **self.kwargs)
-        return results
+        return GroupValues(results)
+
+
+@dataclass(frozen=True)
+class GroupValues:
+    """A partition's group results, and whether pandas 2 had to leave the keys out."""
+
+    results: list[Any]
+    without_keys: bool = False
 
 
 class Replay:
     """In the kernel: hand pandas the workers' results, in the order it asks for them."""
 
     def __init__(self, results: list[Any], func: Callable[..., Any], args: tuple[Any, ...],
-                 kwargs: dict[str, Any]) -> None:
+                 kwargs: dict[str, Any], fail_first: bool = False) -> None:
         self._next = iter(results).__next__
+        self._fail_first = fail_first
         self.func, self.args, self.kwargs = func, args, kwargs
         # pandas reads the function's name for some messages; keep the user's.
         self.__name__ = getattr(func, "__name__", "func")
 
     def __call__(self, group: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._fail_first:
+            # The workers' func raised TypeError on groups with their keys: pandas 2 then
+            # goes on without the keys, and so must the replay, for the same result.
+            self._fail_first = False
+            msg = "func failed on the groups with their grouping columns"
+            raise TypeError(msg)
         if len(group) == 0:  # an unobserved category: pandas calls func on it too
             return self.func(group, *self.args, **self.kwargs)
         return self._next()
@@ -232,9 +258,20 @@ class Replay:
 def replay(obj: pd.DataFrame | pd.Series, by: Any, groupby_kwargs: dict[str, Any],
            apply_kwargs: dict[str, Any], op: GroupResults, results: list[list[Any]]) -> Any:
     """What ``obj.groupby(by).apply(func)`` returns, given each group's result in order."""
-    flat = [r for part in results for r in part]
     func = op.func
     if _PANDAS_MAJOR < 3 and func in _BUILTINS:
         func = _BUILTINS[func]
-    return obj.groupby(by, **groupby_kwargs).apply(
-        Replay(flat, func, op.args, op.kwargs), **apply_kwargs)
+    grouped = obj.groupby(by, **groupby_kwargs)
+    without_keys = {part.without_keys for part in results}
+    if without_keys == {True, False}:
+        # Some partitions' groups failed with their keys, others did not: serially the
+        # first failure sends every group round again without keys. Only the whole
+        # input can do that.
+        warnings.warn(
+            "groupby_apply: func raised TypeError on some groups with their grouping "
+            "columns (pandas 2 then calls it again without them); ran in the caller",
+            SerialFallbackWarning, stacklevel=2)
+        return grouped.apply(func, *op.args, **apply_kwargs, **op.kwargs)
+    flat = [r for part in results for r in part.results]
+    return grouped.apply(Replay(flat, func, op.args, op.kwargs, fail_first=True in without_keys),
+                         **apply_kwargs)

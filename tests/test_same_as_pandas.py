@@ -253,3 +253,13 @@ def test_a_column_given_as_its_own_series_is_left_out_of_the_groups(kw):
     copy = df.let.copy()  # equal values, another Series: pandas keeps the column
     _same(jp.groupby_apply(df, copy, lambda x: x.iloc[0:], group_keys=False, **kw),
           df.groupby(copy, group_keys=False).apply(lambda x: x.iloc[0:]))
+
+
+def test_a_function_that_fails_on_the_grouping_column_is_retried_without_it(kw):
+    # pandas 2 calls func again without the grouping columns when it raised TypeError
+    # with them; pandas 3 never passes them. Either way, as the serial call.
+    df = pd.DataFrame({"A": "a a b b c".split(), "B": [1, 2, 3, 4, 5], "C": [4, 6, 5, 1, 2]})
+    for extra in ({"group_keys": False}, {"as_index": False}):
+        func = (lambda x: x / x.sum()) if "group_keys" in extra else (lambda x: x.mean())
+        _same(_quiet(lambda e=extra, f=func: jp.groupby_apply(df, "A", f, **e, **kw)),
+              _quiet(lambda e=extra, f=func: df.groupby("A", **e).apply(f)))
