@@ -119,7 +119,7 @@ def _split(obj: Any, request: CellRequest, jobs: int, partitions: int | None) ->
         n = partition_count(len(obj), jobs, partitions)
         parts = groups.split(obj, by, n, {"dropna": False, "sort": True}) if len(obj) else \
             "empty"
-        if isinstance(parts, str):
+        if isinstance(parts, str) or not parts:
             parts = split_rows(obj, 1)
         return _Split(parts, "rows", "pandas")
     if request.axis == "columns":

@@ -134,7 +134,8 @@ class _Uncuttable(Exception):
 
 def split(obj: pd.DataFrame | pd.Series, by: Any, n_parts: int,
           groupby_kwargs: dict[str, Any]) -> list[Partition] | str:
-    """Partitions of whole groups, in pandas' group order; or why it must run in one piece.
+    """Partitions of whole groups, in pandas' group order (none if there are no groups);
+    or why the call must run in one piece.
 
     Groups are cut where the cumulative row count crosses equal shares; each partition
     keeps its rows in their original order, so pandas inside the partition sees each
@@ -147,7 +148,7 @@ def split(obj: pd.DataFrame | pd.Series, by: Any, n_parts: int,
     codes = np.where(valid, codes, -1).astype(np.int64)
     n_groups = int(codes.max()) + 1 if len(codes) else 0
     if n_groups == 0:
-        return "there are no groups"
+        return []  # nothing for a worker: pandas' own call gives the empty result
     sizes = np.bincount(codes[codes >= 0], minlength=n_groups)
     n_parts = max(1, min(n_parts, n_groups))
     cumulative = np.cumsum(sizes)

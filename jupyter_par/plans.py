@@ -158,6 +158,8 @@ def groupby_apply(obj: pd.DataFrame | pd.Series, by: Any, func: Any,
     parts = groups.split(obj, by, partition_count(len(obj), jobs, partitions), groupby_kwargs)
     if isinstance(parts, str):
         return Plan.in_caller(serial, label, f"{parts}; ran in the caller")
+    if not parts:
+        return Plan.in_caller(serial, label)
     op = groups.GroupResults(func, by, groupby_kwargs, args, kwargs, apply_kwargs)
     return Plan(parts, op,
                 lambda results: groups.replay(obj, by, groupby_kwargs, apply_kwargs, op, results),
