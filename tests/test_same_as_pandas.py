@@ -258,7 +258,7 @@ def test_a_column_given_as_its_own_series_is_left_out_of_the_groups(kw):
 def test_a_function_that_fails_on_the_grouping_column_is_retried_without_it(kw):
     # pandas 2 calls func again without the grouping columns when it raised TypeError
     # with them; pandas 3 never passes them. Either way, as the serial call.
-    df = pd.DataFrame({"A": "a a b b c".split(), "B": [1, 2, 3, 4, 5], "C": [4, 6, 5, 1, 2]})
+    df = pd.DataFrame({"A": ["a", "a", "b", "b", "c"], "B": [1, 2, 3, 4, 5], "C": [4, 6, 5, 1, 2]})
     for extra in ({"group_keys": False}, {"as_index": False}):
         func = (lambda x: x / x.sum()) if "group_keys" in extra else (lambda x: x.mean())
         _same(_quiet(lambda e=extra, f=func: jp.groupby_apply(df, "A", f, **e, **kw)),
