@@ -18,6 +18,7 @@ import threading
 import time
 import traceback
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -242,6 +243,59 @@ def _routed(name: str) -> _ThreadRoutedStream:
         return stream
 
 
+_warning_sinks: dict[int, list[CapturedWarning]] = {}
+_previous_showwarning: Any = None
+
+
+def _route_warning(message: Any, category: type[Warning], filename: str, lineno: int,
+                   file: Any = None, line: str | None = None) -> None:
+    """``warnings.showwarning`` while threads of a run record theirs: each thread's
+    warnings go to its own list, everyone else's on to where they went before."""
+    sink = _warning_sinks.get(threading.get_ident())
+    record = warnings.WarningMessage(message, category, filename, lineno, file, line)
+    if sink is not None:
+        sink.append(CapturedWarning.of(record))
+        return
+    previous = _previous_showwarning
+    if previous is None or previous is getattr(warnings, "_showwarning_orig", None):
+        # What warnings itself does when showwarning is its own: the implementation a
+        # catch_warnings(record=True) (pytest's, for one) may have put in place.
+        show = getattr(warnings, "_showwarnmsg_impl", None)
+        if show is not None:
+            show(record)
+            return
+        previous = getattr(warnings, "_showwarning_orig", None) or (lambda *a, **k: None)
+    previous(message, category, filename, lineno, file, line)
+
+
+@contextmanager
+def recording_warnings() -> Iterator[list[CapturedWarning]]:
+    """Record the warnings this thread raises for the length of a ``with`` block.
+
+    Threads share the process's warning filters, so ``catch_warnings`` (which swaps them
+    for everyone) cannot be used in one; the warnings that the caller's filters let
+    through are routed by thread instead, to be raised again in the caller once each,
+    pointing where a serial call would.
+    """
+    global _previous_showwarning
+    caught: list[CapturedWarning] = []
+    ident = threading.get_ident()
+    with _router_lock:
+        if warnings.showwarning is not _route_warning:
+            _previous_showwarning = warnings.showwarning
+            warnings.showwarning = _route_warning
+        outer = _warning_sinks.get(ident)
+        _warning_sinks[ident] = caught
+    try:
+        yield caught
+    finally:
+        with _router_lock:
+            if outer is None:
+                _warning_sinks.pop(ident, None)
+            else:
+                _warning_sinks[ident] = outer
+
+
 @contextmanager
 def _capture(threaded: bool):
     """Capture prints and warnings of one partition into a buffer."""
@@ -254,7 +308,11 @@ def _capture(threaded: bool):
         for stream in streams:
             stream.buffers[ident] = buffer
         try:
-            yield buffer, caught
+            with recording_warnings() as recorded:
+                try:
+                    yield buffer, caught
+                finally:
+                    caught.extend(dict.fromkeys(recorded))
         finally:
             for stream in streams:
                 stream.buffers.pop(ident, None)

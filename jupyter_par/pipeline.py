@@ -25,7 +25,7 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
-from . import _display, cost, engine
+from . import _display, _worker, cost, engine
 from . import shared as _shared
 from ._worker import CapturedWarning
 from .backends import backend_class
@@ -190,7 +190,10 @@ def execute(
             filename, lineno, module_globals = _caller_location()
             warnings.warn_explicit(f"{plan.label}: {plan.serial_reason}", SerialFallbackWarning,
                                    filename, lineno, module=module_globals.get("__name__"))
-        return plan.serial(), None
+        with _worker.recording_warnings() as caught:
+            value = plan.serial()
+        _raise_again(caught, where)  # pandas' own warnings, pointing at the caller
+        return value, None
     parts = plan.parts
     known = isinstance(parts, Sequence)
     backend = backend_class(options.backend)

@@ -48,16 +48,20 @@ class InlineBackend(Backend):
         ctx = _worker.TaskContext(cancel=self._cancel, last_flush=time.monotonic())
         previous = _worker.enter(ctx)
         started = time.perf_counter()
+        caught: list[Any] = []
         try:
-            with _worker.task_scope():
+            # Warnings are kept for the caller to raise once each, pointing at its call;
+            # the caller's filters still apply here (an "error" filter raises at once).
+            with _worker.task_scope(), _worker.recording_warnings() as caught:
                 value = task.op(task.data)
         except Exception as exc:  # noqa: BLE001 - the live exception goes to the engine
             outcome: TaskDone | TaskFailed = TaskFailed(
                 task.task_id, exc, type(exc).__qualname__, str(exc), "",
-                ctx.row_label, ctx.has_row_label,
+                ctx.row_label, ctx.has_row_label, warnings=tuple(dict.fromkeys(caught)),
             )
         else:
-            outcome = TaskDone(task.task_id, value, seconds=time.perf_counter() - started)
+            outcome = TaskDone(task.task_id, value, warnings=tuple(dict.fromkeys(caught)),
+                               seconds=time.perf_counter() - started)
         finally:
             _worker.leave(previous)
         return [Finished("kernel", outcome, task.run_id)]
