@@ -14,8 +14,8 @@ P2=$(.venv-pandas2/bin/python -c 'import pandas; print("pandas", pandas.__versio
 echo "== engine suite on $P2"
 .venv-pandas2/bin/python -m pytest -q tests/test_api.py tests/test_engine.py \
   tests/test_properties.py tests/test_same_as_pandas.py tests/test_pipeline.py
-echo "== pandas' own tests routed through jupyter_par, $P2 (spawn gives fork's results: fork only)"
-JP_CONFORMANCE_MODES="fork threads" bash scripts/conformance.sh .venv-pandas2/bin/python
+echo "== pandas' own tests routed through jupyter_par, $P2"
+bash scripts/conformance.sh .venv-pandas2/bin/python
 echo "== pandas' own tests routed through jupyter_par, newest pandas"
 bash scripts/conformance.sh .venv/bin/python
 echo "== full suite on $(.venv/bin/python -c 'import pandas; print("pandas", pandas.__version__)')"
