@@ -37,7 +37,7 @@ import psutil
 
 import jupyter_par as jp
 from jupyter_par import backends
-from jupyter_par.progress import TextProgress
+from jupyter_par.text_progress import TextProgress
 from jupyter_par.widgets.progress_view import ProgressView
 
 LOOPS = 1  # set by calibrate(); travels to the workers with score()

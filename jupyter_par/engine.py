@@ -38,7 +38,7 @@ from .errors import (
     WorkerError,
 )
 from .partition import Partition
-from .progress import (
+from .progress_state import (
     CANCELLED,
     DONE,
     FAILED,

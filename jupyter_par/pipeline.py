@@ -39,7 +39,7 @@ from .errors import (
     short_traceback,
 )
 from .partition import Partition
-from .progress import ProgressSink
+from .progress_state import ProgressSink
 from .sinks import sinks_for
 
 _HIDDEN_DIRS = (

@@ -2,7 +2,7 @@
 
 ``progress=True`` (the default) picks, in order: jupyter_par's widgets when running
 in a Jupyter kernel with ipywidgets, tqdm text bars otherwise. ``progress=False`` draws
-nothing; a callable gets every :class:`~jupyter_par.progress.RunProgress`; an object
+nothing; a callable gets every :class:`~jupyter_par.progress_state.RunProgress`; an object
 with ``update`` and ``close`` is used as it is. Which widgets (the lab extension's or
 plain ipywidgets) is the widget layer's decision, given the run's ``frontend`` option.
 
@@ -17,7 +17,8 @@ import sys
 from typing import Any
 
 from .errors import UsageError
-from .progress import CallbackProgress, ProgressSink, TextProgress
+from .progress_state import CallbackProgress, ProgressSink
+from .text_progress import TextProgress
 
 #: The module whose ``widget_factory(label, frontend)`` draws a run in a kernel.
 WIDGET_FACTORY_MODULE = "jupyter_par.widgets.progress_view"

@@ -14,8 +14,10 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .progress_state import RUNNING, format_seconds, percent_text
+
 if TYPE_CHECKING:
-    from .progress import RunProgress, WorkerProgress
+    from .progress_state import RunProgress, WorkerProgress
 
 #: Seconds between two summary lines on a stream that is not a terminal.
 PLAIN_INTERVAL = 5.0
@@ -27,7 +29,6 @@ _OVERALL_BAR = "{desc}: PERCENT|{bar:30}| "
 
 
 def _with_text(bar_format: str, fraction: float | None, text: str) -> str:
-    from .progress import percent_text
 
     shown = "?" if fraction is None else percent_text(fraction)
     return bar_format.replace("PERCENT", f"{shown:>4}") + text.replace("{", "{{").replace(
@@ -51,7 +52,6 @@ def overall_details(progress: RunProgress) -> str:
 
     A stopped run leads with where it stopped: ``"cancelled at 93% · ..."``.
     """
-    from .progress import RUNNING, format_seconds
 
     parts = [] if progress.state == RUNNING else [progress.status]
     parts.append(f"{_count(progress.rows_done)}/{_count(progress.rows_total)} {progress.unit}")
@@ -66,7 +66,6 @@ def overall_details(progress: RunProgress) -> str:
 
 def overall_line(progress: RunProgress) -> str:
     """``"score: 45% · 180,000/400,000 rows · ..."`` or ``"score: cancelled at 93% · ..."``."""
-    from .progress import RUNNING, percent_text
 
     fraction = progress.fraction
     head = ""

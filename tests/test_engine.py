@@ -21,7 +21,7 @@ import pytest
 
 import jupyter_par as jp
 from jupyter_par import backends
-from jupyter_par.progress import RunProgress
+from jupyter_par.progress_state import RunProgress
 
 
 class NotebookError(Exception):

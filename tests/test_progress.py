@@ -18,7 +18,7 @@ import pytest
 import jupyter_par as jp
 from jupyter_par import backends
 from jupyter_par.engine import TICK
-from jupyter_par.progress import (
+from jupyter_par.progress_state import (
     BUSY,
     CANCELLED,
     DONE,
@@ -27,11 +27,11 @@ from jupyter_par.progress import (
     STOPPED,
     ProgressTracker,
     RunProgress,
-    TextProgress,
     WorkerProgress,
     interrupted_line,
 )
 from jupyter_par.sinks import sinks_for
+from jupyter_par.text_progress import TextProgress
 
 
 class Recorder:

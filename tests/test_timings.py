@@ -11,7 +11,7 @@ from jupyter_par.config import resolve
 from jupyter_par.errors import UsageError
 from jupyter_par.operations import PartitionCall
 from jupyter_par.partition import Partition
-from jupyter_par.progress import CallbackProgress
+from jupyter_par.progress_state import CallbackProgress
 
 
 def nap(seconds: float) -> float:

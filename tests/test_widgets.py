@@ -19,7 +19,7 @@ import pytest
 import jupyter_par as jp
 from jupyter_par import backends
 from jupyter_par.errors import CancelledError, UsageError
-from jupyter_par.progress import RunProgress
+from jupyter_par.progress_state import RunProgress
 from jupyter_par.widgets import frontend
 from jupyter_par.widgets.panel import Panel, frames_in, functions_in
 from jupyter_par.widgets.progress_view import MIME_TYPE, ProgressView
@@ -242,7 +242,7 @@ def test_the_cancel_route_follows_who_holds_the_cell():
 
 
 def test_the_fallback_shows_64_workers_as_cells_with_counts_states_and_errors():
-    from jupyter_par.progress import WorkerProgress
+    from jupyter_par.progress_state import WorkerProgress
     from jupyter_par.widgets.progress_html import render_html
 
     states = ["busy", "idle", "done", "failed"]

@@ -15,10 +15,10 @@ import html
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from ..progress import FAILED, RUNNING, format_seconds, percent_text
+from ..progress_state import FAILED, RUNNING, format_seconds, percent_text
 
 if TYPE_CHECKING:
-    from ..progress import RunProgress, WorkerProgress
+    from ..progress_state import RunProgress, WorkerProgress
 
 #: Bar colours per state; the state is always written out as well.
 COLOURS = {"idle": "#9e9e9e", "busy": "#2196f3", "done": "#4caf50", "failed": "#f44336",

@@ -1,6 +1,6 @@
 """The progress sink for notebooks: one display that shows every worker of a run.
 
-The engine hands a :class:`~jupyter_par.progress.RunProgress` to :meth:`ProgressView.update`
+The engine hands a :class:`~jupyter_par.progress_state.RunProgress` to :meth:`ProgressView.update`
 about ten times a second and the final one to :meth:`ProgressView.close`. The view only
 draws it, with one or both of two widgets:
 
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..errors import UsageError
-from ..progress import RunProgress, format_seconds
+from ..progress_state import RunProgress, format_seconds
 from .frontend import AUTO, IPYWIDGETS, LAB, choose_frontend
 from .progress_html import render_html
 

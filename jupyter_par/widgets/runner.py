@@ -20,7 +20,7 @@ import pandas as pd
 from .. import engine, pipeline, plans
 from ..config import Options
 from ..errors import UsageError
-from ..progress import ProgressSink
+from ..progress_state import ProgressSink
 
 MODES = ("rows", "groups", "columns")
 #: The panel's jobs never overlap: they share the warm workers.

@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import backends
 from ..config import resolve, usable_cpus
-from ..progress import ProgressSink
+from ..progress_state import ProgressSink
 from .runner import Selection
 
 #: A count is "as good as the best" within this share of the best speedup: beyond it,

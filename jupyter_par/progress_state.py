@@ -318,12 +318,8 @@ def shorten_interrupt(exc: BaseException, progress: RunProgress | None) -> None:
         exc._render_traceback_ = lambda: [line]  # type: ignore[attr-defined]
 
 
-# The text renderer lives in its own module; it is re-exported because sinks and users
-# import it from here. Imported last: it needs the records above.
-from .text_progress import TextProgress  # noqa: E402
-
 __all__ = [
     "BUSY", "CANCELLED", "DONE", "FAILED", "IDLE", "RUNNING", "STOPPED", "CallbackProgress",
-    "ProgressSink", "ProgressTracker", "RunProgress", "TextProgress", "WorkerProgress",
+    "ProgressSink", "ProgressTracker", "RunProgress", "WorkerProgress",
     "format_seconds", "interrupted_line", "percent_text", "shorten_interrupt",
 ]
