@@ -15,7 +15,8 @@ task one no-op call on one small item:
 Columns: partitions per second (wall), wall per partition, and the kernel's CPU per
 partition: the kernel process's CPU (all its threads; for the threads backend this
 includes the workers, which are threads of the kernel) and, for jupyter_par, the
-engine thread's own CPU between dispatches (``RunOutcome.timings.kernel_between``).
+engine thread's own CPU handing out partitions and reading their results
+(``RunOutcome.timings.kernel_dispatch``).
 
 Usage (repository root)::
 
@@ -82,7 +83,7 @@ def jupyter_par_method(backend: str, jobs: int) -> Callable[[int], dict[str, flo
         jp.map(list(range(4 * jobs)), noop, partitions=4 * jobs, **options)  # warm
         with engine_outcomes() as seen:
             row = timed(lambda: jp.map(list(range(n)), noop, partitions=n, **options), n)
-        row["engine"] = seen[-1].timings.kernel_between
+        row["engine"] = seen[-1].timings.kernel_dispatch
         if backend == "dask":  # its local cluster would compete with the next methods
             jp.shutdown()
         return row
@@ -131,7 +132,7 @@ def distributed_method(jobs: int) -> Callable[[int], dict[str, float]]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = ["| method | workers | partitions | wall (s) | partitions / s | wall per partition "
-             "| kernel CPU per partition | engine thread CPU per partition |",
+             "| kernel CPU per partition | engine dispatch CPU per partition |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "skipped" in r:

@@ -7,11 +7,13 @@ it, with the caller's own split and combine times, into a breakdown::
     compute 92% · shipping 5% · kernel 3% → about 13x at 16 workers
 
 The projection is Amdahl's law with the kernel's work as the serial part: splitting
-before the first dispatch, shipping partitions and reading results between
-dispatches, the tail after the last result, and combining. It is conservative: the
-kernel ships while workers compute, so shipping is serial only once the kernel is
-the bottleneck, and it leaves out what more workers would add (more partitions,
-more results to read) and what the machine lacks (cores, memory bandwidth).
+before the first dispatch, shipping partitions and reading their results, the tail
+after the last result, and combining. It is conservative: the kernel ships while
+workers compute, so shipping is serial only once the kernel is the bottleneck. It
+leaves out the kernel's loop (progress and polling, about ten times a second
+whatever the number of partitions, beside the workers), what more workers would add
+(more partitions, more results to read) and what the machine lacks (cores, memory
+bandwidth).
 """
 
 from __future__ import annotations
@@ -45,8 +47,10 @@ def breakdown(outcome: Any, combine_seconds: float = 0.0, *,
     -------
     dict
         ``split`` (the kernel before the first dispatch, caller's split included),
-        ``shipping`` (the kernel's own work between dispatches), ``compute`` (summed
-        over workers), ``tail``, ``combine``; ``idle`` (worker-seconds unused while
+        ``shipping`` (the kernel handing out partitions and reading their results),
+        ``compute`` (summed over workers), ``tail``, ``combine``; ``loop`` (the
+        kernel's progress and polling while workers run, not serial); ``idle``
+        (worker-seconds unused while
         partitions were out, per worker: load imbalance and per-partition overhead),
         ``wall`` (call to combined result), ``kernel_cpu``, ``workers``, and
         ``serial_share``, the kernel's parts over the total work.
@@ -58,7 +62,7 @@ def breakdown(outcome: Any, combine_seconds: float = 0.0, *,
     workers = max(1, int(getattr(outcome, "jobs", 0) or 1))
     parts = {
         "split": split_seconds + timings.to_first_dispatch,
-        "shipping": timings.kernel_between,
+        "shipping": timings.kernel_dispatch,
         "compute": timings.worker_compute,
         "tail": timings.tail,
         "combine": combine_seconds,
@@ -68,6 +72,7 @@ def breakdown(outcome: Any, combine_seconds: float = 0.0, *,
     total = kernel + parts["compute"]
     return {
         **parts,
+        "loop": max(0.0, timings.kernel_between - timings.kernel_dispatch),
         "idle": max(0.0, window - parts["compute"] / workers),
         "wall": split_seconds + timings.wall + combine_seconds,
         "kernel_cpu": timings.kernel_cpu,

@@ -375,6 +375,17 @@ print("worker_shm=" + json.dumps(ours))
 """)
     assert result.json("equal") is True
     assert result.json("kernel_shm") == [] and result.json("worker_shm") == []
+    # A Client of the user's own (as for TLS) as the session's scheduler, for later cells.
+    kernel.ok("mine = df.copy()\nuser_client = distributed.Client(ADDR, set_as_default=False)\n"
+              "jp.set_defaults(backend='dask', scheduler=user_client)")
+    try:
+        kernel.ok("%%parallel --jobs 4 --no-progress mine\nmine['s'] = mine.apply(score, axis=1)")
+        check = kernel.ok("print('equal=' + json.dumps(bool(mine['s'].equals(expected['s']))))\n"
+                          "print('open=' + json.dumps(user_client.status))")
+        assert check.json("equal") is True and check.json("open") == "running"
+    finally:
+        kernel.ok("jp.set_defaults(backend=None, scheduler=None)\njp.shutdown()\n"
+                  "user_client.close()")
 
 
 @hosts_needed

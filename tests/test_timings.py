@@ -41,8 +41,18 @@ def test_worker_compute_sums_the_partitions_and_wall_covers_the_run(backend):
     assert t.wall >= 0.4 / jobs and t.wall >= outcome.elapsed
     assert 0 <= t.to_first_dispatch < t.wall and 0 <= t.tail < t.wall
     # Sleeping workers cost the kernel almost nothing (and never the nap itself).
-    assert t.kernel_between < 0.1
+    assert 0 <= t.kernel_dispatch <= t.kernel_between < 0.1
     assert t.kernel_cpu >= 0
+
+
+def test_shipping_counts_what_each_partition_costs_the_kernel():
+    # Partitions of 2 MB: pickling each (and the result) is the kernel's own work.
+    import numpy as np
+
+    parts = [Partition(i, np.full(250_000, float(i)), 1) for i in range(6)]
+    options = resolve(backend="processes", jobs=2, progress=False)
+    t = engine.run(parts, PartitionCall(lambda a: a.sum()), options).timings
+    assert 0 < t.kernel_dispatch <= t.kernel_between
 
 
 def test_a_slow_input_shows_before_the_first_dispatch():
@@ -71,22 +81,25 @@ def test_kernel_work_between_dispatches_is_counted_and_waiting_is_not():
     assert inside >= 2
     assert t.kernel_between >= 0.02 * (inside - 1)
     assert t.kernel_between < 0.6  # the workers' naps are not the kernel's
+    # Progress is the loop's work, not the partitions': shipping stays small.
+    assert t.kernel_dispatch < 0.02
 
 
 def test_inline_runs_do_not_count_the_partition_as_kernel_work():
     options = resolve(backend="inline", jobs=1, progress=False)
     t = engine.run(_parts([0.2, 0.2]), PartitionCall(burn), options).timings
     assert t.worker_compute >= 0.4
-    assert t.kernel_between < 0.1
+    assert t.kernel_between < 0.1 and t.kernel_dispatch < 0.1
 
 
 def test_breakdown_and_amdahl_projection():
     run = engine.RunOutcome([], jobs=4, timings=engine.RunTimings(
-        to_first_dispatch=0.05, kernel_between=0.02, tail=0.01, wall=1.0,
+        to_first_dispatch=0.05, kernel_between=0.03, kernel_dispatch=0.02, tail=0.01, wall=1.0,
         worker_compute=3.6, kernel_cpu=0.1))
     parts = timings.breakdown(run, combine_seconds=0.02, split_seconds=0.1)
     assert parts["split"] == pytest.approx(0.15)
     assert parts["shipping"] == pytest.approx(0.02)
+    assert parts["loop"] == pytest.approx(0.01)
     assert parts["compute"] == pytest.approx(3.6)
     assert parts["wall"] == pytest.approx(1.12)
     assert parts["idle"] == pytest.approx(0.94 - 0.9)
