@@ -47,7 +47,7 @@ import dill
 from . import _pickling, transport
 from .errors import ShippingError, UsageError
 
-_ALIGN = 64
+_ALIGN = transport.ALIGN
 _TAG = "shared."
 
 
@@ -222,26 +222,11 @@ class SharedBundle:
         return f"SharedBundle({', '.join(self.names)})"
 
 
-def _segment_path(name: str) -> str:
-    return os.path.join("/dev/shm", name)
-
-
 def _write_segment(name: str, size: int, entries: list[_Entry], plan: list[Any]) -> None:
-    fd = os.open(_segment_path(name), os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
-    try:
-        os.ftruncate(fd, max(size, 1))
-        # pwrite: the kernel copies the pages, about twice as fast as through a mapping.
-        for entry, (_, _, first, rest) in zip(entries, plan):
-            for piece, (offset, length) in zip((entry.stream, *entry.buffers), (first, *rest)):
-                view = memoryview(piece).cast("B")
-                done = 0
-                while done < length:
-                    done += os.pwrite(fd, view[done:], offset + done)
-    except BaseException:
-        transport.unlink(name)
-        raise
-    finally:
-        os.close(fd)
+    transport.write_segment(name, size, (
+        (piece, offset)
+        for entry, (_, _, first, rest) in zip(entries, plan)
+        for piece, (offset, _length) in zip((entry.stream, *entry.buffers), (first, *rest))))
 
 
 class _Remote:
@@ -272,7 +257,7 @@ class _Remote:
             return {name: _unpickle(by_dill, stream, [memoryview(b) for b in buffers])
                     for name, by_dill, stream, buffers in self.plan}
         try:
-            fd = os.open(_segment_path(self.segment), os.O_RDONLY)
+            fd = os.open(transport.segment_path(self.segment), os.O_RDONLY)
         except FileNotFoundError as exc:
             msg = (f"the shared objects {', '.join(self.names)} are not in this machine's "
                    "shared memory: their run ended, or this worker runs on another machine")
