@@ -28,8 +28,18 @@ from pathlib import Path
 SUBNET = "10.231.0"
 PREFIX = "jph"
 #: Run on each host before its command: private /dev/shm and /tmp, its own name.
+#: The checkout (and its venvs) may itself live under /tmp (a CI clone): then it is held at
+#: a mount point outside /tmp first and bound back over the fresh tmpfs, so every host still
+#: runs the same code while its /tmp stays its own.
+_KEEP = "/var/lib/jupyter_par-netns-keep"
+REPO_ROOT = _REPO = str(Path(__file__).resolve().parent.parent)
 _HOST_SETUP = (
-    'mount -t tmpfs -o size=512m jp-shm /dev/shm && mount -t tmpfs -o size=512m jp-tmp /tmp'
+    'mount -t tmpfs -o size=512m jp-shm /dev/shm'
+    f' && if [ "${{JP_REPO#/tmp/}}" != "$JP_REPO" ]; then mkdir -p {_KEEP}'
+    f' && mount --bind "$JP_REPO" {_KEEP}; fi'
+    ' && mount -t tmpfs -o size=512m jp-tmp /tmp'
+    f' && if [ "${{JP_REPO#/tmp/}}" != "$JP_REPO" ]; then mkdir -p "$JP_REPO"'
+    f' && mount --bind {_KEEP} "$JP_REPO"; fi'
     ' && hostname "$JP_HOST" && exec "$@"'
 )
 
@@ -142,7 +152,8 @@ class Hosts:
         launched = subprocess.run(
             ["sh", "-c", '"$@" >>"$JP_LOG" 2>&1 </dev/null & echo $!', "launch",
              *self.command(host, argv, pid_namespace=pid_namespace)],
-            env={**env, "JP_HOST": f"jp-{host}", "JP_LOG": str(log)}, capture_output=True,
+            env={**env, "JP_HOST": f"jp-{host}", "JP_LOG": str(log), "JP_REPO": _REPO},
+            capture_output=True,
             text=True, check=True, start_new_session=True, timeout=30,
         )
         return int(launched.stdout)

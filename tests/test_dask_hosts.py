@@ -90,7 +90,8 @@ class Kernel:
             kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(folder / "kernels")]),
         )
         self.manager.connection_file = str(folder / "kernel-connection.json")
-        env = {**kernel_env(), "PYTHONPATH": str(REPO), "JP_HOST": "jp-kern"}
+        env = {**kernel_env(), "PYTHONPATH": str(REPO), "JP_HOST": "jp-kern",
+               "JP_REPO": netns_hosts.REPO_ROOT}
         self.manager.start_kernel(env=env, cwd=str(folder))
         self.client = self.manager.client()
         self.client.start_channels()
@@ -213,9 +214,9 @@ SETUP = """
 import json, os, socket, threading, time, warnings
 import numpy as np, pandas as pd, distributed
 import jupyter_par as jp
-from jupyter_par import api, operations, transport
+from jupyter_par import operations, pipeline, transport
 from jupyter_par.config import resolve
-from jupyter_par.partition import split_rows
+from jupyter_par.partition import combine, split_rows
 ADDR = {address!r}
 SHARED = {folder!r}
 RUN = dict(backend="dask", scheduler=ADDR, jobs=4, inline_fallback=False)
@@ -500,8 +501,9 @@ def cancel_when_all_run(p):
 options = resolve(**RUN, progress=cancel_when_all_run)
 started = time.monotonic()
 try:
-    api.execute(split_rows(pd.concat([df] * 3), 4), operations.RowApply(slow), options,
-                label="cancel", cancel=cancel)
+    pipeline.execute(pipeline.Plan(split_rows(pd.concat([df] * 3), 4),
+                                   operations.RowApply(slow), combine, "cancel"),
+                     options, cancel=cancel)
 except jp.CancelledError:
     print("cancelled=" + json.dumps(time.monotonic() - started))
 settle(10)

@@ -17,13 +17,18 @@ MB = 2**20
 
 
 def _faults_while_churning(part: pd.DataFrame) -> pd.DataFrame:
-    """Allocate and free 80 MB of temporaries ten times, as rolling/rank do; count page faults."""
+    """Allocate and free 80 MB of temporaries ten times, as rolling/rank do; count the page
+    faults of the last nine."""
     import resource
 
     import numpy as np
 
+    # The first round may fault its pages in, however the worker's heap stood when it was
+    # forked (it varies with what the parent did before): count the rounds after it.
+    blocks = [np.ones(2 * MB) for _ in range(5)]
+    del blocks
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(10):
+    for _ in range(9):
         blocks = [np.ones(2 * MB) for _ in range(5)]
         del blocks
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before

@@ -48,7 +48,7 @@ def run(shell, line: str, body: str):
 
 
 @pytest.mark.parametrize(("line", "message"), [
-    ("--jobs -2 df", "got -2"),
+    ("--jobs -999 df", "jobs=-999 leaves no worker"),
     ("--jobs 2.5 df", "invalid int value: '2.5'"),
     ("--timeout=-1 df", "got -1"),
     ("--partitions=-3 df", "got -3"),
