@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from .transport import _numpy as numpy_values
 from .transport import shared_bytes
 
 #: Below this many bytes of numeric input (or strings and objects that take as long to
@@ -50,9 +51,8 @@ def _pickled_part(obj: Any) -> Any:
 
 
 def _numeric(column: pd.Series) -> bool:
-    dtype = column.dtype
-    return getattr(dtype, "kind", "O") in "biufcmM" and not isinstance(
-        dtype, pd.api.extensions.ExtensionDtype)
+    """Whether the column moves through shared memory (transport's own test)."""
+    return numpy_values(column) is not None
 
 
 def _pickle_seconds(obj: Any) -> tuple[float, int]:
