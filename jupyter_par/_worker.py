@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from . import _display
+from . import _display, worker_output
 from .errors import CancelledError
 
 #: How often, at most, a worker publishes its row count.
@@ -299,7 +299,7 @@ def recording_warnings() -> Iterator[list[CapturedWarning]]:
 @contextmanager
 def _capture(threaded: bool):
     """Capture prints and warnings of one partition into a buffer."""
-    buffer = io.StringIO()
+    buffer = worker_output.LiveBuffer()
     caught: list[CapturedWarning] = []
     if threaded:
         # Threads share sys.stdout, so writes are routed by thread identity instead.
@@ -360,11 +360,15 @@ def execute(
     cancel: threading.Event | None = None,
     threaded: bool = False,
     capture_display: bool = False,
+    send_output: worker_output.Send | None = None,
 ) -> TaskDone | TaskFailed:
     """Run ``op(data)`` for one partition and describe the outcome.
 
     ``capture_display`` (in worker processes) records what ``display()`` shows, for the
     kernel to show; in the kernel's own threads it reaches the notebook by itself.
+    ``send_output(text, records)`` is called a few times a second with what the
+    partition printed (and, in a worker process, the log records it made) since the
+    last call, and once more before this returns (:mod:`jupyter_par.worker_output`).
     """
     ctx = TaskContext(slot=slot, cancel=cancel, last_flush=time.monotonic())
     previous = enter(ctx)
@@ -373,7 +377,8 @@ def execute(
     started = time.perf_counter()
     try:
         with task_scope(), _capture(threaded) as (buffer, caught), (
-                _display.recording(buffer) if capture_display else nullcontext([])) as shown:
+                _display.recording(buffer) if capture_display else nullcontext([])) as shown, \
+                worker_output.streaming(buffer, send_output):
             try:
                 value = op(data)
             except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing lost

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _worker, backends
+from . import _worker, backends, worker_output
 from ._worker import TaskDone, TaskFailed
 from .config import Options
 from .errors import (
@@ -66,6 +66,9 @@ class PartitionOutput:
     warnings: tuple[_worker.CapturedWarning, ...] = ()
     #: What display() showed in a worker process (jupyter_par._display.Shown records).
     displays: tuple[Any, ...] = ()
+    #: How much of ``output`` a progress sink already printed for good while the run
+    #: went (a terminal's live lines); the rest is still to be shown.
+    shown_live: int = 0
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,9 @@ class _Run:
         self.thread_first = self.thread_last = 0.0  # the driving thread's CPU clock
         self.compute = 0.0
         self.cpu_dispatch = 0.0  # the thread's CPU handing out partitions and reading results
+        # Live output: characters of each partition's output given to the sinks so far.
+        self.streamed: dict[int, int] = {}
+        self.output_sinks = [s for s in self.sinks if callable(getattr(s, "output", None))]
 
     # -- progress -------------------------------------------------------------------
     def publish(self, *, force: bool = False, state: str = "running", message: str | None = None,
@@ -252,6 +258,7 @@ class _Run:
                 self.count += 1
                 if self.lazy_total:
                     self.tracker.grow_total(part.size)
+            self.streamed.pop(part.index, None)  # a retry's output starts afresh
             task = backends.Task(part.index, self.run_id, self.op, part.data)
             cpu = time.thread_time()
             worker = backend.submit(task)
@@ -275,19 +282,47 @@ class _Run:
     def cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
 
+    # -- live output ----------------------------------------------------------------
+    def live_output(self, event: backends.Output) -> None:
+        """A running partition's new output: log records go to the kernel's loggers,
+        text to the sinks that show it while the run goes."""
+        if event.records:
+            worker_output.reemit(event.records, event.task_id, event.worker)
+        if event.text and event.task_id in self.running:
+            self.show_live(event.task_id, event.worker, event.text)
+
+    def show_live(self, partition: int, worker: str, text: str) -> None:
+        self.streamed[partition] = self.streamed.get(partition, 0) + len(text)
+        for sink in self.output_sinks:
+            sink.output(partition, worker, text)
+
+    def shown_live(self, partition: int) -> int:
+        """How much of a partition's output a sink printed for good (a terminal's lines)."""
+        if any(getattr(sink, "keeps_output", False) for sink in self.output_sinks):
+            return self.streamed.get(partition, 0)
+        return 0
+
     def handle(self, backend: backends.Backend, event: backends.Event) -> None:
         if event.run_id is not None and event.run_id != self.run_id:
             return  # a task of an earlier run that ended late: its result is not ours
+        if isinstance(event, backends.Output):
+            self.live_output(event)
+            return
         self.t_last = time.monotonic()
         if isinstance(event, backends.Finished):
             outcome = event.outcome
             running = self.running.pop(outcome.task_id, None)
             if running is None:  # a straggler from a stopped run
                 return
+            if self.output_sinks and len(outcome.output) > self.streamed.get(outcome.task_id, 0):
+                # What the last sends did not carry (a backend that sends none, or a
+                # piece still on its way): the live view gets the whole of it.
+                self.show_live(outcome.task_id, event.worker,
+                               outcome.output[self.streamed.get(outcome.task_id, 0):])
             if outcome.output or outcome.warnings or outcome.displays:
                 self.outputs.append(PartitionOutput(
                     outcome.task_id, event.worker, outcome.output, outcome.warnings,
-                    outcome.displays))
+                    outcome.displays, self.shown_live(outcome.task_id)))
             if isinstance(outcome, TaskDone):
                 self.compute += outcome.seconds
                 self.results[outcome.task_id] = outcome.value

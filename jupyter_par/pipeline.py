@@ -14,6 +14,7 @@ cancel, combining) lives here once; the adapters only turn their inputs into a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -101,12 +102,20 @@ _NUMPY_DEFAULT_ERRORS = {"divide": "warn", "over": "warn", "under": "ignore", "i
 
 
 def show_outputs(outcome: engine.RunOutcome, stream: TextIO | None = None) -> None:
-    """Print what each partition printed, grouped under one heading per partition."""
+    """Print what each partition printed, grouped under one heading per partition.
+
+    What a terminal already showed line by line while the run went is not repeated.
+    """
     stream = stream or sys.stdout
     for out in outcome.outputs:
-        if out.output or out.displays:
+        text, displays = out.output, out.displays
+        if out.shown_live:
+            text = text[out.shown_live:]
+            displays = tuple(dataclasses.replace(d, at=max(0, d.at - out.shown_live))
+                             for d in displays)
+        if text or displays:
             stream.write(f"[partition {out.partition}, worker {out.worker}]\n")
-            _display.show_output(out.output, out.displays, stream)
+            _display.show_output(text, displays, stream)
 
 
 def _caller_location() -> tuple[str, int, dict[str, Any]]:

@@ -278,6 +278,45 @@ class ProgressTracker:
         return IDLE
 
 
+class LiveLog:
+    """What the partitions printed while the run goes, as a view shows it: the last lines
+    of each of the partitions that printed most recently, grouped per partition.
+
+    The whole output is shown under the cell when the run ends; this is the live tail.
+    """
+
+    def __init__(self, partitions: int = 8, lines: int = 20, chars: int = 4000) -> None:
+        self.max_partitions, self.max_lines, self.max_chars = partitions, lines, chars
+        self._tails: dict[int, tuple[str, str]] = {}  # partition -> (worker, text)
+        #: Grows with every change, so that a view redraws only what changed.
+        self.version = 0
+
+    def add(self, partition: int, worker: str, text: str) -> None:
+        """Append ``text`` printed by ``partition`` running on ``worker``."""
+        _, old = self._tails.pop(partition, ("", ""))
+        tail = (old + text)[-self.max_chars:]
+        lines = tail.split("\n")
+        if len(lines) > self.max_lines + 1:
+            tail = "\n".join(lines[-(self.max_lines + 1):])
+        self._tails[partition] = (worker, tail)  # now the most recent
+        while len(self._tails) > self.max_partitions:
+            self._tails.pop(next(iter(self._tails)))
+        self.version += 1
+
+    def clear(self) -> None:
+        if self._tails:
+            self._tails.clear()
+            self.version += 1
+
+    def entries(self) -> list[dict[str, Any]]:
+        """``{"partition", "worker", "text"}`` per partition, in partition order."""
+        return [{"partition": p, "worker": w, "text": t}
+                for p, (w, t) in sorted(self._tails.items())]
+
+    def __bool__(self) -> bool:
+        return bool(self._tails)
+
+
 class CallbackProgress:
     """Calls ``func(progress)`` on every update and on close: the plainest sink."""
 

@@ -7,6 +7,11 @@ be kept, escape sequences and all. So :class:`TextProgress` looks at its stream 
   and the final state is printed once (one overall line, one line per worker);
 - anything else gets a start line, a summary every ``interval`` seconds, and an end line
   (with the error of each failed worker).
+
+On a terminal, what workers print appears while the run goes, line by line above the
+bars, each line prefixed with its partition and worker (``[p3 w1] loaded 200 rows``);
+it is then not printed again at the end. Elsewhere a partition's output is printed
+once, grouped under its heading, when the run ends.
 """
 
 from __future__ import annotations
@@ -109,6 +114,7 @@ class TextProgress:
         self._bars: dict[str, Any] = {}
         self._last_line: float | None = None
         self._closed = False
+        self._partial: dict[int, tuple[str, str]] = {}  # partition -> (worker, open line)
 
     @property
     def stream(self) -> TextIO:
@@ -127,11 +133,39 @@ class TextProgress:
         else:
             self._bars_update(progress)
 
+    @property
+    def keeps_output(self) -> bool:
+        """Whether the live lines stay on screen (a terminal), so the output shown at
+        the end leaves them out."""
+        return not self._is_plain()
+
+    def output(self, partition: int, worker: str, text: str) -> None:
+        """Print, on a terminal, the complete lines of what ``partition`` printed."""
+        if self._is_plain():
+            return  # printed once, grouped, when the run ends
+        _, open_line = self._partial.pop(partition, ("", ""))
+        *lines, rest = (open_line + text).split("\n")
+        if rest:
+            self._partial[partition] = (worker, rest)
+        self._print_lines(partition, worker, lines)
+
+    def _print_lines(self, partition: int, worker: str, lines: list[str]) -> None:
+        if not lines:
+            return
+        from tqdm.std import tqdm
+
+        prefix = f"[p{partition} w{worker}] "
+        # Above the bars (tqdm clears and redraws them), on standard output as prints go.
+        tqdm.write("\n".join(prefix + line for line in lines), file=sys.stdout)
+
     def close(self, progress: RunProgress) -> None:
         """Show the final state once; the bars, if any, make way for it."""
         if self._closed:
             return
         self._closed = True
+        for partition, (worker, rest) in sorted(self._partial.items()):
+            self._print_lines(partition, worker, [rest])  # lines the partitions left open
+        self._partial.clear()
         if self._is_plain():
             if self._last_line is None:
                 self._write(self._start_line(progress))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -241,6 +242,41 @@ def test_prints_are_captured_per_partition(df, dask_run, cluster, capsys):
     for i, start in enumerate(["r0", "r100", "r200", "r300"]):
         assert f"[partition {i}, worker " in out
         assert f"summing 100 rows from {start}" in out
+
+
+def talks_then_works(part: pd.DataFrame) -> int:
+    print(f"loading {part.index[0]}")
+    logging.getLogger("jp_dask_etl").info("loaded %s", part.index[0])
+    time.sleep(1.5)
+    return int(part["a"].sum())
+
+
+def test_prints_and_log_records_arrive_while_the_run_goes(df, dask_run, cluster, caplog):
+    caplog.set_level(logging.INFO, logger="jp_dask_etl")
+    pieces: list[tuple[int, str, str, float]] = []
+
+    class Sink:
+        closed_at = None
+
+        def update(self, progress):
+            pass
+
+        def close(self, progress):
+            Sink.closed_at = time.monotonic()
+
+        def output(self, partition, worker, text):
+            pieces.append((partition, worker, text, time.monotonic()))
+
+    total = jp.map_partitions(df, talks_then_works, **dask_run, partitions=4, progress=Sink())
+    assert sum(total) == df["a"].sum()
+    addresses = set(cluster.client.nthreads())
+    for i, start in enumerate(["r0", "r100", "r200", "r300"]):
+        got = [(w, t, at) for p, w, t, at in pieces if p == i]
+        assert "".join(t for _, t, _ in got) == f"loading {start}\n", pieces
+        assert got[0][0].split("#")[0] in addresses
+        assert Sink.closed_at - got[0][2] > 0.5, (pieces, Sink.closed_at)  # before the end
+    records = sorted(r.getMessage() for r in caplog.records if r.name == "jp_dask_etl")
+    assert records == [f"loaded {s}" for s in ["r0", "r100", "r200", "r300"]]
 
 
 def test_user_exception_type_with_remote_traceback_and_partition(df, dask_run):

@@ -16,7 +16,7 @@ from .._worker import ProgressSlot, TaskDone, TaskFailed
 from .._worker import execute as run_task
 from ..errors import BackendUnavailableError, UsageError
 from ._outcome import decode_outcome, encode_outcome
-from .base import Backend, Died, Event, Finished, Task
+from .base import Backend, Died, Event, Finished, Output, Task
 
 
 def _processes() -> type[Backend]:
@@ -116,7 +116,7 @@ def shutdown(name: str | None = None) -> None:
 atexit.register(shutdown)
 
 __all__ = [
-    "BACKENDS", "Backend", "Died", "Event", "Finished", "ProgressSlot", "Task", "TaskDone",
-    "TaskFailed", "acquire", "backend_class", "decode_outcome", "encode_outcome",
+    "BACKENDS", "Backend", "Died", "Event", "Finished", "Output", "ProgressSlot", "Task",
+    "TaskDone", "TaskFailed", "acquire", "backend_class", "decode_outcome", "encode_outcome",
     "register_backend", "run_task", "shutdown", "warm_backends",
 ]

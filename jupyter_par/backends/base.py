@@ -2,7 +2,8 @@
 
 The engine hands a backend one partition at a time (:meth:`Backend.submit`) and asks
 what happened (:meth:`Backend.poll`). A backend reports results and failures as
-:class:`Finished` events, deaths as :class:`Died`. Everything else (ordering, retries,
+:class:`Finished` events, deaths as :class:`Died`, and what a running task printed so
+far as :class:`Output`. Everything else (ordering, retries,
 timeouts, progress, errors) is the engine's job, so a backend stays short.
 """
 
@@ -46,7 +47,19 @@ class Died:
     run_id: int | None = None
 
 
-Event = Finished | Died
+@dataclass(frozen=True)
+class Output:
+    """What the task ``task_id`` on ``worker`` printed (``text``) and logged (``records``,
+    :class:`jupyter_par.worker_output.LogRecordData`) since its last ``Output``."""
+
+    worker: str
+    task_id: int
+    text: str
+    records: tuple[Any, ...] = ()
+    run_id: int | None = None
+
+
+Event = Finished | Died | Output
 
 
 class Backend(ABC):

@@ -38,6 +38,7 @@ needs nothing of ``dask.dataframe``. Where the work goes and what it costs::
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import logging
@@ -54,12 +55,12 @@ from typing import Any
 import distributed
 from distributed import Client
 
-from .. import shipping
+from .. import shipping, worker_output
 from .._worker import TaskFailed
 from ..errors import JupyterParError, JupyterParWarning, UsageError
 from . import dask_worker
 from ._outcome import decode_outcome
-from .base import Backend, Died, Event, Finished, Task
+from .base import Backend, Died, Event, Finished, Output, Task
 from .dask_worker import run_partition, still_executing
 
 #: Seconds to wait for a cancelled task to notice before its worker is restarted.
@@ -209,6 +210,9 @@ class DaskBackend(Backend):
         self._checked = 0.0
         self._flights: dict[int, _Flight] = {}
         self._rows: dict[tuple[int, int], int] = {}
+        # Output of running tasks, appended by the client's thread, read by poll.
+        self._outputs: collections.deque[tuple[int, int, str, tuple[Any, ...]]] = \
+            collections.deque()
         self._op: tuple[int, str, bytes] | None = None
         self._op_at: dict[str, Any] = {}  # worker address -> its copy of the operation
         self._cancel_names: dict[int, str] = {}
@@ -274,10 +278,15 @@ class DaskBackend(Backend):
             warnings.warn(text, JupyterParWarning, stacklevel=4)
 
     def _on_event(self, event: tuple[float, dict[str, Any]]) -> None:
-        """Rows done, reported by a running task (called on the client's own thread)."""
+        """Rows done, or output, reported by a running task (on the client's own thread)."""
         _, msg = event
-        with contextlib.suppress(KeyError, TypeError):
-            if msg["run"] in self._cancel_names:  # a run still going, not a straggler
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            if msg["run"] not in self._cancel_names:  # a straggler of a run that ended
+                return
+            if "out" in msg:
+                records = tuple(worker_output.LogRecordData(**r) for r in msg["logs"])
+                self._outputs.append((msg["run"], msg["task"], msg["out"], records))
+            else:
                 self._rows[(msg["run"], msg["task"])] = int(msg["rows"])
 
     def reshape(self, other: Backend) -> bool:
@@ -481,7 +490,7 @@ class DaskBackend(Backend):
         self._rows.pop((task.run_id, task.task_id), None)  # a retry starts from zero
         future = self.client.submit(
             run_partition, task.task_id, task.run_id, op_key, op_payload, data, self.topic,
-            self._cancel_names[task.run_id],
+            self._cancel_names[task.run_id], worker_output.kernel_levels(),
             key=f"jupyter_par-{self.token}-{task.task_id}-{next(self._keys)}",
             workers=[address], allow_other_workers=False, pure=False, retries=0,
         )
@@ -501,6 +510,7 @@ class DaskBackend(Backend):
                 events.append(self._lost(flight, (
                     f"has not been heard from for over {SILENT_AFTER:g} s (its machine or its "
                     "network is down, or it is frozen)")))
+        events.extend(self._drain_outputs())
         futures = [f.future for f in self._flights.values()]
         if not futures:
             time.sleep(timeout)
@@ -510,10 +520,21 @@ class DaskBackend(Backend):
         self._wake.clear()
         # A lost scheduler connection cancels every future: say what happened instead.
         self._check_connected()
+        events.extend(self._drain_outputs())  # what a task printed comes before its end
         for flight in list(self._flights.values()):
             if flight.future.done():
                 del self._flights[flight.task_id]
                 events.append(self._outcome(flight))
+        return events
+
+    def _drain_outputs(self) -> list[Event]:
+        """The output events that came since the last poll."""
+        events: list[Event] = []
+        while self._outputs:
+            run_id, task_id, text, records = self._outputs.popleft()
+            flight = self._flights.get(task_id)
+            worker = flight.slot if flight is not None else ""
+            events.append(Output(worker, task_id, text, records, run_id))
         return events
 
     def _check_not_empty(self) -> None:

@@ -8,6 +8,7 @@ task arrives, so they need jupyter_par installed.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 import time
@@ -16,7 +17,7 @@ from typing import Any
 import distributed
 from distributed import get_worker
 
-from .. import _worker, shipping
+from .. import _worker, shipping, worker_output
 from ._outcome import encode_outcome, loading_failed
 
 #: Seconds between two progress events from one task (about ten a second).
@@ -80,9 +81,22 @@ class _CancelFlag:
 
 
 def run_partition(task_id: int, run_id: int, op_key: str, op_payload: bytes,
-                   data_payload: bytes, topic: str, cancel_name: str) -> bytes:
-    """The Dask task: run one partition through ``_worker.execute``; return the outcome."""
+                  data_payload: bytes, topic: str, cancel_name: str,
+                  levels: dict[str, int] | None = None) -> bytes:
+    """The Dask task: run one partition through ``_worker.execute``; return the outcome.
+
+    What it prints and logs goes to the kernel as events on ``topic`` while it runs
+    (``{"run", "task", "out", "logs"}``), as its progress does.
+    """
     worker = get_worker()
+    worker_output.forward_logging()
+    # The cluster's own loggers keep the levels the cluster gave them.
+    worker_output.apply_levels(levels, keep=("distributed", "tornado"))
+
+    def send_output(text: str, records: tuple[Any, ...]) -> None:
+        worker.log_event(topic, {"run": run_id, "task": task_id, "out": text,
+                                 "logs": [dataclasses.asdict(r) for r in records]})
+
     try:
         op = _load_op(op_key, op_payload)
         data = shipping.loads(data_payload)
@@ -91,7 +105,7 @@ def run_partition(task_id: int, run_id: int, op_key: str, op_payload: bytes,
     outcome = _worker.execute(
         task_id, op, data, slot=_EventSlot(worker, topic, run_id, task_id),
         cancel=_CancelFlag(cancel_name), threaded=worker.state.nthreads > 1,
-        capture_display=True,
+        capture_display=True, send_output=send_output,
     )
     return encode_outcome(outcome)
 

@@ -17,6 +17,7 @@ killer is reported as such, with the size of its partition.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pickle
 import signal
@@ -31,16 +32,19 @@ from typing import Any
 import multiprocess
 from multiprocess.connection import wait
 
-from .. import _allocator, _worker, limits, shipping, transport
+from .. import _allocator, _worker, limits, shipping, transport, worker_output
 from .._worker import TaskDone, TaskFailed
 from ..budget import MemoryBudget, mb
 from ._outcome import decode_outcome, encode_outcome, loading_failed
-from .base import Backend, Died, Event, Finished, Task
+from .base import Backend, Died, Event, Finished, Output, Task
 
 START_METHODS = ("fork", "spawn", "forkserver")
 _PRELOAD = ["pandas", "jupyter_par.backends.processes"]
 #: A worker with no new task for this long gives its freed memory back to the system.
 _IDLE_SECONDS = 0.2
+#: Marks a message that carries a running task's output, not its outcome (an outcome
+#: is a pickle, which never starts with a zero byte).
+_OUTPUT_MARK = b"\x00out"
 
 
 def default_start_method() -> str:
@@ -182,6 +186,14 @@ def _serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None
     writer = _SlotWriter(slots, index)
     ops: dict[int, Any] = {}
     _allocator.keep_freed_memory()
+    worker_output.forward_logging()
+    sending = threading.Lock()  # the output thread and the loop share the pipe
+
+    def send_output(task_id: int, text: str, records: tuple[Any, ...]) -> None:
+        with sending:
+            conn.send_bytes(_OUTPUT_MARK + pickle.dumps((task_id, text, records),
+                                                        protocol=shipping.PROTOCOL))
+
     while True:
         try:
             if not conn.poll(_IDLE_SECONDS):
@@ -197,8 +209,9 @@ def _serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None
         try:
             if op_bytes is not None:
                 ops.clear()
-                code, payloads, keep = op_bytes
+                code, payloads, keep, levels = op_bytes
                 shipping.hold(payloads, keep)  # large globals, kept while unchanged
+                worker_output.apply_levels(levels)
                 ops[run_id] = shipping.loads(code)
             data = shipping.loads(data_bytes)
             if isinstance(data, transport.Packed):
@@ -207,7 +220,8 @@ def _serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None
             outcome: TaskDone | TaskFailed = _worker.execute(task_id, loading_failed(exc), None)
         else:
             outcome = _worker.execute(task_id, ops[run_id], data, slot=writer,
-                                      capture_display=True)
+                                      capture_display=True,
+                                      send_output=functools.partial(send_output, task_id))
         # Drop the partition before waiting: shared pages stay mapped while referenced.
         data = None
         result_bytes = transport.shared_bytes(getattr(outcome, "value", None))
@@ -217,7 +231,8 @@ def _serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None
             peak = _status_bytes("VmHWM:") if before >= 0 else -1
             peaks[index] = -1 if peak < 0 else max(0, peak - before) + result_bytes
         try:
-            conn.send_bytes(payload)
+            with sending:
+                conn.send_bytes(payload)
         except OSError:  # the parent is gone: the result has no one to go to
             _pipe_closed(parent_pid, first_ppid)
             return
@@ -302,7 +317,7 @@ class ProcessBackend(Backend):
         self._procs: list[_Proc | None] = [None] * jobs
         self._slots: Any = None
         self._peaks: Any = None
-        self._op: tuple[int, bytes, dict[str, bytes]] | None = None
+        self._op: tuple[int, bytes, dict[str, bytes], dict[str, int]] | None = None
         self._budget = MemoryBudget(jobs)
         self._full_count = transport.full_count
         self._oom_kills = 0
@@ -351,7 +366,8 @@ class ProcessBackend(Backend):
         self._op = None
         if op is not None:
             externals: dict[str, bytes] = {}
-            self._op = (run_id, shipping.dumps_code(op, externals=externals), externals)
+            self._op = (run_id, shipping.dumps_code(op, externals=externals), externals,
+                        worker_output.kernel_levels())
             self._budget.begin_run()
             self._full_count = transport.full_count
             self._oom_kills = limits.oom_kills()
@@ -393,10 +409,10 @@ class ProcessBackend(Backend):
             if self._op is None or self._op[0] != task.run_id:
                 self.begin_run(task.run_id, task.op)
             assert self._op is not None
-            _, code, externals = self._op
+            _, code, externals, levels = self._op
             missing = {t: b for t, b in externals.items() if t not in proc.held}
             proc.held = shipping.plan_hold(proc.held, externals)
-            op_bytes = (code, missing, tuple(proc.held))
+            op_bytes = (code, missing, tuple(proc.held), levels)
         # Large numeric partitions travel through shared memory, not the pipe.
         packed = transport.pack(task.data, name=transport.new_name(_segment_tag(index)))
         self._warn_if_shm_full()
@@ -426,6 +442,10 @@ class ProcessBackend(Backend):
                     payload = proc.conn.recv_bytes()
                 except (EOFError, OSError):
                     events.append(self._died(proc))
+                    continue
+                if payload.startswith(_OUTPUT_MARK):
+                    task_id, text, records = pickle.loads(payload[len(_OUTPUT_MARK):])
+                    events.append(Output(proc.name, task_id, text, records, proc.run_id))
                     continue
                 task_id, proc.task_id = proc.task_id, None
                 used = self._peaks[int(proc.name)]

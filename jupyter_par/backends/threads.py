@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from .. import _worker
-from .base import Backend, Event, Finished, Task
+from .base import Backend, Event, Finished, Output, Task
 
 
 class _ListSlot:
@@ -34,7 +34,7 @@ class ThreadBackend(Backend):
     def __init__(self, jobs: int, **options: Any) -> None:
         super().__init__(jobs, **options)
         self._inboxes: list[queue.SimpleQueue[Task | None]] = []
-        self._events: queue.SimpleQueue[Finished] = queue.SimpleQueue()
+        self._events: queue.SimpleQueue[Finished | Output] = queue.SimpleQueue()
         self._busy: list[int | None] = [None] * jobs
         self._cells = [0] * jobs
         self._cancel = threading.Event()
@@ -54,8 +54,12 @@ class ThreadBackend(Backend):
     def _loop(self, index: int, inbox: queue.SimpleQueue[Task | None]) -> None:
         slot = _ListSlot(self._cells, index)
         while (task := inbox.get()) is not None:
+            def send(text: str, records: tuple[Any, ...], task: Task = task) -> None:
+                self._events.put(Output(str(index), task.task_id, text, records, task.run_id))
+
             outcome = _worker.execute(
-                task.task_id, task.op, task.data, slot=slot, cancel=self._cancel, threaded=True
+                task.task_id, task.op, task.data, slot=slot, cancel=self._cancel, threaded=True,
+                send_output=send,
             )
             self._busy[index] = None
             self._events.put(Finished(str(index), outcome, task.run_id))

@@ -25,6 +25,12 @@ ipywidgets fallback that comes in the same display, see
      "label": str, "unit": str, "partitions_done": int, "partitions_total": int | None,
      "cancel": "interrupt" | "message" | "none"}
 
+``log``: what the partitions printed while the run goes, the last lines of each of the
+few that printed most recently (empty once the run ends: the whole output is then
+printed under the cell)::
+
+    [{"partition": int, "worker": str, "text": str}, ...]
+
 ``cancel`` says how the front end stops the run: a run that holds the cell (the kernel is
 busy in it and handles no comm message until it ends) is stopped by interrupting the
 kernel; a run in a background thread (the panel's) by the ``{"event": "cancel"}`` message.
@@ -98,6 +104,9 @@ class LabProgressWidget(ipywidgets.DOMWidget):
         sync=True
     )
     overall = traitlets.Dict(help="The progress record of the whole run.").tag(sync=True)
+    log = traitlets.List(traitlets.Dict(), help="What running partitions printed lately.").tag(
+        sync=True
+    )
 
     def __init__(
         self,

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..progress_state import FAILED, RUNNING, format_seconds, percent_text
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..progress_state import RunProgress, WorkerProgress
 
 #: Bar colours per state; the state is always written out as well.
@@ -93,8 +95,21 @@ def _cell(w: WorkerProgress) -> str:
     )
 
 
-def render_html(progress: RunProgress) -> str:
-    """The whole run as one HTML fragment: an overall line, then the workers."""
+def render_log(entries: Sequence[dict[str, Any]]) -> str:
+    """What running partitions printed lately: a block per partition, its last lines."""
+    blocks = "".join(
+        f'<div style="margin-top:2px"><span style="font-size:85%;color:#666">partition '
+        f'{e["partition"]} · worker {html.escape(str(e["worker"]))}</span>'
+        f'<pre style="margin:0;padding:2px 4px;max-height:8em;overflow:auto;'
+        f'background:rgba(128,128,128,0.08);font-size:85%">{html.escape(e["text"])}</pre></div>'
+        for e in entries if e["text"])
+    return f'<div class="jp-par-log">{blocks}</div>' if blocks else ""
+
+
+def render_html(progress: RunProgress, log: Sequence[dict[str, Any]] = ()) -> str:
+    """The whole run as one HTML fragment: an overall line, the workers, then what the
+    running partitions printed lately (``log``: see
+    :class:`~jupyter_par.progress_state.LiveLog`)."""
     unit = html.escape(progress.unit)
     total = "?" if progress.rows_total is None else f"{progress.rows_total:,}"
     state = progress.state
@@ -134,5 +149,5 @@ def render_html(progress: RunProgress) -> str:
         f'<div class="jp-par-progress" data-state="{state}" data-done="{progress.rows_done}"'
         f' data-total="{progress.rows_total if progress.rows_total is not None else ""}">'
         f"<div>{head}</div>{_bar(overall_fraction, overall_colour)}{message}{counts}"
-        f"{body}</div>"
+        f"{body}{render_log(log)}</div>"
     )

@@ -19,6 +19,10 @@ draws it, with one or both of two widgets:
 
 The final state stays on screen: every worker done, or the failed worker in red with
 its error, or the run cancelled at the counts it had reached.
+
+While the run goes, the view also shows what the partitions print (:meth:`ProgressView.output`,
+the last lines of each, grouped per partition). When it ends that live tail is taken
+away: the whole output is printed under the cell, grouped, once.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..errors import UsageError
-from ..progress_state import RunProgress, format_seconds
+from ..progress_state import LiveLog, RunProgress, format_seconds
 from .frontend import AUTO, IPYWIDGETS, LAB, choose_frontend
 from .progress_html import render_html
 
@@ -144,6 +148,8 @@ class ProgressView:
         self._shown = False
         self._handle: Any = None
         self._html_drawn = 0.0
+        self.log = LiveLog()
+        self._log_drawn = -1
         self.lab: Any = None
         self.html: Any = None
         if chosen in (AUTO, LAB):
@@ -190,18 +196,28 @@ class ProgressView:
         if self._handle is not None:
             self._handle.update(self)
 
+    def output(self, partition: int, worker: str, text: str) -> None:
+        """Keep what ``partition`` printed, for the next draw (the engine calls this)."""
+        self.log.add(partition, worker, text)
+
     def _draw(self, progress: RunProgress, *, final: bool) -> None:
         self.closed = False
         self.last = progress
+        if final:
+            self.log.clear()  # the whole output is printed under the cell now
+        log_changed = self.log.version != self._log_drawn
+        self._log_drawn = self.log.version
         if self.lab is not None:
             with self.lab.hold_sync():
                 self.lab.workers = worker_records(progress)
                 self.lab.overall = overall_record(progress, self.cancel_route())
+                if log_changed:
+                    self.lab.log = self.log.entries()
         if self.html is not None:
             now = time.monotonic()
             if final or self.lab is None or now - self._html_drawn >= FALLBACK_INTERVAL:
                 self._html_drawn = now
-                self.html.value = render_html(progress)
+                self.html.value = render_html(progress, self.log.entries())
         if self._display and not self._shown:
             self._shown = True
             from IPython.display import display

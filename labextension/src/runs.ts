@@ -11,7 +11,7 @@ import type { WidgetModel, WidgetView } from '@jupyter-widgets/base';
 import type { Kernel } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { CANCEL_MESSAGE, IOverallRecord, IWorkerRecord } from './tokens';
+import { CANCEL_MESSAGE, ILogRecord, IOverallRecord, IWorkerRecord } from './tokens';
 
 const EMPTY_OVERALL: IOverallRecord = {
   done: 0,
@@ -37,6 +37,11 @@ export function overallOf(model: WidgetModel): IOverallRecord {
 /** The `workers` records of `model`. */
 export function workersOf(model: WidgetModel): IWorkerRecord[] {
   return (model.get('workers') as IWorkerRecord[] | undefined) ?? [];
+}
+
+/** What the run's partitions printed lately (empty once the run has ended). */
+export function logOf(model: WidgetModel): ILogRecord[] {
+  return (model.get('log') as ILogRecord[] | undefined) ?? [];
 }
 
 /** Whether the kernel side can still update the run. */

@@ -66,6 +66,14 @@ export interface IWorkerRecord {
   error: string | null;
 }
 
+/** What one running partition printed lately, as sent in the `log` trait. */
+export interface ILogRecord {
+  partition: number;
+  worker: string;
+  /** Its last lines (the whole output is printed under the cell when the run ends). */
+  text: string;
+}
+
 /** The whole run, as sent in the `overall` trait. */
 export interface IOverallRecord {
   done: number;

@@ -8,6 +8,10 @@
  * Every state is written out in words (busy, idle, done, failed, stopped), not by colour
  * alone, and a failed worker's error is shown under the workers, not only in a tooltip.
  * Above `gridThreshold` workers each one becomes a small cell (id, rows done, state, bar).
+ *
+ * Under the workers, what the running partitions print appears as they print it (the `log`
+ * trait: the last lines of each, one block per partition); it goes away when the run ends,
+ * since the whole output is then printed under the cell.
  */
 
 import { DOMWidgetView } from '@jupyter-widgets/base';
@@ -23,8 +27,8 @@ import {
   workerFraction,
   workerTooltip
 } from './format';
-import { cancelRun, overallOf, runs, workersOf } from './runs';
-import { DEFAULT_GRID_THRESHOLD, IWorkerRecord } from './tokens';
+import { cancelRun, logOf, overallOf, runs, workersOf } from './runs';
+import { DEFAULT_GRID_THRESHOLD, ILogRecord, IWorkerRecord } from './tokens';
 
 /** The nodes of one worker row, and what was last written to them. */
 interface IWorkerRow {
@@ -82,12 +86,16 @@ export class ProgressView extends DOMWidgetView {
     this._summary = el('div', 'jp-par-summary', root);
     this._workers = el('div', 'jp-par-workers', root);
     this._errors = el('div', 'jp-par-errors', root);
+    this._log = el('div', 'jp-par-log', root);
+    this._log.hidden = true;
 
+    this.listenTo(this.model, 'change:log', () => this._drawLog(logOf(this.model)));
     this.listenTo(this.model, 'change:workers', () => this._schedule(true, false));
     this.listenTo(this.model, 'change:overall', () => this._schedule(true, true));
     this.listenTo(this.model, 'comm_live_update', () => this._schedule(false, true));
     runs.attachView(this, true);
     this._draw(true, true);
+    this._drawLog(logOf(this.model));
   }
 
   override remove(): unknown {
@@ -200,6 +208,47 @@ export class ProgressView extends DOMWidgetView {
     });
   }
 
+  /** One block per partition that printed lately: its heading, then its last lines. */
+  private _drawLog(entries: ILogRecord[]): void {
+    const shown = entries.filter(entry => entry.text);
+    const seen = new Set<string>();
+    for (const entry of shown) {
+      const key = String(entry.partition);
+      seen.add(key);
+      let block = this._logBlocks.get(key);
+      if (!block) {
+        const node = el('div', 'jp-par-log-block');
+        node.dataset.partition = key;
+        const head = el('div', 'jp-par-log-head', node);
+        const text = el('pre', 'jp-par-log-text', node);
+        block = { node, head, text };
+        this._logBlocks.set(key, block);
+      }
+      const heading = `partition ${entry.partition} · worker ${entry.worker}`;
+      if (block.head.textContent !== heading) {
+        block.head.textContent = heading;
+      }
+      if (block.text.textContent !== entry.text) {
+        block.text.textContent = entry.text;
+        block.text.scrollTop = block.text.scrollHeight;
+      }
+    }
+    for (const [key, block] of this._logBlocks) {
+      if (!seen.has(key)) {
+        block.node.remove();
+        this._logBlocks.delete(key);
+      }
+    }
+    // In partition order, whatever order they started printing in.
+    const ordered = [...this._logBlocks.entries()]
+      .sort((a, b) => Number(a[0]) - Number(b[0]))
+      .map(([, block]) => block.node);
+    if (ordered.some((node, i) => this._log.children[i] !== node)) {
+      this._log.replaceChildren(...ordered);
+    }
+    this._log.hidden = shown.length === 0;
+  }
+
   private _createRow(id: string): IWorkerRow {
     const node = el('div', 'jp-par-worker', this._workers);
     node.dataset.workerId = id;
@@ -261,6 +310,11 @@ export class ProgressView extends DOMWidgetView {
   private _summary!: HTMLElement;
   private _workers!: HTMLElement;
   private _errors!: HTMLElement;
+  private _log!: HTMLElement;
+  private _logBlocks = new Map<
+    string,
+    { node: HTMLElement; head: HTMLElement; text: HTMLElement }
+  >();
   private _rows = new Map<string, IWorkerRow>();
   private _overallLast: Record<string, string> = {};
   private _rootLast: Record<string, string> = {};
