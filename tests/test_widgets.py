@@ -224,6 +224,26 @@ def test_auto_offers_both_views_richest_first_and_the_front_end_picks():
     assert view.lab.overall["state"] == "done" and 'data-state="done"' in view.html.value
 
 
+def test_the_view_says_where_the_time_went_once_the_run_is_done():
+    view = ProgressView("score", frontend="auto")
+    sent = view.lab.comm.sent
+    jp.apply(FRAME, slow_double, axis=1, jobs=2, backend="processes", progress=view,
+             inline_fallback=False)
+    line = jp.last_run().explain
+    assert re.match(r"compute \d+% · shipping <?\d+% · kernel <?\d+% · idle \d+% → ", line)
+    # the lab view: its own trait, sent to the front end after the final state
+    assert view.lab.explain == line == view.explained
+    updates = [m["state"] for kind, m in sent if kind == "comm_msg" and "state" in m]
+    assert updates[-1] == {"explain": line}
+    assert "overall" in updates[-2] and updates[-2]["overall"]["state"] == "done"
+    # the ipywidgets fallback: a line under the run's table
+    assert view.html.value.endswith(f'<div class="jp-par-explain" style="font-size:90%;'
+                                    f'color:#616161">{line}</div>')
+    # the same view reused (the panel's): the line goes as the next run starts
+    view.update(view.last)
+    assert view.lab.explain == "" and "jp-par-explain" not in view.html.value
+
+
 def test_the_cancel_route_follows_who_holds_the_cell():
     import threading
 

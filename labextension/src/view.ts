@@ -82,12 +82,22 @@ export class ProgressView extends DOMWidgetView {
     this._summary = el('div', 'jp-par-summary', root);
     this._workers = el('div', 'jp-par-workers', root);
     this._errors = el('div', 'jp-par-errors', root);
+    this._explain = el('div', 'jp-par-explain', root);
 
     this.listenTo(this.model, 'change:workers', () => this._schedule(true, false));
     this.listenTo(this.model, 'change:overall', () => this._schedule(true, true));
     this.listenTo(this.model, 'comm_live_update', () => this._schedule(false, true));
+    this.listenTo(this.model, 'change:explain', () => this._drawExplain());
     runs.attachView(this, true);
     this._draw(true, true);
+    this._drawExplain();
+  }
+
+  /** The line under a finished run: where its time went (empty while it runs). */
+  private _drawExplain(): void {
+    const text = String(this.model.get('explain') ?? '');
+    this._explain.textContent = text;
+    this._explain.hidden = text === '';
   }
 
   override remove(): unknown {
@@ -261,6 +271,7 @@ export class ProgressView extends DOMWidgetView {
   private _summary!: HTMLElement;
   private _workers!: HTMLElement;
   private _errors!: HTMLElement;
+  private _explain!: HTMLElement;
   private _rows = new Map<string, IWorkerRow>();
   private _overallLast: Record<string, string> = {};
   private _rootLast: Record<string, string> = {};
