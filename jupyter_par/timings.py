@@ -141,7 +141,7 @@ def realistic_speedup(parts: dict[str, float], workers: int) -> float:
     return amdahl * loss
 
 
-def _times(speedup: float) -> str:
+def speedup_text(speedup: float) -> str:
     """``"3.7x"``, ``"11x"``: rounded down, so a projection never reads above Amdahl's."""
     if speedup < 10:
         return f"{math.floor(speedup * 10 + 1e-9) / 10:.1f}x"
@@ -174,10 +174,10 @@ def explain(parts: dict[str, float]) -> str:
     jobs = max(1, int(parts.get("workers", 1)))
     if wall < SHORT_RUN:
         return f"{text} (a {wall:.2f} s run is too short to project)"
-    here = f"{_times(work / wall)} with {jobs} worker{'s' if jobs > 1 else ''}"
+    here = f"{speedup_text(work / wall)} with {jobs} worker{'s' if jobs > 1 else ''}"
     counts = projection_counts(jobs)
     projected = ", ".join(
-        f"{_times(realistic_speedup(parts, c))} at {c}" for c in counts)
+        f"{speedup_text(realistic_speedup(parts, c))} at {c}" for c in counts)
     return f"{text} → {here}; about {projected}" if counts else f"{text} → {here}"
 
 
