@@ -18,6 +18,7 @@ bandwidth).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Iterable
@@ -244,4 +245,7 @@ def tell(sinks: Iterable[Any], text: str) -> None:
     for sink in sinks:
         show = getattr(sink, "explain", None)
         if callable(show):
-            show(text)
+            # The run is over and its value combined: a view that cannot draw one more
+            # line (a closed comm, a closed stream) must not cost the user that value.
+            with contextlib.suppress(Exception):
+                show(text)

@@ -246,3 +246,25 @@ def test_a_run_in_the_kernel_says_so_and_draws_no_line(capsys):
     run = jp.last_run()
     assert run.explain == "ran in the kernel as pandas" and run.breakdown == {}
     assert run.timings is None
+
+
+def test_a_view_that_cannot_draw_the_line_does_not_cost_the_result():
+    class Broken:
+        def update(self, progress):
+            pass
+
+        def close(self, progress):
+            pass
+
+        def explain(self, text):
+            raise ValueError("the stream is closed")
+
+    import pandas as pd
+
+    import jupyter_par as jp
+
+    df = pd.DataFrame({"a": range(20)})
+    out = jp.apply(df, lambda r: r["a"] + 1, axis=1, jobs=2, backend="threads",
+                   progress=Broken())
+    assert out.equals(df["a"] + 1)
+    assert jp.last_run().with_workers and jp.last_run().explain
