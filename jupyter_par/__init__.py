@@ -32,6 +32,7 @@ from .errors import (
     WorkerError,
 )
 from .sources import files
+from .timings import last_run
 
 
 def shutdown() -> None:
@@ -86,6 +87,7 @@ __all__ = [
     "files",
     "groupby_apply",
     "in_task",
+    "last_run",
     "map",
     "map_partitions",
     "progress",

@@ -8,6 +8,7 @@ panel use.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -37,6 +38,14 @@ def _run(plan: pipeline.Plan, options: Options, shared: Mapping[str, Any] | None
     __tracebackhide__ = True
     value, _ = pipeline.execute(plan, options, shared=shared, fold=fold)
     return value
+
+
+def _planned(build: Callable[..., pipeline.Plan], *args: Any) -> pipeline.Plan:
+    """``build(*args)``, timed: cutting the partitions is the kernel's serial work."""
+    started = time.perf_counter()
+    plan = build(*args)
+    plan.split_seconds = time.perf_counter() - started
+    return plan
 
 
 def _check_callable(func: Any, name: str = "func") -> None:
@@ -78,10 +87,10 @@ def apply(obj: pd.DataFrame | pd.Series, func: Callable[..., Any], axis: Any = 0
         _check_callable(func)
     options, objects, pandas_kwargs = _split_options(dict(kwargs))
     if isinstance(obj, pd.Series):
-        plan = plans.series_call(obj, func, "apply", pandas_kwargs, options.jobs,
+        plan = _planned(plans.series_call, obj, func, "apply", pandas_kwargs, options.jobs,
                                  options.partitions)
     else:
-        plan = plans.frame_apply(obj, func, axis, pandas_kwargs, options.jobs,
+        plan = _planned(plans.frame_apply, obj, func, axis, pandas_kwargs, options.jobs,
                                  options.partitions)
     return _run(plan, options, objects)
 
@@ -99,7 +108,7 @@ def map(obj: pd.Series | Sequence[Any] | Iterable[Any], func: Callable[..., Any]
     if isinstance(obj, pd.Series):
         if not callable(func) and not isinstance(func, Mapping | pd.Series):
             _check_callable(func)
-        plan = plans.series_call(obj, func, "map", pandas_kwargs, options.jobs,
+        plan = _planned(plans.series_call, obj, func, "map", pandas_kwargs, options.jobs,
                                  options.partitions)
         return _run(plan, options, objects)
     _check_callable(func)
@@ -113,7 +122,7 @@ def map(obj: pd.Series | Sequence[Any] | Iterable[Any], func: Callable[..., Any]
         msg = f"map needs a Series, a list or another iterable, got {type(obj).__name__}"
         raise UsageError(msg)
     items = obj if isinstance(obj, Sequence) else list(obj)
-    return _run(plans.items_map(items, func, options.jobs, options.partitions), options,
+    return _run(_planned(plans.items_map, items, func, options.jobs, options.partitions), options,
                 objects)
 
 
@@ -143,7 +152,7 @@ def groupby_apply(obj: pd.DataFrame | pd.Series, by: Any, func: Callable[..., An
             msg = (f"groupby column(s) {missing} not found; the columns are "
                    f"{list(obj.columns)[:20]}")
             raise UsageError(msg)
-    plan = plans.groupby_apply(obj, by, func, groupby_kwargs, args, rest, options.jobs,
+    plan = _planned(plans.groupby_apply, obj, by, func, groupby_kwargs, args, rest, options.jobs,
                                options.partitions)
     return _run(plan, options, objects)
 
@@ -170,7 +179,7 @@ def map_partitions(obj: Any, func: Callable[..., Any], *args: Any,
     if reduce is not None:
         _check_callable(reduce, "reduce")
     options, objects, func_kwargs = _split_options(dict(kwargs))
-    plan = plans.partitions_call(obj, func, args, func_kwargs, options.jobs,
+    plan = _planned(plans.partitions_call, obj, func, args, func_kwargs, options.jobs,
                                  options.partitions)
     if reduce is None:
         return _run(plan, options, objects)

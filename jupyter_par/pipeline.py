@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -26,7 +27,7 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
-from . import _display, _worker, cost, engine
+from . import _display, _worker, cost, engine, timings
 from . import shared as _shared
 from ._worker import CapturedWarning
 from .backends import backend_class
@@ -72,6 +73,8 @@ class Plan:
     unit: str = "rows"
     serial: Callable[[], Any] | None = None
     serial_reason: str | None = None
+    #: What cutting ``parts`` took the caller before the run (in the breakdown's split).
+    split_seconds: float = 0.0
 
     @classmethod
     def in_caller(cls, call: Callable[[], Any], label: str, reason: str | None = None) -> Plan:
@@ -175,6 +178,19 @@ def _report_skipped(outcome: engine.RunOutcome, where: tuple[str, int] | None) -
         registry={})
 
 
+def _explain(outcome: engine.RunOutcome, plan: Plan, combine_seconds: float,
+             in_kernel: str | None, sinks: Sequence[ProgressSink]) -> None:
+    """Remember where the run's time went; show it under the bars of a run with workers."""
+    if outcome.timings is None:
+        return
+    run = timings.record_run(outcome, plan.label, combine_seconds,
+                             split_seconds=plan.split_seconds, with_workers=in_kernel is None)
+    if in_kernel is None:
+        timings.tell(sinks, run.explain)
+    else:  # the parts of a run in the kernel project nothing: say why it ran there
+        timings.remember(replace(run, explain=in_kernel))
+
+
 def execute(
     plan: Plan,
     options: Options,
@@ -202,10 +218,13 @@ def execute(
         with _worker.recording_warnings() as caught:
             value = plan.serial()
         _raise_again(caught, where)  # pandas' own warnings, pointing at the caller
+        timings.remember(timings.RunRecord(
+            plan.label, explain=plan.serial_reason or "ran in the kernel as pandas"))
         return value, None
     parts = plan.parts
     known = isinstance(parts, Sequence)
     backend = backend_class(options.backend)
+    in_kernel: str | None = None
     if known and backend.local_fallback and options.inline_fallback:
         # The sample runs here, so shared objects are handed to it as they are.
         with _shared.sharing(shared, to_processes=False) as here:
@@ -216,13 +235,15 @@ def execute(
                                    module=module_globals.get("__name__"))
             options = replace(options, backend=backend.nested_backend)
             backend = backend_class(options.backend)
+            in_kernel = reason
+    if sinks is None:
+        sinks = sinks_for(options.progress, plan.label, options.frontend)
     with _shared.sharing(shared, to_processes=backend.uses_processes,
                          in_band=not backend.shares_host_memory) as wrap:
         try:
             outcome = engine.run(
                 parts, wrap(_with_callers_numpy_errors(plan.op)), options,
-                sinks=sinks_for(options.progress, plan.label, options.frontend)
-                if sinks is None else sinks,
+                sinks=sinks,
                 rows_total=sum(p.size for p in parts) if known else None,
                 partitions_total=len(parts) if known else None,
                 label=plan.label, unit=plan.unit, cancel=cancel, fold=fold,
@@ -243,7 +264,11 @@ def execute(
         # pandas may warn while putting results together (a replayed groupby-apply
         # warns as the serial call does); these join the workers' warnings, once each.
         warnings.simplefilter("always")
+        started = time.perf_counter()
         value = plan.combine(outcome.results)
+        combined = time.perf_counter() - started
+    _explain(outcome, plan, combined, in_kernel if in_kernel else
+             "ran in the kernel" if backend.in_caller or _worker.in_task() else None, sinks)
     _raise_again([*worker_warnings, *combining], where)
     _report_skipped(outcome, where)
     return value, outcome

@@ -186,6 +186,11 @@ class TextProgress:
             ]
         self._write("\n".join(lines))
 
+    def explain(self, text: str) -> None:
+        """One plain line after the final bars: where the run's time went (see
+        :func:`jupyter_par.timings.explain`)."""
+        self._write(f"  {text}")
+
     # -- plain lines -------------------------------------------------------------------
     def _write(self, text: str) -> None:
         self.stream.write(text + "\n")

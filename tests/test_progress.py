@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import itertools
 import random
+import re
 import time
 
 import pandas as pd
@@ -397,6 +398,11 @@ def run_in_terminal(argv: list[str], *, interrupt_after: str | None = None,
     return out.decode(errors="replace")
 
 
+#: The line after a finished run: where its time went (:func:`jupyter_par.timings.explain`).
+EXPLAIN = (r"  compute \d+% · shipping <?\d+% · kernel <?\d+% · idle \d+% → [\d.]+x with 2 "
+           r"workers; about [\d.]+x at 4, [\d.]+x at 16, [\d.]+x at 64")
+
+
 def final_block(text: str) -> list[str]:
     """The lines printed after the bars were erased for the last time."""
     text = text.replace("\r\n", "\n")  # the terminal's line ends; a bare CR is a redraw
@@ -415,8 +421,9 @@ def test_a_script_writing_to_a_pipe_prints_a_few_plain_lines(tmp_path):
     assert "\r" not in done.stderr and "\x1b" not in done.stderr
     assert done.stdout == ""
     assert lines[0] == f"{LABEL}: started · 1,600 rows in 16 partitions on 2 workers"
-    assert lines[-1].startswith(f"{LABEL}: done · 1,600/1,600 rows · 16/16 partitions")
-    summaries = lines[1:-1]
+    assert lines[-2].startswith(f"{LABEL}: done · 1,600/1,600 rows · 16/16 partitions")
+    assert re.fullmatch(EXPLAIN, lines[-1]), lines[-1]  # where the time went, last
+    summaries = lines[1:-2]
     assert 1 <= len(summaries) <= 8, lines  # about 2 s of work, a line every 0.5 s
     assert all(s.startswith(f"{LABEL}: ") and "% · " in s and "ETA" in s for s in summaries)
     shown = [int(s.split(": ")[1].split("%")[0]) for s in summaries]
@@ -432,9 +439,10 @@ def test_a_script_on_a_terminal_draws_bars_then_the_end_once(tmp_path):
     redraws = text.replace("\r\n", "\n").count(f"\r{LABEL}: ")
     assert redraws >= 5, text[-2000:]  # live bars, redrawn in place
     end = final_block(text)
-    assert len(end) == 3, end
+    assert len(end) == 4, end
     assert end[0].startswith(f"{LABEL}: 100%|") and "done · 1,600/1,600 rows" in end[0]
-    assert all("100% done · 800 rows" in line for line in end[1:]), end
+    assert all("100% done · 800 rows" in line for line in end[1:3]), end
+    assert re.fullmatch(EXPLAIN, end[3]), end
 
 
 def test_an_interrupt_in_terminal_ipython_shows_one_line_and_the_last_counts(tmp_path):

@@ -224,6 +224,26 @@ def test_auto_offers_both_views_richest_first_and_the_front_end_picks():
     assert view.lab.overall["state"] == "done" and 'data-state="done"' in view.html.value
 
 
+def test_the_view_says_where_the_time_went_once_the_run_is_done():
+    view = ProgressView("score", frontend="auto")
+    sent = view.lab.comm.sent
+    jp.apply(FRAME, slow_double, axis=1, jobs=2, backend="processes", progress=view,
+             inline_fallback=False)
+    line = jp.last_run().explain
+    assert re.match(r"compute \d+% · shipping <?\d+% · kernel <?\d+% · idle \d+% → ", line)
+    # the lab view: its own trait, sent to the front end after the final state
+    assert view.lab.explain == line == view.explained
+    updates = [m["state"] for kind, m in sent if kind == "comm_msg" and "state" in m]
+    assert updates[-1] == {"explain": line}
+    assert "overall" in updates[-2] and updates[-2]["overall"]["state"] == "done"
+    # the ipywidgets fallback: a line under the run's table
+    assert view.html.value.endswith(f'<div class="jp-par-explain" style="font-size:90%;'
+                                    f'color:#616161">{line}</div>')
+    # the same view reused (the panel's): the line goes as the next run starts
+    view.update(view.last)
+    assert view.lab.explain == "" and "jp-par-explain" not in view.html.value
+
+
 def test_the_cancel_route_follows_who_holds_the_cell():
     import threading
 
@@ -362,7 +382,60 @@ def test_tune_recommends_a_count_and_moves_the_slider():
     assert panel.jobs_slider.value == 2
     assert len(panel.tune_output.outputs) == 1
     assert "recommended 2 worker(s)" in panel.summary.value
+    # the widest run's breakdown: what more workers would give, in the summary too
+    assert result.breakdown is not None and result.breakdown["workers"] == 2
+    assert 0 <= result.breakdown["serial_share"] <= 1
+    assert result.note and result.note in panel.summary_text
     assert "result" not in namespace
+
+
+def _tune_parts(jobs: int, wall: float, compute: float, kernel: float) -> dict[str, float]:
+    from jupyter_par import engine, timings
+
+    run = engine.RunOutcome([], jobs=jobs, timings=engine.RunTimings(
+        to_first_dispatch=kernel, kernel_between=0.0, kernel_dispatch=0.0, tail=0.0,
+        wall=wall, worker_compute=compute, kernel_cpu=0.0))
+    return timings.breakdown(run)
+
+
+def test_tune_recommends_the_fewest_workers_near_the_best_and_projects_beyond():
+    from jupyter_par.widgets.tune import TuneResult, projected_speedups, recommend
+
+    # Still scaling at the widest count, 1% kernel: the projection says more would pay.
+    parts = _tune_parts(2, wall=1.01, compute=2.0, kernel=0.01)
+    rec = recommend([1, 2], [2.0, 1.01], parts)
+    assert rec.count == 2
+    assert rec.note.startswith("the kernel's share (0.5%) and the idle time at 2 workers "
+                               "predict about 3.") and "at 16" in rec.note and "at 64" in rec.note
+    assert rec.note.endswith("more workers than the 2 measured would still pay")
+    # The projection passes through the measured point and never beats Amdahl from it.
+    assert projected_speedups(2.0, parts, [2])[0] == pytest.approx(2.0 / 1.01)
+    four, sixteen = projected_speedups(2.0, parts, [4, 16])
+    assert 3.0 < four < 4.0 and sixteen < 16 * 2.0 / 2.01
+    # 4 workers within 10% of 8's best: 4; the note says more gain little.
+    flat = _tune_parts(8, wall=0.5, compute=3.2, kernel=0.1)
+    rec = recommend([1, 2, 4, 8], [4.0, 2.1, 1.15, 1.1], flat)
+    assert rec.count == 4 and rec.note.endswith("beyond 4, more workers gain little")
+    # Half the work in the kernel: at the widest count, but the kernel caps what follows.
+    capped = _tune_parts(2, wall=1.5, compute=2.0, kernel=1.0)
+    rec = recommend([1, 2], [2.0, 1.5], capped)
+    assert rec.count == 2 and rec.note.endswith("beyond 2, more workers gain little")
+    assert all(x < 2.0 / 1.5 * 1.5 for x in projected_speedups(2.0, capped, [4, 16, 64]))
+    # No gain: one worker, and why; a short or missing breakdown says nothing beyond.
+    assert recommend([1, 2, 4], [1.0, 0.98, 1.02]).count == 1
+    assert "overheads outweigh" in recommend([1, 2], [1.0, 0.95], parts).note
+    assert recommend([1, 2], [0.3, 0.16], _tune_parts(2, 0.1, 0.2, 0.0)) == (
+        recommend([1, 2], [0.3, 0.16]))
+    assert recommend([1, 2], [0.3, 0.16]).note == ""
+    result = TuneResult((1, 2), (2.0, 1.01), 500, breakdown=parts)
+    assert result.recommended == 2 and result.note == rec_note(parts)
+    assert result.table().endswith(result.note)
+
+
+def rec_note(parts: dict[str, float]) -> str:
+    from jupyter_par.widgets.tune import recommend
+
+    return recommend([1, 2], [2.0, 1.01], parts).note
 
 
 # -- a real kernel: the state a saved notebook keeps ---------------------------------------

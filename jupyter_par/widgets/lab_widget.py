@@ -31,6 +31,9 @@ printed under the cell)::
 
     [{"partition": int, "worker": str, "text": str}, ...]
 
+``explain``: a string, empty until the run is done; then the line that says where its time
+went (``"compute 92% · shipping 5% · kernel 3% · idle 4% → ..."``), drawn under the bars.
+
 ``cancel`` says how the front end stops the run: a run that holds the cell (the kernel is
 busy in it and handles no comm message until it ends) is stopped by interrupting the
 kernel; a run in a background thread (the panel's) by the ``{"event": "cancel"}`` message.
@@ -107,6 +110,7 @@ class LabProgressWidget(ipywidgets.DOMWidget):
     log = traitlets.List(traitlets.Dict(), help="What running partitions printed lately.").tag(
         sync=True
     )
+    explain = traitlets.Unicode("", help="Where the finished run's time went.").tag(sync=True)
 
     def __init__(
         self,

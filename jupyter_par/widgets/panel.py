@@ -312,7 +312,8 @@ class Panel:
         self.tune_output.append_display_data(shown)
         self._say(f"tuned on {result.rows:,} sample rows: best speedup "
                   f"{max(result.speedups):.2f}x; recommended {result.recommended} worker(s); "
-                  "the slider is set to it", _GREEN)
+                  "the slider is set to it" + (f"; {result.note}" if result.note else ""),
+                  _GREEN)
 
     @property
     def summary_text(self) -> str:

@@ -151,3 +151,11 @@ def render_html(progress: RunProgress, log: Sequence[dict[str, Any]] = ()) -> st
         f"<div>{head}</div>{_bar(overall_fraction, overall_colour)}{message}{counts}"
         f"{body}{render_log(log)}</div>"
     )
+
+
+def explain_html(text: str) -> str:
+    """The line under a finished run: where its time went (:func:`jupyter_par.timings.explain`)."""
+    if not text:
+        return ""
+    return (f'<div class="jp-par-explain" style="font-size:90%;color:#616161">'
+            f"{html.escape(text)}</div>")

@@ -35,7 +35,7 @@ from .._version import __version__
 from ..errors import UsageError
 from ..progress_state import LiveLog, RunProgress, format_seconds
 from .frontend import AUTO, IPYWIDGETS, LAB, choose_frontend
-from .progress_html import render_html
+from .progress_html import explain_html, render_html
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -143,6 +143,8 @@ class ProgressView:
         self.frontend = chosen
         self.label = label
         self.last: RunProgress | None = None
+        #: The line under the finished run's bars (:meth:`explain`); empty while it runs.
+        self.explained = ""
         self.closed = False
         self._display = display
         self._shown = False
@@ -187,6 +189,8 @@ class ProgressView:
 
     def update(self, progress: RunProgress) -> None:
         """Draw ``progress`` (one comm message per widget)."""
+        if self.explained:  # a new run in a reused view (the panel's)
+            self.explain("")
         self._draw(progress, final=False)
 
     def close(self, progress: RunProgress) -> None:
@@ -224,6 +228,15 @@ class ProgressView:
 
             # With an id, so that close() can bring its text fallback up to date too.
             self._handle = display(self, display_id=True)
+
+    def explain(self, text: str) -> None:
+        """Show under the finished run's bars where its time went (the pipeline calls it
+        after combining; see :func:`jupyter_par.timings.explain`)."""
+        self.explained = text
+        if self.lab is not None:
+            self.lab.explain = text
+        if self.html is not None and self.last is not None:
+            self.html.value = render_html(self.last) + explain_html(text)
 
     def on_cancel(self, callback: Callable[[], Any]) -> None:
         """Call ``callback()`` when the user presses the lab view's Cancel (panel runs)."""

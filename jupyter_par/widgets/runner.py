@@ -71,6 +71,7 @@ class Selection:
 
     def plan(self, options: Options) -> pipeline.Plan:
         """The API's plan for this selection (the panel adds nothing of its own)."""
+        started = time.perf_counter()
         if self.mode == "groups":
             # Only the groups that have rows, as pandas 3 does by default (and pandas 2
             # warns it will): a category without rows has nothing to show in the panel.
@@ -80,6 +81,7 @@ class Selection:
             plan = plans.frame_apply(self.frame, self.func, 1 if self.mode == "rows" else 0,
                                      {}, options.jobs, options.partitions)
         plan.label = self.label
+        plan.split_seconds = time.perf_counter() - started
         return plan
 
     def run(self, options: Options, *, sinks: Sequence[ProgressSink] = (),

@@ -88,14 +88,24 @@ export class ProgressView extends DOMWidgetView {
     this._errors = el('div', 'jp-par-errors', root);
     this._log = el('div', 'jp-par-log', root);
     this._log.hidden = true;
+    this._explain = el('div', 'jp-par-explain', root);
 
     this.listenTo(this.model, 'change:log', () => this._drawLog(logOf(this.model)));
     this.listenTo(this.model, 'change:workers', () => this._schedule(true, false));
     this.listenTo(this.model, 'change:overall', () => this._schedule(true, true));
     this.listenTo(this.model, 'comm_live_update', () => this._schedule(false, true));
+    this.listenTo(this.model, 'change:explain', () => this._drawExplain());
     runs.attachView(this, true);
     this._draw(true, true);
     this._drawLog(logOf(this.model));
+    this._drawExplain();
+  }
+
+  /** The line under a finished run: where its time went (empty while it runs). */
+  private _drawExplain(): void {
+    const text = String(this.model.get('explain') ?? '');
+    this._explain.textContent = text;
+    this._explain.hidden = text === '';
   }
 
   override remove(): unknown {
@@ -315,6 +325,7 @@ export class ProgressView extends DOMWidgetView {
     string,
     { node: HTMLElement; head: HTMLElement; text: HTMLElement }
   >();
+  private _explain!: HTMLElement;
   private _rows = new Map<string, IWorkerRow>();
   private _overallLast: Record<string, string> = {};
   private _rootLast: Record<string, string> = {};

@@ -166,6 +166,14 @@ def test_eight_workers_of_a_real_run(
     assert overall_text.startswith("100%"), overall_text
     assert f"{ROWS} / {ROWS} rows" in overall_text, overall_text
     assert f"{PARTITIONS} / {PARTITIONS} partitions" in overall_text, overall_text
+    # Under the bars, where the time went and what that predicts at other counts.
+    explain = run.locator(".jp-par-explain")
+    explain.wait_for(state="visible", timeout=10_000)
+    assert re.fullmatch(
+        rf"compute \d+% · shipping <?\d+% · kernel <?\d+% · idle \d+% → [\d.]+x with {JOBS} "
+        r"workers; about [\d.]+x at 16, [\d.]+x at 64",
+        explain.inner_text().strip(),
+    ), explain.inner_text()
     status.wait_for(state="hidden", timeout=10_000)
     # The cell compared the parallel result with the serial one; its summary counts all rows.
     assert stderr_text(page, RUN_CELL) == ""
