@@ -372,7 +372,7 @@ def test_tune_recommends_a_count_and_moves_the_slider():
     panel, namespace = make_panel(nap=nap)
     panel.func_picker.value = "nap"
     panel.jobs_slider.value = 1
-    panel.tune(seconds=0.3, counts=[1, 2])
+    panel.tune(seconds=1.0, counts=[1, 2])  # long enough that fixed costs do not decide
     result = panel.wait(60)
     assert result is panel.last_tune
     assert result.counts == (1, 2) and result.speedups[0] == 1.0
