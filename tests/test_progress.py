@@ -468,3 +468,23 @@ def test_an_interrupt_in_terminal_ipython_shows_one_line_and_the_last_counts(tmp
     assert len(workers) == 2
     assert not any("100%" in w for w in workers), workers
     assert any("stopped" in w for w in workers), workers
+
+
+CHATTY_SCRIPT = SCRIPT.replace(
+    'time.sleep({delay})', 'time.sleep({delay})\n    if row["a"] % 400 == 0:\n'
+    '        print("reached row", row["a"])')
+
+
+def test_a_terminal_shows_what_workers_print_as_they_print_it(tmp_path):
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(CHATTY_SCRIPT.format(delay=0.002))
+    text = run_in_terminal([sys.executable, str(script)]).replace("\r\n", "\n")
+    # Above the bars, while they are still redrawn: a line per print, partition and worker.
+    printed = re.findall(r"\[p\d+ w[01]\] reached row (\d+)\n", text)
+    assert sorted(map(int, printed)) == [0, 400, 800, 1200], text[-3000:]
+    first = text.index("reached row")
+    assert f"\r{LABEL}: " in text[first:], "no bar was drawn after the first line"
+    # Not printed again, grouped, at the end.
+    assert "[partition" not in text and text.count("reached row 800") == 1

@@ -17,6 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from lab_helpers import (
+    OVERALL,
+    RUN_TIMEOUT_MS,
+    cell,
+    start_cell,
+    stderr_text,
+    wait_cell_done,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -34,24 +42,6 @@ FAILED_PARTITION, ERROR_TEXT = 12, "ValueError: order 250 has no price list"
 
 WORKERS = ".jp-par-worker"
 STATUS = ".jp-par-statusbar"
-OVERALL = ".jp-par-overall"
-# Tracebacks and anything written to stderr.
-STDERR = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
-RUN_TIMEOUT_MS = 60_000
-
-# Runs one cell without waiting for it: the test watches the run while it is going.
-RUN_CELL_JS = """index => {
-    const panel = window.jupyterapp.shell.currentWidget;
-    panel.content.activeCellIndex = index;
-    void window.jupyterapp.commands.execute('notebook:run-cell');
-}"""
-
-# Whether cell `index` has run to the end (its prompt holds a number, not "*" or nothing).
-CELL_DONE_JS = """index => {
-    const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[index];
-    const prompt = cell && cell.querySelector('.jp-InputPrompt');
-    return !!prompt && /\\[\\d+\\]/.test(prompt.textContent);
-}"""
 
 # Each lab-view worker row of cell `index`: the share of its track that the bar fills (in
 # pixels), its count text and state, all read in one frame so they agree with each other.
@@ -91,18 +81,6 @@ MIDRUN_JS = (
 )
 
 
-def cell(page: Page, index: int) -> Locator:
-    return page.locator(".jp-Notebook .jp-Cell").nth(index)
-
-
-def start_cell(page: Page, index: int) -> None:
-    page.evaluate(RUN_CELL_JS, index)
-
-
-def wait_cell_done(page: Page, index: int, timeout: float = RUN_TIMEOUT_MS) -> None:
-    page.wait_for_function(CELL_DONE_JS, arg=index, timeout=timeout)
-
-
 def rows_shown(text: str) -> int:
     """``"1,040 rows"`` -> ``1040``."""
     return int(text.replace(",", "").split()[0])
@@ -113,9 +91,6 @@ def scroll_to_top(locator: Locator) -> None:
     locator.evaluate("el => el.scrollIntoView({block: 'start'})")
 
 
-def stderr_text(page: Page, index: int) -> str:
-    errors = cell(page, index).locator(STDERR)
-    return "\n".join(errors.all_inner_texts())
 
 
 def test_eight_workers_of_a_real_run(

@@ -59,7 +59,7 @@ LIVE_JS = """([index, selector]) => {
 
 def _live_then_grouped(page: Page, log_selector: str) -> dict[str, str]:
     start_cell(page, 0)
-    wait_cell_done(page, 0)
+    wait_cell_done(page, 0, timeout=120_000)  # imports pandas: slow on a busy machine
     assert stderr_text(page, 0) == ""
     start_cell(page, 1)
     # Before the run ends: the partitions' prints in the view, their records in the cell.
@@ -98,3 +98,10 @@ def test_worker_output_is_live_without_the_extension(
 ) -> None:
     page = open_without_extension("live-fallback.ipynb", CELLS)
     _live_then_grouped(page, ".widget-html .jp-par-log pre")
+
+
+def test_worker_output_is_live_in_notebook7(
+    open_in_notebook7: Callable[[str, list[str]], Page],
+) -> None:
+    page = open_in_notebook7("live-nb7.ipynb", CELLS)
+    _live_then_grouped(page, ".jp-par-log-text")
