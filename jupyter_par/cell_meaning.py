@@ -79,7 +79,8 @@ CROSS_ROW_FUNCTIONS: Mapping[str, frozenset[str]] = MappingProxyType({
                          "ediff1d", "convolve", "correlate"}),
     "order": frozenset({"sorted", "reversed", "sort", "argsort", "argmax", "argmin",
                         "rankdata"}),
-    "dedup": frozenset({"unique", "set", "frozenset", "factorize", "value_counts"}),
+    "dedup": frozenset({"unique", "set", "frozenset", "factorize", "value_counts",
+                        "Categorical", "get_dummies"}),
 })
 
 #: Properties of TARGET (or a column) that describe all of its rows.
@@ -89,10 +90,17 @@ _CROSS_ROW_ATTRIBUTES = {
     "is_monotonic_decreasing": "order",
 }
 #: Attributes that are not rows of TARGET (metadata, the transposed frame).
-_NOT_ROWS = frozenset({"columns", "dtypes", "dtype", "ndim", "name", "names", "attrs",
-                       "flags", "T", "axes", "nbytes"})
+_NOT_ROWS = frozenset({"columns", "dtypes", "ndim", "attrs", "flags", "T", "axes", "nbytes"})
+#: A Series' own metadata; on a DataFrame ``df.name`` is a column.
+_SERIES_META = frozenset({"name", "names", "dtype"})
 _ACCESSORS = frozenset({"str", "dt", "cat", "sparse", "list", "struct"})
 _INDEXERS = frozenset({"loc", "iloc", "at", "iat"})
+#: Row containers indexed by position (``df.index[0]``, ``df.x.values[:3]``).
+_POSITIONAL = frozenset({"index", "values", "array", "to_numpy", "tolist", "to_list"})
+#: Functions that take ``len(df)`` as a size only: one value per row, row by row.
+_SIZED = frozenset({"zeros", "ones", "full", "empty", "rand", "randn", "random", "normal",
+                    "uniform", "integers", "standard_normal", "random_sample", "choice",
+                    "poisson", "binomial", "exponential"})
 #: List methods that are cross-row on a list TARGET but mean something row-local (or
 #: nothing) on pandas objects: ``df.pop("x")`` takes a column.
 _LIST_ONLY = frozenset({"index", "sort", "reverse", "pop"})
@@ -165,6 +173,16 @@ def _full_slice(node: ast.AST) -> bool:
         and node.step is None
 
 
+def _selected(kind: str, key: ast.AST) -> str:
+    """What ``frame[key]`` is: a column, rows or columns (a frame), or either."""
+    if kind != "frame":
+        return kind
+    if isinstance(_constant(key), str):
+        return "series"
+    masks = ast.List | ast.Compare | ast.BoolOp | ast.UnaryOp | ast.BinOp
+    return "frame" if isinstance(key, masks) else "any"
+
+
 def _keyword(call: ast.Call, name: str) -> ast.AST | None:
     return next((k.value for k in call.keywords if k.arg == name), None)
 
@@ -183,6 +201,7 @@ class _Analysis:
         self.found: list[Finding] = []  # findings of the expression being evaluated
         self.refused: list[Finding] = []
         self.parents: dict[int, ast.AST] = {}
+        self.sizing = False  # inside np.zeros(...) and the like: len(df) is a size
 
     # -- findings --------------------------------------------------------------------
     def _text(self, node: ast.AST) -> str:
@@ -275,15 +294,17 @@ class _Analysis:
         if base.role != "part":
             return _NONE
         attr = node.attr
-        if attr in _CROSS_ROW_ATTRIBUTES:
+        if attr in _CROSS_ROW_ATTRIBUTES and not (self.sizing and attr in ("shape", "size")):
             self._find(node, _CROSS_ROW_ATTRIBUTES[attr], node.value, attr)
             return _NONE
-        if attr in _NOT_ROWS:
+        if attr in _NOT_ROWS or (base.kind != "frame" and attr in _SERIES_META):
             return _NONE
         if attr in _ACCESSORS:
             return _Val("accessor", "series")
         if attr in _INDEXERS:
             return _Val("indexer", base.kind, attr)
+        if attr in _POSITIONAL:
+            return _Val("part", "items")  # df.index[0] is the partition's first label
         return _Val("part", "series" if base.kind == "frame" else base.kind)
 
     def _subscript(self, node: ast.Subscript) -> _Val:
@@ -305,24 +326,21 @@ class _Analysis:
             if base.indexer in ("iloc", "iat") and not _full_slice(rows):
                 self._find(node, "positional", None, "rows")
                 return _NONE
-            kind = "series" if isinstance(_constant(columns), str) else base.kind
-            return _Val("part", kind)
+            return _Val("part", base.kind if columns is None else _selected(base.kind, columns))
         if base.role != "part":
             return _NONE
         if isinstance(key, ast.Slice) or (base.kind == "items" and isinstance(
                 _constant(key), int)):
             self._find(node, "positional", None, "rows")
             return _NONE
-        if base.kind == "frame" and isinstance(_constant(key), str):
-            return _Val("part", "series")
-        return _Val("part", base.kind)
+        return _Val("part", _selected(base.kind, key))
 
     def _call(self, node: ast.Call) -> _Val:
         func = node.func
         if isinstance(func, ast.Attribute):
             base = self._value(func.value)
             gets_part = base.role == "part" and func.attr in _GETS_PART
-            args = self._arguments(node, base.kind if gets_part else None)
+            args = self._sized_arguments(node, func.attr, base.kind if gets_part else None)
             if base.role == "part":
                 return self._method(node, func, base, args)
             if base.role == "accessor":
@@ -335,11 +353,19 @@ class _Analysis:
                 return base
             return self._function(node, func.attr, args)
         self._value(func)
-        args = self._arguments(node)
         name = func.id if isinstance(func, ast.Name) else ""
+        args = self._sized_arguments(node, name)
         if isinstance(func, ast.Name) and func.id in self.shadowed | set(self.parts):
             name = ""
         return self._function(node, name, args)
+
+    def _sized_arguments(self, node: ast.Call, name: str,
+                         part_kind: str | None = None) -> list[_Val]:
+        saved, self.sizing = self.sizing, name in _SIZED or (self.sizing and name == "len")
+        try:
+            return self._arguments(node, part_kind)
+        finally:
+            self.sizing = saved
 
     def _arguments(self, node: ast.Call, part_kind: str | None = None) -> list[_Val]:
         """The arguments' values; with ``part_kind``, a lambda among them gets the
@@ -356,6 +382,8 @@ class _Analysis:
         parts = [i for i, a in enumerate(args[:len(node.args)]) if a.role == "part"]
         if not parts and not any(a.role in ("part", "holds") for a in args):
             return _NONE
+        if self.sizing and name == "len":
+            return _NONE  # np.zeros(len(df)): one value per row
         if parts and not self._along_row(node, name, functions=True):
             for category, names in CROSS_ROW_FUNCTIONS.items():
                 if name in names:
@@ -390,6 +418,10 @@ class _Analysis:
             return _Val("part", "any")
         if name in ("shift", "tshift") and _keyword(node, "freq") is not None:
             return _Val("part", base.kind)  # moves the index, not the values
+        if name == "astype" and "category" in map(_constant, [*node.args, *(
+                k.value for k in node.keywords)]):
+            self._find(node, "dedup", receiver, "categories")
+            return _NONE
         if name == "fillna" and _constant(_keyword(node, "method")) is not None:
             self._find(node, "window", receiver, "filled")
             return _NONE
@@ -415,6 +447,8 @@ class _Analysis:
                 return _NONE
         if name in ("apply", "agg", "aggregate", "transform", "pipe"):
             return _Val("part", "any")
+        if name in _POSITIONAL:
+            return _Val("part", "items")
         return _Val("part", "frame" if name == "to_frame" else base.kind)
 
     def _query(self, node: ast.Call, text: str) -> None:

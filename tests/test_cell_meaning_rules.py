@@ -72,6 +72,13 @@ REFUSED = [
     ('top = df.head(2)\ntop', "df.head(2)", 2),
     ('total = 0\ntotal += len(df)\ntotal', "len(df)", 3),
     ('for c in ["x", "y"]:\n    df[c] = df[c] - df[c].mean()', "df[c].mean()", 3),
+    ('df["i"] = range(len(df))', "len(df)", 2),
+    ("df.loc[df.index[0]]", "df.index[0]", 2),
+    ('df["v"] = df.x.values[:3]', "df.x.values[:3]", 2),
+    ('df["c"] = df.x.astype("category")', 'df.x.astype("category")', 2),
+    ("df = pd.get_dummies(df)", "pd.get_dummies(df)", 2),
+    ('df["j"] = df.name.str.cat(sep=",")', 'df.name.str.cat(sep=",")', 2),
+    ("np.full(len(df), df.x.mean())", "df.x.mean()", 2),
 ]
 
 ACCEPTED = [
@@ -124,6 +131,17 @@ ACCEPTED = [
     'n = df.x.mean()',  # computed and never used: changes no result
     "df.x.values.sum(axis=1)",
     "df['n'] = df.values.shape[1]",
+    'df["n"] = np.random.rand(len(df))',
+    'df["n"] = rng.normal(size=len(df))',
+    'df["z"] = np.zeros(df.shape[0])',
+    "for col in cols:\n    df[col] = df[col].apply(f)",
+    'df["v"] = df.x.values * 2',
+    'df["l"] = df.x.to_numpy()[df.y.to_numpy() > 0]',
+    'df["x"] = df.x.str.replace(",", "").astype(float)',
+    'df["w"] = df.name.str.split().str[0]',
+    "df = df.dropna(subset=['x']).rename(columns=str.lower)",
+    'df["u"] = df.x.combine_first(df.y)',
+    "df.dropna(inplace=True)",
 ]
 
 
