@@ -437,6 +437,8 @@ class _Analysis:
         if name in ("isin", "map") and args and args[0].role in ("part", "holds"):
             self._find(node, "lookup", receiver, name)
             return _NONE
+        if name == "dot" and base.kind == "frame":
+            return _Val("part", "any")  # df[["a", "b"]].dot(weights): one value per row
         if name in _LIST_ONLY and base.kind in ("frame", "series"):
             return _Val("part", base.kind)  # df.pop("x") takes a column, not a row
         if name in ("query", "eval") and node.args and isinstance(_constant(node.args[0]), str):

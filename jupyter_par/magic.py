@@ -127,6 +127,9 @@ class ParallelMagics(Magics):
         order (pandas objects concatenated, anything else a list per partition). With
         no last expression the result replaces TARGET (or goes to ``--out``), and only
         once every partition has succeeded: a failed or interrupted run changes nothing.
+        A body whose result for a row needs other rows of TARGET (``df.x.mean()``,
+        ``df.head()``, ``cumsum``) is refused before any worker starts, unless
+        ``--per-partition`` says each partition's own value is meant.
 
         Example::
 

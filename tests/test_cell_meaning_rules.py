@@ -79,6 +79,7 @@ REFUSED = [
     ("df = pd.get_dummies(df)", "pd.get_dummies(df)", 2),
     ('df["j"] = df.name.str.cat(sep=",")', 'df.name.str.cat(sep=",")', 2),
     ("np.full(len(df), df.x.mean())", "df.x.mean()", 2),
+    ('df["s"] = df.x.dot(df.y)', "df.x.dot(df.y)", 2),
 ]
 
 ACCEPTED = [
@@ -142,6 +143,9 @@ ACCEPTED = [
     "df = df.dropna(subset=['x']).rename(columns=str.lower)",
     'df["u"] = df.x.combine_first(df.y)',
     "df.dropna(inplace=True)",
+    'df["s"] = df[["a", "b"]].dot(weights)',
+    'for i, row in df.iterrows():\n    df.at[i, "z"] = row.x * 2',
+    'df["v"] = lookup.reindex(df.k).to_numpy()',
 ]
 
 
