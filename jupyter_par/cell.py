@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import groups, pipeline, shipping
+from . import cell_meaning, groups, pipeline, shipping
 from .backends import backend_class
 from .cell_code import (
     CellOp,
@@ -77,6 +77,9 @@ class CellRequest:
     out: str | None = None
     share: tuple[str, ...] = ()
     reduce: str | None = None
+    #: ``--per-partition``: the body means each partition's own answer (``df.head()``,
+    #: ``df.x.mean()``), so the cross-row check is skipped and values are stacked.
+    per_partition: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -145,6 +148,15 @@ def _split(obj: Any, request: CellRequest, jobs: int, partitions: int | None) ->
                   "items", "items")
 
 
+def _kind(obj: Any) -> str:
+    """What the body's TARGET name is bound to, for :func:`cell_meaning.check`."""
+    if isinstance(obj, pd.DataFrame) or is_chunked_reader(obj):
+        return "frame"
+    if isinstance(obj, pd.Series):
+        return "series"
+    return "items"
+
+
 # -- combining: what a serial run would have given --------------------------------------
 def _reducer(shell: Any, text: str | None) -> Callable[[list[Any]], Any] | None:
     """The ``--reduce`` function: ``list``, ``concat``, or a notebook function/expression."""
@@ -191,8 +203,9 @@ def _stack(values: list[Any], aligned: bool, keyed: bool, request: CellRequest,
         stacked = combine(values, concat_lists=split.kind == "items")
         return _in_input_order(stacked, split.parts if isinstance(split.parts, Sequence)
                                else [])
-    if keyed:
-        return combine(values)  # each group whole in one partition: stacking is right
+    if keyed or request.per_partition:
+        # each group whole in one partition, or each partition's own value asked for
+        return combine(values)
     msg = (f"the cell's {what} is not row-aligned with its partition (an aggregate such as "
            "groupby(...).sum(), describe() or a scalar), so stacking the partitions' values "
            "would differ from a serial run: add --by KEYS so each group is whole in one "
@@ -272,6 +285,9 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
     filename = _cache_cell(shell, request)
     statements, last = compile_body(request.body, filename)
     obj = namespace[target]
+    if not request.per_partition and request.axis == "rows":
+        cell_meaning.check(request.body, target, kind=_kind(obj), by=request.by,
+                           reduce=request.reduce is not None)
     split = _split(obj, request, options.jobs, options.partitions)
     if split.kind == "items" and not backend_class(options.backend).uses_processes:
         # Threads and inline hand the body the notebook's own items (dicts, lists):

@@ -104,6 +104,9 @@ class ParallelMagics(Magics):
     @argument("--reduce", default=None, metavar="FUNC",
               help="combine the partitions' values of an aggregate: a notebook function or "
                    "expression taking the list of values, or 'list', or 'concat'")
+    @argument("--per-partition", action="store_true",
+              help="the body means each partition's own answer (df.head(), df.x.mean()): "
+                   "skip the check for operations that need other partitions' rows")
     @argument("--timeout", type=float, default=None, metavar="SECONDS",
               help="stop a partition that runs longer than this")
     @argument("--retries", type=int, default=None, help="retries of a failed partition")
@@ -124,6 +127,9 @@ class ParallelMagics(Magics):
         order (pandas objects concatenated, anything else a list per partition). With
         no last expression the result replaces TARGET (or goes to ``--out``), and only
         once every partition has succeeded: a failed or interrupted run changes nothing.
+        A body whose result for a row needs other rows of TARGET (``df.x.mean()``,
+        ``df.head()``, ``cumsum``) is refused before any worker starts, unless
+        ``--per-partition`` says each partition's own value is meant.
 
         Example::
 
@@ -149,6 +155,7 @@ class ParallelMagics(Magics):
                 out=args.out,
                 share=_names(args.share),
                 reduce=args.reduce,
+                per_partition=args.per_partition,
                 options={
                     "jobs": args.jobs, "backend": args.backend, "partitions": args.partitions,
                     "timeout": args.timeout, "retries": args.retries,

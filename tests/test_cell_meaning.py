@@ -55,3 +55,43 @@ def test_aggregates_and_write_back(method):
     assert "--reduce" in outputs_text(nb.cells[10])
     for index in (2, 3, 4, 6, 7, 8, 9, 11, 12):
         assert "Error" not in outputs_text(nb.cells[index]), (index, outputs_text(nb.cells[index]))
+
+
+CROSS_ROW_SETUP = """\
+%load_ext jupyter_par
+import numpy as np
+import pandas as pd
+df = pd.DataFrame({"x": np.arange(60.0) ** 1.5, "g": list("abc") * 20})
+before = df.copy()
+parts = np.array_split(np.arange(60), 3)
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_cross_row_bodies_are_refused_or_acknowledged(method):
+    """A body needing other rows fails in one line before any worker starts and changes
+    nothing; --per-partition gives each partition's own value; --reduce combines heads."""
+    flags = f"--jobs 2 --partitions 3 --start {method} --no-progress"
+    cells = [
+        CROSS_ROW_SETUP,
+        f'%%parallel {flags} df\ndf["z"] = df["x"] - df["x"].mean()',            # 1: refused
+        "pd.testing.assert_frame_equal(df, before)",
+        f'%%parallel {flags} --per-partition df\ndf["z"] = df["x"] - df["x"].mean()',
+        "own = pd.concat([before.x.iloc[p] - before.x.iloc[p].mean() for p in parts])\n"
+        "pd.testing.assert_series_equal(df.z, own, check_names=False)\n"
+        "assert not np.allclose(df.z, before.x - before.x.mean())",
+        "df = before.copy()",
+        f'%%parallel {flags} --reduce "lambda parts: pd.concat(parts).head(3)" --out top df\n'
+        "df.head(3)",
+        "pd.testing.assert_frame_equal(top, before.head(3))",
+        f"%%parallel {flags} df\ndf.head(3)",                                      # 8: refused
+    ]
+    nb = run_cells(cells, allow_errors=True, timeout=180)
+    for index in (1, 8):
+        said = outputs_text(nb.cells[index]).strip()
+        assert said.startswith("UsageError: cell line 2: ") and "\n" not in said, said
+        assert "sees one partition of df" in said and "--per-partition" in said
+    assert 'df["x"].mean()' in outputs_text(nb.cells[1])
+    assert "df.head(3)" in outputs_text(nb.cells[8]) and "--reduce" in outputs_text(nb.cells[8])
+    for index in (2, 3, 4, 5, 6, 7):
+        assert "Error" not in outputs_text(nb.cells[index]), (index, outputs_text(nb.cells[index]))

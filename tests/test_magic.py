@@ -211,7 +211,8 @@ def test_items_changed_in_place_by_a_failed_run_are_left_as_they_were(shell, ns,
         raise OSError('partition 3 fails after the others changed their items')
     """
     with pytest.raises(OSError):
-        cell(shell, f"{line} --partitions 4 jobs", body)
+        # the condition is per partition on purpose: one partition fails, others changed
+        cell(shell, f"{line} --partitions 4 --per-partition jobs", body)
     assert ns["jobs"] == [{"n": i} for i in range(8)]
 
 
@@ -223,14 +224,15 @@ def test_on_error_skip_keeps_the_rest_and_reports(shell, ns):
     """
     report = "(?s)1 partition.*4 in all.*KeyError: .first partition"
     with pytest.warns(PartialResultWarning, match=report):
-        cell(shell, f"{PROCS} --partitions 4 --on-error skip df", body)
+        # failing the partition that starts at r0 is per partition on purpose
+        cell(shell, f"{PROCS} --partitions 4 --on-error skip --per-partition df", body)
     expected = ns["df"]
     assert len(expected) == 90 and expected.index[0] == "r30"
     # Python's default filter shows a warning once per place; every skip must be reported
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         for _ in range(2):  # df now starts at r30: that partition fails
-            cell(shell, f"{PROCS} --partitions 3 --on-error skip --out again df",
+            cell(shell, f"{PROCS} --partitions 3 --on-error skip --per-partition --out again df",
                  body.replace("r0", "r30"))
     assert sum(issubclass(w.category, PartialResultWarning) for w in caught) == 2
 
@@ -238,7 +240,7 @@ def test_on_error_skip_keeps_the_rest_and_reports(shell, ns):
 def test_output_printed_before_a_failure_is_still_shown(shell, ns, capsys):
     body = "print('checking', df.index[0])\nif df.index[0] == 'r30':\n    raise ValueError('r30')\n"
     with pytest.raises(ValueError):
-        cell(shell, f"{PROCS} --partitions 4 df", body)
+        cell(shell, f"{PROCS} --partitions 4 --per-partition df", body)  # on purpose
     out = capsys.readouterr().out
     assert "[partition 1, worker" in out and "checking r30" in out, out
 
