@@ -7,6 +7,7 @@ more to copy to the workers and back than to run in the kernel. The pipeline ask
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -33,11 +34,16 @@ SAMPLE_SECONDS = 0.05
 SLOW_CALL_SECONDS = 0.05
 #: Rows the sample has at least, so that a per-row cost shows beside the per-call one.
 MIN_SAMPLE_ROWS = 16
+#: Shorter timings than this are mostly noise (a busy machine, a cold cache): they may
+#: size the sample, never decide on their own.
+MEASURABLE_SECONDS = 0.005
 #: Seconds per byte to copy numeric data into a segment and rebuild the result in the
 #: kernel (measured: 320 MB packed in 0.22 s, concatenated back in about as long).
 MOVE_SECONDS_PER_BYTE = 0.7e-9
 #: Seconds of round trip per partition sent to a warm worker.
 PARTITION_SECONDS = 1e-3
+#: Shared objects cheaper than this to prepare for the workers do not call for a sample.
+SHARING_SMALL_SECONDS = 0.02
 
 
 def _pickled_part(obj: Any) -> Any:
@@ -60,16 +66,58 @@ def _pickle_seconds(obj: Any) -> tuple[float, int]:
     import pickle
     import time
 
+    from ._pickling import dumps_plain
+
     part = _pickled_part(obj)
     if part is None:
         return 0.0, 0
     try:
         started = time.perf_counter()
-        payload = pickle.dumps(part, protocol=5)
+        payload = dumps_plain(part)  # as partitions travel: text as one buffer
         pickle.loads(payload)
         return time.perf_counter() - started, len(payload)
     except Exception:  # noqa: BLE001 - a dill-only object: count it as costly as numbers
         return 0.0, 0
+
+
+#: Rows whose pickling is timed to estimate the rest (the cost of one call subtracted).
+PICKLE_SAMPLE_ROWS = 2048
+
+
+def _pickle_per_row(obj: pd.DataFrame | pd.Series) -> tuple[float, float]:
+    """Seconds and bytes per row to pickle and unpickle what of ``obj`` is pickled.
+
+    Timed on up to :data:`PICKLE_SAMPLE_ROWS` rows, less what one row costs: a call's
+    own overhead, scaled by a million rows, would otherwise read as seconds.
+    """
+    if not len(obj):
+        return 0.0, 0.0
+    head = obj.iloc[:min(len(obj), PICKLE_SAMPLE_ROWS)]
+    seconds, size = _pickle_seconds(head)
+    if len(head) > 1:
+        one, one_size = _pickle_seconds(head.iloc[:1])
+        return (max(0.0, seconds - one) / (len(head) - 1),
+                max(0, size - one_size) / (len(head) - 1))
+    return seconds, float(size)
+
+
+def sharing_seconds(objects: Mapping[str, Any] | None) -> float:
+    """About how long preparing ``shared=`` objects for worker processes takes.
+
+    Each run writes them to a segment again (numeric data at a measured rate; strings
+    and objects as long as pickling a sample of their rows takes), and that is moving
+    cost too: a cheap call with a large shared table is faster in the kernel.
+    """
+    total = 0.0
+    for obj in (objects or {}).values():
+        if isinstance(obj, pd.DataFrame | pd.Series):
+            total += shared_bytes(obj) * MOVE_SECONDS_PER_BYTE
+            total += _pickle_per_row(obj)[0] * len(obj)
+        else:
+            nbytes = getattr(obj, "nbytes", None)
+            if isinstance(nbytes, int) and getattr(getattr(obj, "dtype", None), "kind", "O") != "O":
+                total += nbytes * MOVE_SECONDS_PER_BYTE
+    return total
 
 
 def _sample_of(data: pd.DataFrame | pd.Series, rows: int) -> pd.DataFrame | pd.Series:
@@ -110,7 +158,7 @@ def _fastest(op: Any, sample: Any) -> tuple[float, Any] | None:
     return best
 
 
-def too_small_to_move(parts: Any, op: Any, jobs: int) -> str | None:
+def too_small_to_move(parts: Any, op: Any, jobs: int, sharing: float = 0.0) -> str | None:
     """Why running in the kernel beats moving the data to ``jobs`` workers, or ``None``.
 
     Times ``op`` on one row and on a small slice of the first partition in the kernel
@@ -120,7 +168,8 @@ def too_small_to_move(parts: Any, op: Any, jobs: int) -> str | None:
     strings and objects as long as pickling and unpickling the sample took (they
     travel through a pipe), and one round trip per partition. The sample stays within
     :data:`SAMPLE_SECONDS` of the kernel's time. Inputs under
-    :data:`SAMPLE_ABOVE_BYTES` are not sampled.
+    :data:`SAMPLE_ABOVE_BYTES` are not sampled, unless ``sharing`` (seconds to prepare
+    ``shared=`` objects, :func:`sharing_seconds`) is worth a sample on its own.
     """
     if jobs < 2 or not parts:
         return None
@@ -132,25 +181,26 @@ def too_small_to_move(parts: Any, op: Any, jobs: int) -> str | None:
         return None
     rows = sum(len(f) for f in frames)
     numeric = sum(shared_bytes(f) for f in frames)
-    head = first.iloc[:min(len(first), 256)]
-    head_seconds, head_bytes = _pickle_seconds(head)
-    pickled_bytes = head_bytes * rows / len(head)
-    pickled_seconds = head_seconds * rows / len(head)
-    if numeric + pickled_bytes * PICKLED_BYTE_WEIGHT < SAMPLE_ABOVE_BYTES:
+    row_seconds, row_bytes = _pickle_per_row(first)
+    pickled_bytes = row_bytes * rows
+    pickled_seconds = row_seconds * rows
+    if (numeric + pickled_bytes * PICKLED_BYTE_WEIGHT < SAMPLE_ABOVE_BYTES
+            and sharing < SHARING_SMALL_SECONDS):
         return None
     # The first call on one row only warms up (lazy imports, caches) and is not counted.
     one = _timed(op, first.iloc[:1]) and _fastest(op, first.iloc[:1])
     if one is None:
         return None
     moving_bound = (numeric * MOVE_SECONDS_PER_BYTE * 3 + pickled_seconds * 3
-                    + len(frames) * PARTITION_SECONDS)
+                    + len(frames) * PARTITION_SECONDS + sharing)
     if one[0] > SLOW_CALL_SECONDS:
         return None  # this slow on one row: the work outweighs moving; sampling would drag
     # A few rows tell the cost per row apart from the cost per call, enough to size the
     # real sample so that it stays within SAMPLE_SECONDS however slow the function is.
     few = _fastest(op, first.iloc[:MIN_SAMPLE_ROWS]) if len(first) > MIN_SAMPLE_ROWS else None
     per_row_guess = max(0.0, few[0] - one[0]) / (MIN_SAMPLE_ROWS - 1) if few else 0.0
-    if per_row_guess * rows * (1 - 1 / jobs) > 4 * moving_bound:
+    if few and few[0] >= MEASURABLE_SECONDS and \
+            per_row_guess * rows * (1 - 1 / jobs) > 4 * moving_bound:
         return None  # the work clearly outweighs any moving
     per_row_bytes = (numeric + pickled_bytes) / rows
     sample_rows = min(SAMPLE_ROWS, int(SAMPLE_BYTES // max(1.0, per_row_bytes)))
@@ -169,13 +219,14 @@ def too_small_to_move(parts: Any, op: Any, jobs: int) -> str | None:
     scale = rows / len(sample)
     out_numeric = shared_bytes(many[1]) * scale
     moving = ((numeric + 2 * out_numeric) * MOVE_SECONDS_PER_BYTE
-              + (in_seconds + out_seconds) * scale + len(frames) * PARTITION_SECONDS)
+              + (in_seconds + out_seconds) * scale + len(frames) * PARTITION_SECONDS + sharing)
     saved = compute * (1 - 1 / jobs)
     if saved > moving:
         return None
     total_mb = (numeric + pickled_bytes) / 2**20
+    also = f" (shared objects: {sharing:.2g} s of it)" if sharing else ""
     return (
         f"ran in the kernel: the work is about {compute:.2g} s, moving {total_mb:.0f} MB "
-        f"to {jobs} workers and back would cost about {moving:.2g} s "
+        f"to {jobs} workers and back would cost about {moving:.2g} s{also} "
         "(pass inline_fallback=False to use the workers anyway)"
     )

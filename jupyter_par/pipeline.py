@@ -228,7 +228,8 @@ def execute(
     if known and backend.local_fallback and options.inline_fallback:
         # The sample runs here, so shared objects are handed to it as they are.
         with _shared.sharing(shared, to_processes=False) as here:
-            reason = cost.too_small_to_move(parts, here(plan.op), options.jobs)
+            reason = cost.too_small_to_move(parts, here(plan.op), options.jobs,
+                                            cost.sharing_seconds(shared) if shared else 0.0)
         if reason is not None:
             filename, lineno, module_globals = _caller_location()
             warnings.warn_explicit(reason, InlineFallbackWarning, filename, lineno,

@@ -17,6 +17,7 @@ import pytest
 
 import jupyter_par as jp
 from jupyter_par import cost, plans
+from jupyter_par.errors import InlineFallbackWarning
 
 STRINGS = pd.Series([f"{i:08d}" + "x" * 120 for i in range(400_000)], name="s")
 RUN = {"jobs": 2, "progress": False}
@@ -55,3 +56,28 @@ def test_a_function_slow_per_row_goes_to_the_workers_after_a_short_sample():
         warnings.simplefilter("error", jp.InlineFallbackWarning)
         pids = jp.map(STRINGS.iloc[:40], slow, **RUN)
     assert os.getpid() not in set(pids)
+
+
+def test_a_cheap_call_with_a_large_shared_text_table_runs_in_the_kernel():
+    """Preparing shared objects for the workers is moving cost too (issue 18, item 7):
+    a few thousand cheap lookups into a million-row table with text would spend far
+    longer writing the table for the workers than the lookups take in the kernel."""
+    import numpy as np
+
+    table = pd.DataFrame({"name": [f"customer-{i:07d}" for i in range(1_000_000)],
+                          "value": np.arange(1_000_000, dtype=float)})
+    small = pd.DataFrame({"k": np.arange(0, 1_000_000, 500)})
+
+    def look(row):
+        return len(jp.shared["table"]["name"].iat[row["k"]])
+
+    assert cost.sharing_seconds({"table": table}) > cost.SHARING_SMALL_SECONDS
+    with pytest.warns(InlineFallbackWarning, match=r"shared objects: .* of it"):
+        result = jp.apply(small, look, axis=1, jobs=2, shared={"table": table},
+                          progress=False)
+    assert result.tolist() == [16] * len(small)
+
+
+def test_sharing_costs_nothing_without_shared_objects_and_little_for_small_ones():
+    assert cost.sharing_seconds(None) == 0.0
+    assert cost.sharing_seconds({"rates": pd.Series([0.5, 1.0])}) < cost.SHARING_SMALL_SECONDS
