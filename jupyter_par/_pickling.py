@@ -222,8 +222,11 @@ def _utf8_reduction(array: np.ndarray) -> tuple[Any, ...] | None:
         return None
     order = "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
     flat = array.ravel(order=order)
-    kinds = np.fromiter(map(type, flat), dtype=object, count=flat.size)
-    others = np.flatnonzero(kinds != str)  # noqa: E721 - elementwise, over an array of types
+    if set(map(type, flat)) == {str}:  # the common case, checked at C speed
+        others = np.empty(0, dtype=np.intp)
+    else:
+        kinds = np.fromiter(map(type, flat), dtype=object, count=flat.size)
+        others = np.flatnonzero(kinds != str)  # noqa: E721 - elementwise, over types
     if len(others) * 2 > flat.size:
         return None  # not text: nothing to gain
     strings = np.delete(flat, others) if len(others) else flat
@@ -244,7 +247,7 @@ def _strings_from_utf8(data: Any, shape: tuple[int, ...], order: str,
         size *= n
     flat = np.empty(size, dtype=object)
     if rest is None:
-        flat[:] = text.split(_SEPARATOR) if size else []
+        flat[:] = text.split(_SEPARATOR)
     else:
         positions, values = rest
         is_string = np.ones(size, dtype=bool)

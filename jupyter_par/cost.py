@@ -22,9 +22,9 @@ SAMPLE_ABOVE_BYTES = 32 * 2**20
 #: A pickled byte (strings, objects) costs about this many numeric bytes through shared
 #: memory to move (pickle round trips run at 100-200 MB/s, segments at over 1 GB/s).
 PICKLED_BYTE_WEIGHT = 8
-#: Rows of the first partition timed in the kernel to estimate the work: enough that
-#: the cost of a call does not read as a cost per row...
-SAMPLE_ROWS = 4000
+#: Rows of the first partition timed in the kernel to estimate the work, at most: the
+#: sample grows from a few dozen rows until it takes a measurable time...
+SAMPLE_ROWS = 65536
 #: ...and no more bytes than this.
 SAMPLE_BYTES = 2**23
 #: Seconds of the kernel's time the sample may take at most: a slow function is
@@ -34,6 +34,12 @@ SAMPLE_SECONDS = 0.05
 SLOW_CALL_SECONDS = 0.05
 #: Rows the sample has at least, so that a per-row cost shows beside the per-call one.
 MIN_SAMPLE_ROWS = 16
+#: The workers must save this many times the estimated moving cost to be used: a wrong
+#: "workers" costs up to the whole moving (text runs have been several times slower
+#: than serial), a wrong "kernel" at most what the workers would have saved.
+MARGIN = 1.5
+#: The sample grows until one run of it takes this long (or the budget is spent).
+SAMPLE_TARGET_SECONDS = 0.01
 #: Shorter timings than this are mostly noise (a busy machine, a cold cache): they may
 #: size the sample, never decide on their own.
 MEASURABLE_SECONDS = 0.005
@@ -203,11 +209,20 @@ def too_small_to_move(parts: Any, op: Any, jobs: int, sharing: float = 0.0) -> s
             per_row_guess * rows * (1 - 1 / jobs) > 4 * moving_bound:
         return None  # the work clearly outweighs any moving
     per_row_bytes = (numeric + pickled_bytes) / rows
-    sample_rows = min(SAMPLE_ROWS, int(SAMPLE_BYTES // max(1.0, per_row_bytes)))
-    if per_row_guess > 0:
-        sample_rows = min(sample_rows, int(SAMPLE_SECONDS / per_row_guess))
-    sample = _sample_of(first, max(MIN_SAMPLE_ROWS, sample_rows))
-    many = _fastest(op, sample)
+    most_rows = min(SAMPLE_ROWS, int(SAMPLE_BYTES // max(1.0, per_row_bytes)))
+    # Grown until it takes a measurable time: a sample of a millisecond or two is
+    # mostly noise on a busy machine, and its error is multiplied by every row.
+    size, spent = min(most_rows, 4 * MIN_SAMPLE_ROWS), 0.0
+    while True:
+        sample = _sample_of(first, size)
+        many = _fastest(op, sample)
+        if many is None:
+            return None
+        spent += many[0]
+        if (many[0] >= SAMPLE_TARGET_SECONDS or spent >= SAMPLE_SECONDS
+                or size >= most_rows or len(sample) < size):
+            break
+        size = min(most_rows, size * 4)
     half = _fastest(op, sample.iloc[:len(sample) // 2])
     if many is None or half is None or len(sample) < 2:
         return None
@@ -221,7 +236,7 @@ def too_small_to_move(parts: Any, op: Any, jobs: int, sharing: float = 0.0) -> s
     moving = ((numeric + 2 * out_numeric) * MOVE_SECONDS_PER_BYTE
               + (in_seconds + out_seconds) * scale + len(frames) * PARTITION_SECONDS + sharing)
     saved = compute * (1 - 1 / jobs)
-    if saved > moving:
+    if saved > MARGIN * moving:
         return None
     total_mb = (numeric + pickled_bytes) / 2**20
     also = f" (shared objects: {sharing:.2g} s of it)" if sharing else ""

@@ -1,0 +1,105 @@
+"""Text through jupyter_par: before and after text moved as one UTF-8 buffer (issue 18, item 7).
+
+Each case runs in this one process, with warm workers, first with text pickled one string
+at a time (the way pickle does it: ``STRINGS_AS_TEXT_FROM`` set out of reach), then with
+text as one buffer (the default), and serial pandas beside them:
+
+* ``shared=`` a 1M-row frame with a text column, 2,000 cheap lookups: forced onto the
+  workers (``inline_fallback=False``), and as shipped (the fallback may keep it in the
+  kernel, which the table's preparation now counts as moving cost);
+* ``Series.map`` over 1M strings: forced onto the workers, and as shipped;
+* pickling and unpickling the 1M-string column alone.
+
+Usage: .venv/bin/python benchmarks/text_moves.py [--rows 1000000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import statistics
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+import jupyter_par as jp
+from jupyter_par import _pickling
+
+
+def best_of(repeat: int, call) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def look(row: pd.Series) -> float:
+    table = jp.shared["table"]
+    return len(table["name"].iat[row["k"]]) + table["value"].iat[row["k"]]
+
+
+def shout(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    rows, repeat = args.rows, args.repeat
+    names = pd.Series([f"customer-{i:07d}" for i in range(rows)])
+    table = pd.DataFrame({"name": names, "value": np.random.default_rng(0).random(rows)})
+    small = pd.DataFrame({"k": np.random.default_rng(1).integers(0, rows, 2000)})
+    expected_look = small.apply(lambda r: len(table["name"].iat[r["k"]])
+                                + table["value"].iat[r["k"]], axis=1)
+    expected_map = names.map(shout)
+
+    def serial_look() -> None:
+        small.apply(lambda r: len(table["name"].iat[r["k"]]) + table["value"].iat[r["k"]],
+                    axis=1)
+
+    cases = {
+        "shared= 1M-row text table, 2,000 lookups": (
+            serial_look,
+            lambda forced: jp.apply(small, look, axis=1, jobs=2, shared={"table": table},
+                                    progress=False, inline_fallback=not forced),
+            expected_look),
+        "Series.map over 1M strings": (
+            lambda: names.map(shout),
+            lambda forced: jp.map(names, shout, jobs=2, progress=False,
+                                  inline_fallback=not forced),
+            expected_map),
+    }
+    print(f"rows={rows:,} repeat={repeat} (median seconds)")
+    print("| case | serial | one string at a time, workers | one buffer, workers "
+          "| one buffer, as shipped |")
+    print("|---|---|---|---|---|")
+    default = _pickling.STRINGS_AS_TEXT_FROM
+    for name, (serial, parallel, expected) in cases.items():
+        serial_s = best_of(repeat, serial)
+        measured = []
+        for threshold, forced in ((10**18, True), (default, True), (default, False)):
+            _pickling.STRINGS_AS_TEXT_FROM = threshold
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = parallel(forced)  # warm, and checked
+                pd.testing.assert_series_equal(result, expected)
+                measured.append(best_of(repeat, lambda f=forced: parallel(f)))
+        _pickling.STRINGS_AS_TEXT_FROM = default
+        print(f"| {name} | {serial_s:.3f} | " + " | ".join(f"{m:.3f}" for m in measured) + " |")
+    column = names.to_numpy()
+    for label, threshold in (("one string at a time", 10**18), ("one buffer", default)):
+        _pickling.STRINGS_AS_TEXT_FROM = threshold
+        seconds = best_of(repeat, lambda: pickle.loads(_pickling.dumps_plain(column)))
+        print(f"pickle + unpickle of {rows:,} strings, {label}: {seconds:.3f} s")
+    _pickling.STRINGS_AS_TEXT_FROM = default
+    jp.shutdown()
+
+
+if __name__ == "__main__":
+    main()
