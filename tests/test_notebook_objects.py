@@ -296,3 +296,48 @@ def test_messages_are_short_and_right():
     assert views, nb.cells[6].outputs
     text = views[-1].data["text/plain"]
     assert "done" in text and "running" not in text, text
+
+
+TEXT = HEAD + """\
+import warnings
+import numpy as np
+import pandas as pd
+from jupyter_par import _pickling
+from jupyter_par.errors import InlineFallbackWarning
+
+table = pd.DataFrame({"name": [f"customer-{i:07d}" for i in range(1_000_000)],
+                      "value": np.arange(1_000_000, dtype=float)})
+small = pd.DataFrame({"k": np.arange(0, 1_000_000, 1000)})
+names = pd.Series([f"name {i}" if i % 9 else None for i in range(50_000)], dtype=object)
+
+def look(row):
+    return len(jp.shared["table"]["name"].iat[row["k"]]) + jp.shared["table"]["value"].iat[row["k"]]
+
+def shout(n):
+    return n if n is None else n.upper() + "\\0"
+"""
+
+
+def test_text_travels_as_one_buffer_and_a_cheap_shared_lookup_stays_in_the_kernel():
+    """Issue 18, item 7, in a real kernel under fork and spawn: text columns come back
+    exact through the workers (one buffer each way), and a cheap lookup into a large
+    shared text table runs in the kernel instead of writing the table for the workers."""
+    cells = [TEXT]
+    for method in METHODS:
+        cells += [
+            f"got = jp.map(names, shout, inline_fallback=False, {_api(method)})\n"
+            "pd.testing.assert_series_equal(got, names.map(shout))\n"
+            "assert [type(v) for v in got] == [type(v) for v in names.map(shout)]",
+            "with warnings.catch_warnings(record=True) as seen:\n"
+            "    warnings.simplefilter('always')\n"
+            f"    got = jp.apply(small, look, axis=1, shared={{'table': table}}, {_api(method)})\n"
+            "expected = small.apply(lambda r: len(table['name'].iat[r['k']]) "
+            "+ table['value'].iat[r['k']], axis=1)\n"
+            "pd.testing.assert_series_equal(got, expected)\n"
+            "assert any(w.category is InlineFallbackWarning and 'shared objects' in "
+            "str(w.message) for w in seen), [str(w.message) for w in seen]",
+            f"got = jp.apply(small, look, axis=1, shared={{'table': table}}, "
+            f"inline_fallback=False, {_api(method)})\n"
+            "pd.testing.assert_series_equal(got, expected)",
+        ]
+    run_cells(cells)  # raises on the first cell that fails
