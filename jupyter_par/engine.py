@@ -339,10 +339,12 @@ class _Run:
         site = self.site(running, pid=event.pid)
         total = self.tracker.partitions_total if not self.lazy_total else None
         more = f"try partitions={4 * total}" if total else "use more partitions"
+        # A local pool starts a new worker in its place; a cluster's own nanny decides.
+        replaced = " and the worker replaced" if backend.local_fallback else ""
         error = WorkerDiedError(
             f"worker {event.worker}{f' (pid {event.pid})' if event.pid else ''} {event.reason} "
-            f"while running {site.describe(with_worker=False)}; the run was stopped and the "
-            f"worker replaced. If memory ran out, {more} or fewer jobs."
+            f"while running {site.describe(with_worker=False)}; the run was stopped{replaced}. "
+            f"If memory ran out, {more} or fewer jobs."
         )
         self.settle_failure(running, error, site)
 

@@ -320,6 +320,7 @@ def test_killed_worker_without_retries_fails_clearly(df, dask_run, cluster):
         jp.apply(df, very_slow, axis=1, **dask_run, partitions=4,
                  progress=_kill_first_busy(pids, killed))
     assert killed and killed[0] in str(info.value)
+    assert "replaced" not in str(info.value)  # the cluster's nanny decides that, not us
 
 
 def _running_keys(client: Any) -> list[str]:
@@ -425,9 +426,16 @@ def _listening(pids: list[int]) -> list[str]:
 
 
 def test_local_cluster_listens_on_loopback_only(df, resource_tracker):
+    threads_vars = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                    "OPENBLAS_NUM_THREADS")}
     try:
         result = jp.apply(df, slow_score, axis=1, backend="dask", jobs=2, progress=False)
         pd.testing.assert_series_equal(result, df.apply(slow_score, axis=1))
+        # The nannies limit their workers' threads, not the kernel's own numpy.
+        assert {k: os.environ.get(k) for k in threads_vars} == threads_vars
+        limited = jp.map([0, 1], lambda _: os.environ.get("OMP_NUM_THREADS"), backend="dask",
+                         jobs=2, progress=False, inline_fallback=False)
+        assert limited == ["1", "1"]
         info = backends.warm_backends()["dask"].describe()
         assert info["scheduler"].startswith("tcp://127.0.0.1:")
         assert len(info["workers"]) == 2 and len(info["pids"]) == 2

@@ -52,6 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import dask
 import distributed
 from distributed import Client
 
@@ -138,6 +139,12 @@ def version_differences(kernel: dict[str, str | None], workers: dict[str, Any]) 
             "or differ.")
 
 
+def _pre_spawn_environ() -> dict[str, str | None]:
+    """The kernel's values of the variables a nanny sets before it starts a worker."""
+    keys = dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {}
+    return {str(key): os.environ.get(str(key)) for key in keys}
+
+
 def _in_band(op: Any) -> Any:
     """``op`` with its shared objects carried inside it, not in this machine's /dev/shm.
 
@@ -206,6 +213,7 @@ class DaskBackend(Backend):
         self.topic = f"jupyter_par-progress-{self.token}"
         self.client: Any = None
         self.cluster: Any = None
+        self._kernel_environ: dict[str, str | None] | None = None
         self._members: dict[str, int] = {}
         self._checked = 0.0
         self._flights: dict[int, _Flight] = {}
@@ -235,11 +243,13 @@ class DaskBackend(Backend):
                 # Without a dashboard the scheduler still serves health checks; when its
                 # default port is taken it says so, and takes another one on 127.0.0.1.
                 warnings.filterwarnings("ignore", message="Port .* is already in use")
+                self._kernel_environ = _pre_spawn_environ()
                 self.cluster = distributed.LocalCluster(
                     n_workers=self.jobs, threads_per_worker=1, processes=True,
                     host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR,
                     preload=[dask_worker.__name__],
                 )
+                self._restore_environ()
             self.client = Client(self.cluster, set_as_default=False)
         elif isinstance(self.scheduler, str):
             try:
@@ -326,7 +336,21 @@ class DaskBackend(Backend):
         if self.cluster is not None:
             with contextlib.suppress(Exception):
                 self.cluster.close()
+            self._restore_environ()
         self.client = self.cluster = None
+
+    def _restore_environ(self) -> None:
+        """Undo what a local cluster's nannies set in the kernel's own environment.
+
+        A nanny sets ``distributed.nanny.pre-spawn-environ`` (``OMP_NUM_THREADS=1``,
+        ...) in its own process before it starts a worker; a local cluster's nannies
+        live in the kernel, which would then run its own numpy on one thread.
+        """
+        for key, value in (self._kernel_environ or {}).items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
     # -- membership ---------------------------------------------------------------------
     def _refresh(self, *, force: bool = False) -> None:
@@ -468,6 +492,8 @@ class DaskBackend(Backend):
         return self._op_at[address]
 
     def end_run(self, run_id: int) -> None:
+        if self.cluster is not None:
+            self._restore_environ()  # a worker restarted during the run set them again
         self._op = None
         self._op_at = {}
         self._rows = {k: v for k, v in self._rows.items() if k[0] != run_id}
