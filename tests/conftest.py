@@ -97,3 +97,14 @@ def fresh_workers():
 
 def pytest_sessionfinish(session, exitstatus):
     jupyter_par.shutdown()
+
+
+@pytest.fixture(scope="module")
+def shell():
+    """An in-process IPython shell with the magic loaded (no kernel: fast, same process)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "jupyter_par")
+    yield ip
+    ip.run_line_magic("unload_ext", "jupyter_par")

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from IPython.core.error import UsageError as IPythonUsageError
-from IPython.core.interactiveshell import InteractiveShell
 
 from jupyter_par.cell_meaning import CROSS_ROW_METHODS, check, cross_row_uses
 from jupyter_par.errors import UsageError
@@ -248,14 +247,6 @@ df = pd.DataFrame({"x": rng.normal(size=90), "g": rng.choice(list("abc"), 90)})
 before = df.copy()
 """
 FLAGS = "--jobs 2 --partitions 3 --backend threads --no-progress"
-
-
-@pytest.fixture(scope="module")
-def shell():
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "jupyter_par")
-    yield ip
-    ip.run_line_magic("unload_ext", "jupyter_par")
 
 
 @pytest.fixture

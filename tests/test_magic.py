@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 
 import jupyter_par as jp
 from jupyter_par import backends
@@ -40,14 +39,6 @@ df = pd.DataFrame(
     index=pd.Index([f"r{i}" for i in range(n)], name="id"),
 )
 """
-
-
-@pytest.fixture(scope="module")
-def shell():
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "jupyter_par")
-    yield ip
-    ip.run_line_magic("unload_ext", "jupyter_par")
 
 
 @pytest.fixture

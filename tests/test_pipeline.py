@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 
 import jupyter_par as jp
 from jupyter_par import backends
@@ -38,14 +37,6 @@ FRAME = pd.DataFrame({
     "a": np.arange(60) % 17, "b": np.linspace(0, 1, 60),
     "g": pd.Categorical(np.arange(60) % 3, categories=[0, 1, 2]).rename_categories(list("xyz")),
 })
-
-
-@pytest.fixture(scope="module")
-def shell():
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "jupyter_par")
-    yield ip
-    ip.run_line_magic("unload_ext", "jupyter_par")
 
 
 def through_magic(shell, mode: str, backend: str) -> Any:

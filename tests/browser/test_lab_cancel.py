@@ -14,12 +14,15 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
+from lab_helpers import OVERALL, cell
+from lab_helpers import start_cell as run_cell
+from lab_helpers import wait_cell_done as wait_done
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
 
-    from playwright.sync_api import Locator, Page
+    from playwright.sync_api import Page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -38,20 +41,9 @@ CHECK = "print(sorted(df.columns), len(df))"
 CELLS = [SETUP, MAGIC, CHECK, MAGIC, MAGIC]
 SETUP_CELL, FIRST_RUN, CHECK_CELL = 0, 1, 2
 
-OVERALL = ".jp-par-overall"
 STATUS = ".jp-par-statusbar"
 ERROR_OUTPUT = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
 
-RUN_CELL_JS = """index => {
-    const panel = window.jupyterapp.shell.currentWidget;
-    panel.content.activeCellIndex = index;
-    void window.jupyterapp.commands.execute('notebook:run-cell');
-}"""
-CELL_DONE_JS = """index => {
-    const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[index];
-    const prompt = cell && cell.querySelector('.jp-InputPrompt');
-    return !!prompt && /\\[\\d+\\]/.test(prompt.textContent);
-}"""
 # The view's numbers in cell `index`: overall percent and rows, each worker's rows.
 COUNTS_JS = """index => {
     const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[index];
@@ -65,18 +57,6 @@ COUNTS_JS = """index => {
             row => ({done: Number(row.dataset.done), state: row.dataset.state})),
     };
 }"""
-
-
-def cell(page: Page, index: int) -> Locator:
-    return page.locator(".jp-Notebook .jp-Cell").nth(index)
-
-
-def run_cell(page: Page, index: int) -> None:
-    page.evaluate(RUN_CELL_JS, index)
-
-
-def wait_done(page: Page, index: int, timeout: float = 60_000) -> None:
-    page.wait_for_function(CELL_DONE_JS, arg=index, timeout=timeout)
 
 
 def start_and_cancel(page: Page, index: int, cancel: Callable[[], None]) -> dict:
