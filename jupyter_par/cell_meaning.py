@@ -606,6 +606,12 @@ class _Analysis:
         elif _shown(node):
             self._collect(node.value)  # output, shown under each partition's own label
             self.found = []
+        elif isinstance(node, ast.Assert):
+            # A check can only raise: it changes no result. One that fails on a partition
+            # stops the run with its message; one over a partition's rows that holds on
+            # every partition (all(...), a type check) held serially too.
+            self._collect(node.test)
+            self.found = []
         elif isinstance(node, ast.Import | ast.ImportFrom):
             for alias in node.names:
                 self._forget((alias.asname or alias.name).split(".")[0])
