@@ -242,3 +242,18 @@ def test_a_new_pool_removes_segments_of_a_dead_kernel(fresh_workers) -> None:
         segment.write(b"x" * 100)
     jp.map(list(range(4)), abs, jobs=2, progress=False)
     assert not os.path.exists(orphan)
+
+
+def test_cgroup_dirs_follow_a_move_to_another_cgroup(monkeypatch, tmp_path) -> None:
+    # The answer is kept between calls (resolving paths is its cost), keyed by what
+    # /proc says: a process moved to another cgroup gets the new directories.
+    from pathlib import Path
+
+    mountinfo = f"30 25 0:26 / {tmp_path} rw,nosuid - cgroup2 cgroup2 rw\n"
+    files = {"/proc/self/mountinfo": mountinfo, "/proc/self/cgroup": "0::/jobs/a\n"}
+    monkeypatch.setattr(limits, "_read", lambda path: files.get(str(path)))
+    first = limits.cgroup_dirs("memory")
+    assert first[0] == (tmp_path / "jobs" / "a").resolve() and first[-1] == tmp_path.resolve()
+    assert limits.cgroup_dirs("memory") == first
+    files["/proc/self/cgroup"] = "0::/jobs/b\n"
+    assert limits.cgroup_dirs("memory")[0] == Path(tmp_path / "jobs" / "b").resolve()
