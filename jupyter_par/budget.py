@@ -31,6 +31,11 @@ FIRST_GUESS = 10.0
 SAFETY = 0.8
 #: Seconds an available-memory reading is reused (idle_workers is asked often).
 READ_EVERY = 0.05
+#: ... and while the last reading left room for :data:`PLENTY` times what a full pool
+#: may claim: a reading costs ~1 ms (the cgroup files), ~50 µs per no-op partition
+#: when read every 50 ms.
+READ_EVERY_PLENTY = 1.0
+PLENTY = 4
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -57,6 +62,8 @@ class _InFlight:
     task_id: int
     pid: int
     input_bytes: int
+    #: The worker's memory when it started the partition; -1 when not read (memory was
+    #: plentiful then), and its growth is then counted as none (the larger claim).
     rss_at_start: int
 
 
@@ -73,6 +80,7 @@ class MemoryBudget:
         self.last_input = 0
         self.warned: set[str] = set()
         self._reading: tuple[float, int, str] = (0.0, 0, "")
+        self._input_in_flight = 0  # the flights' input bytes, kept as they come and go
 
     def begin_run(self) -> None:
         """A new run, maybe of another function: learn its ratio afresh."""
@@ -82,7 +90,8 @@ class MemoryBudget:
     def available(self) -> tuple[int, str]:
         now = time.monotonic()
         at, free, source = self._reading
-        if now - at > READ_EVERY:
+        full_pool = PLENTY * self.jobs * self.estimate(self.last_input)
+        if now - at > (READ_EVERY if free * SAFETY < full_pool else READ_EVERY_PLENTY):
             free, source = self.reader()
             self._reading = (now, free, source)
         return free, source
@@ -95,23 +104,33 @@ class MemoryBudget:
         """What the partitions in flight may still take beyond what they hold already."""
         total = 0
         for flight in self.flights.values():
-            grown = max(0, rss_of(flight.pid) - flight.rss_at_start) if flight.pid else 0
+            grown = (max(0, rss_of(flight.pid) - flight.rss_at_start)
+                     if flight.pid and flight.rss_at_start >= 0 else 0)
             total += max(0, self.estimate(flight.input_bytes) - flight.input_bytes - grown)
         return total
+
+    def claimed_at_most(self) -> int:
+        """:meth:`claimed` as if no partition had grown yet: an upper bound, no reads
+        (the ratio is at least 1, so each flight's claim is at most input x (ratio - 1))."""
+        return int(self._input_in_flight * (self.ratio - 1)) + len(self.flights)
 
     def room(self, idle: int) -> int:
         """How many of ``idle`` workers may be given a partition now."""
         if idle <= 0 or not self.last_input:
             return idle  # nothing known yet: the first partition shows its size
         if not self.flights:
-            return min(idle, max(1, self._fits()))
-        return min(idle, self._fits())
+            return min(idle, max(1, self._fits(idle)))
+        return min(idle, self._fits(idle))
 
-    def _fits(self) -> int:
+    def _fits(self, idle: int) -> int:
         free, source = self.available()
         typical = max(1, self.estimate(self.last_input))
-        fits = max(0, int((free * SAFETY - self.claimed()) // typical))
         running = len(self.flights)
+        # The upper bound of the claims first: when even it leaves room for every idle
+        # worker (and for all of them, so no warning is due), the exact claims would too.
+        fits = int((free * SAFETY - self.claimed_at_most()) // typical)
+        if fits < max(idle, self.jobs - running):
+            fits = max(0, int((free * SAFETY - self.claimed()) // typical))
         if (running + fits < self.jobs and self.measured and running
                 and "throttled" not in self.warned):
             self.warned.add("throttled")
@@ -126,8 +145,12 @@ class MemoryBudget:
         """Partition ``task_id`` went to ``worker`` (process ``pid``) with this input."""
         self.last_input = max(1, input_bytes)
         estimate = self.estimate(input_bytes)
-        self.flights[worker] = _InFlight(task_id, pid, input_bytes, rss_of(pid))
         free, source = self.available()
+        plenty = free * SAFETY - self.claimed_at_most() - estimate >= self.jobs * estimate
+        self._drop(worker)
+        self.flights[worker] = _InFlight(task_id, pid, input_bytes,
+                                         -1 if plenty or not pid else rss_of(pid))
+        self._input_in_flight += input_bytes
         if self.measured and estimate > free * SAFETY and "too big" not in self.warned:
             self.warned.add("too big")
             warnings.warn(
@@ -137,7 +160,7 @@ class MemoryBudget:
 
     def finished(self, worker: str, used_bytes: int | None) -> None:
         """``worker``'s partition is done; it needed ``used_bytes`` (if measured)."""
-        flight = self.flights.pop(worker, None)
+        flight = self._drop(worker)
         if flight is None or used_bytes is None or flight.input_bytes <= 0:
             return
         ratio = max(1.0, used_bytes / flight.input_bytes)
@@ -148,7 +171,13 @@ class MemoryBudget:
 
     def released(self, worker: str) -> None:
         """``worker``'s partition ended without a measure (it died, or was stopped)."""
-        self.flights.pop(worker, None)
+        self._drop(worker)
+
+    def _drop(self, worker: str) -> _InFlight | None:
+        flight = self.flights.pop(worker, None)
+        if flight is not None:
+            self._input_in_flight -= flight.input_bytes
+        return flight
 
     def describe(self, worker: str) -> str:
         """What ``worker``'s partition holds, for a report of its death."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from .partition import LazyPartition
 from .transport import _numpy as numpy_values
 from .transport import shared_bytes
 
@@ -179,14 +180,27 @@ def too_small_to_move(parts: Any, op: Any, jobs: int, sharing: float = 0.0) -> s
     """
     if jobs < 2 or not parts:
         return None
-    frames = [getattr(p, "data", None) for p in parts]
-    if not all(isinstance(f, pd.DataFrame | pd.Series) for f in frames):
-        return None
-    first = next((f for f in frames if len(f)), None)
-    if first is None:
-        return None
-    rows = sum(len(f) for f in frames)
-    numeric = sum(shared_bytes(f) for f in frames)
+    lazy = [p for p in parts if isinstance(p, LazyPartition) and not p.is_cut]
+    if lazy:
+        # Partitions cut as they are handed out (groups): cutting them all here would
+        # put that work back before the first dispatch. The first with rows is cut for
+        # the sample; the rest count by their sizes, at its bytes per row.
+        head_part = next((p for p in parts if p.size), None)
+        first = head_part.data if head_part is not None else None
+        if not isinstance(first, pd.DataFrame | pd.Series) or not len(first):
+            return None
+        rows = sum(p.size for p in parts)
+        numeric = int(shared_bytes(first) / len(first) * rows)
+        frames: list[Any] = list(parts)
+    else:
+        frames = [getattr(p, "data", None) for p in parts]
+        if not all(isinstance(f, pd.DataFrame | pd.Series) for f in frames):
+            return None
+        first = next((f for f in frames if len(f)), None)
+        if first is None:
+            return None
+        rows = sum(len(f) for f in frames)
+        numeric = sum(shared_bytes(f) for f in frames)
     row_seconds, row_bytes = _pickle_per_row(first)
     pickled_bytes = row_bytes * rows
     pickled_seconds = row_seconds * rows

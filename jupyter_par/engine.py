@@ -259,8 +259,9 @@ class _Run:
                 if self.lazy_total:
                     self.tracker.grow_total(part.size)
             self.streamed.pop(part.index, None)  # a retry's output starts afresh
-            task = backends.Task(part.index, self.run_id, self.op, part.data)
             cpu = time.thread_time()
+            # Reading data may cut the partition now (groups): handing-out work too.
+            task = backends.Task(part.index, self.run_id, self.op, part.data)
             worker = backend.submit(task)
             if self.t_first is None:
                 self.t_first, self.thread_first = time.monotonic(), time.thread_time()

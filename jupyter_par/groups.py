@@ -27,7 +27,7 @@ import pandas as pd
 
 from . import _worker
 from .errors import SerialFallbackWarning
-from .partition import Partition
+from .partition import LazyPartition
 
 #: Keywords of ``DataFrame.groupby`` that the API accepts and passes to pandas.
 GROUPBY_KEYWORDS = ("level", "as_index", "sort", "group_keys", "observed", "dropna")
@@ -132,46 +132,97 @@ class _Uncuttable(Exception):
     """This key form cannot be cut into partitions; the call runs in one piece."""
 
 
+class GroupPartitions(list):  # type: ignore[type-arg]
+    """The partitions of :func:`split`, and the grouping they came from.
+
+    ``grouped`` is the ``GroupBy`` the groups were numbered with (keywords as the
+    caller gave them, plus pandas' default for ``observed`` spelled out): its group
+    numbers are cached, so a replay over it (see :func:`replay`) does not find every
+    row's group again.
+    """
+
+    grouped: Any = None
+
+
+class _Cutter:
+    """Takes each partition's rows out of the input, when the engine first reads it.
+
+    Rows are ordered by partition once (a stable sort of one small integer per row:
+    within a partition they stay in input order), so each later cut is one slice of
+    that order and one ``take``, done while the workers run the partitions before it.
+    """
+
+    def __init__(self, obj: pd.DataFrame | pd.Series, keys: list[Any], single: bool,
+                 owner: np.ndarray, counts: np.ndarray) -> None:
+        self.obj, self.keys, self.single = obj, keys, single
+        self.owner, self.counts = owner, counts
+        self.order: np.ndarray | None = None
+
+    def rows(self, i: int) -> np.ndarray:
+        if self.order is None and i == 0:
+            return np.flatnonzero(self.owner == 0)  # the first at once; the sort after it
+        if self.order is None:
+            self.order = np.argsort(self.owner, kind="stable")
+            dropped = len(self.owner) - int(self.counts.sum())  # rows of no group sort first
+            self.starts = dropped + np.concatenate([[0], np.cumsum(self.counts)])
+        return self.order[self.starts[i]:self.starts[i + 1]]
+
+    def cut(self, i: int, rows: np.ndarray | None = None) -> tuple[Any, np.ndarray]:
+        """Partition ``i``'s data (``Keyed`` where its keys travel sliced) and rows."""
+        rows = self.rows(i) if rows is None else rows
+        sliced = [_slice_key(k, self.obj, rows) for k in self.keys]
+        part_by = sliced[0] if self.single else sliced
+        data = self.obj.iloc[rows]
+        # Keys that travel whole go with the operation; the partition stays a plain
+        # frame, which moves through shared memory.
+        whole = all(s is k for s, k in zip(sliced, self.keys, strict=True))
+        return (data if whole else Keyed(data, part_by)), rows
+
+
 def split(obj: pd.DataFrame | pd.Series, by: Any, n_parts: int,
-          groupby_kwargs: dict[str, Any]) -> list[Partition] | str:
+          groupby_kwargs: dict[str, Any]) -> GroupPartitions | str:
     """Partitions of whole groups, in pandas' group order (none if there are no groups);
     or why the call must run in one piece.
 
     Groups are cut where the cumulative row count crosses equal shares; each partition
     keeps its rows in their original order, so pandas inside the partition sees each
-    group exactly as the serial ``groupby`` does.
+    group exactly as the serial ``groupby`` does. Every row's group is found once, here;
+    the partitions' sizes are known at once, but their rows are taken out of the input
+    only when each is first read (:class:`~jupyter_par.partition.LazyPartition`), so
+    the first partitions run while the later ones are still being cut.
     """
     grouped = obj.groupby(by, **_quiet_keywords(groupby_kwargs))
-    numbers = grouped.ngroup()
-    codes = numbers.to_numpy(dtype=float, na_value=np.nan)
-    valid = ~np.isnan(codes)
-    codes = np.where(valid, codes, -1).astype(np.int64)
+    numbers = grouped.ngroup().to_numpy()
+    if numbers.dtype.kind == "f":  # rows of no group (a missing key, dropna) are NaN
+        codes = np.where(np.isnan(numbers), -1, numbers).astype(np.intp)
+    else:
+        codes = numbers.astype(np.intp, copy=False)
     n_groups = int(codes.max()) + 1 if len(codes) else 0
     if n_groups == 0:
-        return []  # nothing for a worker: pandas' own call gives the empty result
-    sizes = np.bincount(codes[codes >= 0], minlength=n_groups)
+        return GroupPartitions()  # nothing for a worker: pandas' own call gives the empty result
+    sizes = np.bincount(codes + 1, minlength=n_groups + 1)[1:]  # -1 counted apart
     n_parts = max(1, min(n_parts, n_groups))
     cumulative = np.cumsum(sizes)
     targets = cumulative[-1] * np.arange(1, n_parts) / n_parts
     cuts = np.unique(np.searchsorted(cumulative, targets, side="left") + 1)
     edges = [0, *[int(c) for c in cuts if 0 < c < n_groups], n_groups]
-    table = np.repeat(np.arange(len(edges) - 1), np.diff(edges))
-    owner = np.where(codes >= 0, table[np.maximum(codes, 0)], -1)
+    small = np.int16 if len(edges) < 2**15 else np.intp  # sorts by radix (see _Cutter)
+    # Each group's partition, and -1 (the last entry) for rows of no group.
+    table = np.append(np.repeat(np.arange(len(edges) - 1, dtype=small), np.diff(edges)),
+                      small(-1))
+    owner = table[codes]
     keys, single = _keys_list(by, obj)
-    parts = []
-    for i, (lo, hi) in enumerate(itertools.pairwise(edges)):
-        rows = np.flatnonzero(owner == i)
-        try:
-            sliced = [_slice_key(k, obj, rows) for k in keys]
-        except _Uncuttable as reason:
-            return str(reason)
-        part_by = sliced[0] if single else sliced
-        data = obj.iloc[rows]
-        # Keys that travel whole go with the operation; the partition stays a plain
-        # frame, which moves through shared memory.
-        whole = all(s is k for s, k in zip(sliced, keys, strict=True))
-        parts.append(Partition(i, data if whole else Keyed(data, part_by), len(rows),
-                               f"groups {lo}-{hi - 1}", rows=rows))
+    counts = np.add.reduceat(sizes, edges[:-1])
+    cutter = _Cutter(obj, keys, single, owner, counts)
+    try:
+        # Whether the keys can be cut does not depend on the rows: ask with none.
+        cutter.cut(0, np.empty(0, dtype=np.intp))
+    except _Uncuttable as reason:
+        return str(reason)
+    parts = GroupPartitions(
+        LazyPartition(i, int(counts[i]), f"groups {lo}-{hi - 1}", cutter.cut)
+        for i, (lo, hi) in enumerate(itertools.pairwise(edges)))
+    parts.grouped = grouped
     return parts
 
 
@@ -256,13 +307,28 @@ class Replay:
         return self._next()
 
 
+def reusable(parts: Any, groupby_kwargs: dict[str, Any]) -> Any:
+    """The ``GroupBy`` :func:`split` made, if the replay may use it as its own: the same
+    keywords as the caller's (pandas 2 warns about ``observed`` when the caller leaves
+    it out, and the replay must warn as the serial call does), else ``None``."""
+    if _PANDAS_MAJOR < 3 and "observed" not in groupby_kwargs:
+        return None  # split spelled out observed=False, which the caller did not
+    return getattr(parts, "grouped", None)
+
+
 def replay(obj: pd.DataFrame | pd.Series, by: Any, groupby_kwargs: dict[str, Any],
-           apply_kwargs: dict[str, Any], op: GroupResults, results: list[list[Any]]) -> Any:
-    """What ``obj.groupby(by).apply(func)`` returns, given each group's result in order."""
+           apply_kwargs: dict[str, Any], op: GroupResults, results: list[list[Any]],
+           grouped: Any = None) -> Any:
+    """What ``obj.groupby(by).apply(func)`` returns, given each group's result in order.
+
+    ``grouped``: the ``GroupBy`` of :func:`split` (see :func:`reusable`), whose group
+    numbers are already known; a new one otherwise.
+    """
     func = op.func
     if _PANDAS_MAJOR < 3 and func in _BUILTINS:
         func = _BUILTINS[func]
-    grouped = obj.groupby(by, **groupby_kwargs)
+    if grouped is None:
+        grouped = obj.groupby(by, **groupby_kwargs)
     without_keys = {part.without_keys for part in results}
     if without_keys == {True, False}:
         # Some partitions' groups failed with their keys, others did not: serially the

@@ -44,9 +44,10 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _mounts() -> list[tuple[str, str, str, str]]:
+def _mounts(text: str | None = None) -> list[tuple[str, str, str, str]]:
     """(root, mount point, fstype, super options) of every mount, from mountinfo."""
-    text = _read(Path("/proc/self/mountinfo")) or ""
+    if text is None:
+        text = _read(Path("/proc/self/mountinfo")) or ""
     mounts = []
     for line in text.splitlines():
         left, _, right = line.partition(" - ")
@@ -56,12 +57,27 @@ def _mounts() -> list[tuple[str, str, str, str]]:
     return mounts
 
 
+#: cgroup_dirs' answers by (controller, membership, mounts): resolving the paths is
+#: most of its ~2 ms, and it is asked on every call (the CPUs) and by the memory budget.
+_DIRS_SEEN: dict[tuple[str, str, str], list[Path]] = {}
+
+
 def cgroup_dirs(controller: str) -> list[Path]:
     """This process's cgroup directories for ``controller`` (v1 and v2), leaf first,
     then each ancestor up to the mount point: a limit anywhere above applies too."""
-    found: list[Path] = []
     membership = _read(Path("/proc/self/cgroup")) or ""
-    mounts = _mounts()
+    mountinfo = _read(Path("/proc/self/mountinfo")) or ""
+    key = (controller, membership, mountinfo)
+    if key not in _DIRS_SEEN:
+        if len(_DIRS_SEEN) > 32:
+            _DIRS_SEEN.clear()
+        _DIRS_SEEN[key] = _find_cgroup_dirs(controller, membership, _mounts(mountinfo))
+    return list(_DIRS_SEEN[key])
+
+
+def _find_cgroup_dirs(controller: str, membership: str,
+                      mounts: list[tuple[str, str, str, str]]) -> list[Path]:
+    found: list[Path] = []
     for line in membership.splitlines():
         hierarchy, _, rest = line.partition(":")
         controllers, _, path = rest.partition(":")

@@ -8,7 +8,7 @@ partition boundary only ever falls between two groups.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,44 @@ class Partition:
 
     def __repr__(self) -> str:
         return f"Partition({self.index}, size={self.size}, {self.span})"
+
+
+class LazyPartition(Partition):
+    """A partition whose data is taken out of the input when first read.
+
+    Its size and span are known at once (the progress total, the failure messages);
+    ``cut(index)`` returns ``(data, rows)`` and runs once, when the engine reads
+    ``data`` to hand the partition out, so the first partitions are running while the
+    later ones are still being cut.
+    """
+
+    def __init__(self, index: int, size: int, span: str,
+                 cut: Callable[[int], tuple[Any, Any]]) -> None:
+        object.__setattr__(self, "_cut", cut)
+        object.__setattr__(self, "_made", None)
+        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "span", span)
+
+    def _data_and_rows(self) -> tuple[Any, Any]:
+        made = self._made
+        if made is None:
+            made = self._cut(self.index)
+            object.__setattr__(self, "_made", made)
+        return made
+
+    @property  # type: ignore[override]
+    def data(self) -> Any:
+        return self._data_and_rows()[0]
+
+    @property  # type: ignore[override]
+    def rows(self) -> Any:
+        return self._data_and_rows()[1]
+
+    @property
+    def is_cut(self) -> bool:
+        """Whether the data was taken out already."""
+        return self._made is not None
 
 
 def partition_count(n_items: int, jobs: int, partitions: int | None) -> int:

@@ -161,8 +161,10 @@ def groupby_apply(obj: pd.DataFrame | pd.Series, by: Any, func: Any,
     if not parts:
         return Plan.in_caller(serial, label)
     op = groups.GroupResults(func, by, groupby_kwargs, args, kwargs, apply_kwargs)
+    grouped = groups.reusable(parts, groupby_kwargs)
     return Plan(parts, op,
-                lambda results: groups.replay(obj, by, groupby_kwargs, apply_kwargs, op, results),
+                lambda results: groups.replay(obj, by, groupby_kwargs, apply_kwargs, op, results,
+                                              grouped),
                 label)
 
 

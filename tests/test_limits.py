@@ -179,6 +179,57 @@ def test_budget_keeps_what_is_in_flight_within_the_memory_left() -> None:
     assert budget.room(4) == 2
 
 
+def test_budget_reads_no_worker_memory_while_memory_is_plentiful(monkeypatch) -> None:
+    from jupyter_par import budget as budget_module
+    from jupyter_par.budget import MemoryBudget
+
+    reads: list[int] = []
+    monkeypatch.setattr(budget_module, "rss_of", lambda pid: reads.append(pid) or 0)
+    budget = MemoryBudget(4, reader=lambda: (100 * 2**30, "fake"))
+    for task in range(20):  # 1 MB partitions against 100 GB: asked before each one
+        assert budget.room(4 - len(budget.flights)) == 4 - len(budget.flights)
+        budget.started(str(task % 4), task, 1234, 2**20)
+        if task % 4 == 3:
+            for worker in "0123":
+                budget.finished(worker, 2 * 2**20)
+    assert reads == []
+
+
+def test_budget_counts_what_a_partition_already_holds_when_memory_is_tight(monkeypatch) -> None:
+    from jupyter_par import budget as budget_module
+    from jupyter_par.budget import MemoryBudget
+
+    rss = {1234: 0}
+    monkeypatch.setattr(budget_module, "rss_of", lambda pid: rss.get(pid, 0))
+    budget = MemoryBudget(2, reader=lambda: (1000 * 2**20, "fake"))
+    budget.started("0", 0, 1234, 100 * 2**20)
+    budget.finished("0", 300 * 2**20)  # 3 x its input: 300 MB each
+    budget.started("0", 1, 1234, 100 * 2**20)  # tight: its memory at the start is read
+    # 800 MB usable; the one in flight may claim 200 MB more: two more fit, but
+    # only one worker is idle.
+    assert budget.room(1) == 1
+    assert budget.claimed() == 200 * 2**20
+    rss[1234] = 150 * 2**20  # it has grown by 150 MB: only 50 MB more is to come
+    assert budget.claimed() == 50 * 2**20
+    assert budget.claimed_at_most() >= budget.claimed()
+
+
+def test_budget_upper_bound_never_lets_more_through_than_the_exact_claims() -> None:
+    from jupyter_par.budget import MemoryBudget
+
+    for free_mb in (300, 700, 1000, 1300, 2000, 5000):
+        budget = MemoryBudget(4, reader=lambda free_mb=free_mb: (free_mb * 2**20, "fake"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tight cases warn: not what is tested here
+            budget.started("0", 0, 0, 100 * 2**20)
+            budget.finished("0", 250 * 2**20)
+            budget.started("1", 1, 0, 100 * 2**20)
+            budget.started("2", 2, 0, 37 * 2**20)
+            exact = max(0, int((free_mb * 2**20 * 0.8 - budget.claimed())
+                               // budget.estimate(budget.last_input)))
+            assert budget.room(2) == min(2, exact), free_mb
+
+
 def test_a_new_pool_removes_segments_of_a_dead_kernel(fresh_workers) -> None:
     from jupyter_par import transport
 
@@ -191,3 +242,18 @@ def test_a_new_pool_removes_segments_of_a_dead_kernel(fresh_workers) -> None:
         segment.write(b"x" * 100)
     jp.map(list(range(4)), abs, jobs=2, progress=False)
     assert not os.path.exists(orphan)
+
+
+def test_cgroup_dirs_follow_a_move_to_another_cgroup(monkeypatch, tmp_path) -> None:
+    # The answer is kept between calls (resolving paths is its cost), keyed by what
+    # /proc says: a process moved to another cgroup gets the new directories.
+    from pathlib import Path
+
+    mountinfo = f"30 25 0:26 / {tmp_path} rw,nosuid - cgroup2 cgroup2 rw\n"
+    files = {"/proc/self/mountinfo": mountinfo, "/proc/self/cgroup": "0::/jobs/a\n"}
+    monkeypatch.setattr(limits, "_read", lambda path: files.get(str(path)))
+    first = limits.cgroup_dirs("memory")
+    assert first[0] == (tmp_path / "jobs" / "a").resolve() and first[-1] == tmp_path.resolve()
+    assert limits.cgroup_dirs("memory") == first
+    files["/proc/self/cgroup"] = "0::/jobs/b\n"
+    assert limits.cgroup_dirs("memory")[0] == Path(tmp_path / "jobs" / "b").resolve()
