@@ -89,9 +89,10 @@ def main() -> None:
                 warnings.simplefilter("ignore")
                 result = parallel(forced)  # warm, and checked
                 pd.testing.assert_series_equal(result, expected)
-                measured.append(best_of(repeat, lambda f=forced: parallel(f)))
+                measured.append(best_of(repeat, lambda f=forced, p=parallel: p(f)))
         _pickling.STRINGS_AS_TEXT_FROM = default
-        print(f"| {name} | {serial_s:.3f} | " + " | ".join(f"{m:.3f}" for m in measured) + " |")
+        cells = " | ".join(f"{m:.3f}" for m in measured)
+        print(f"| {name} | {serial_s:.3f} | {cells} |")
     column = names.to_numpy()
     for label, threshold in (("one string at a time", 10**18), ("one buffer", default)):
         _pickling.STRINGS_AS_TEXT_FROM = threshold
