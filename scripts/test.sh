@@ -13,7 +13,8 @@ echo "== lint: ruff, and eslint + prettier + vitest for the lab extension"
 P2=$(.venv-pandas2/bin/python -c 'import pandas; print("pandas", pandas.__version__)')
 echo "== engine suite on $P2"
 .venv-pandas2/bin/python -m pytest -q tests/test_api.py tests/test_engine.py \
-  tests/test_properties.py tests/test_same_as_pandas.py tests/test_pipeline.py
+  tests/test_properties.py tests/test_same_as_pandas.py tests/test_pipeline.py \
+  tests/test_group_split.py tests/test_text_transport.py
 echo "== pandas' own tests routed through jupyter_par, $P2"
 bash scripts/conformance.sh .venv-pandas2/bin/python
 echo "== pandas' own tests routed through jupyter_par, newest pandas"

@@ -512,3 +512,18 @@ def test_demo_notebook_runs_the_same_cell_on_processes_and_dask():
     text = notebook_text(nb)
     assert "processes == serial: True" in text and "dask      == serial: True" in text
     assert "caught BadTrip" in text and "local cluster == serial: True" in text
+
+
+def test_members_fetched_before_a_forced_refresh_are_dropped(dask_run):
+    """A background membership answer that left before a forced refresh (a run's start)
+    may name workers of a scheduler that has since restarted: it must not win."""
+    jp.map([1, 2], abs, **dask_run, progress=False)
+    backend = backends.warm_backends()["dask"]
+    backend._refresh(force=True)
+    current = dict(backend._members)
+    backend._fetched = (backend._generation - 1, {"tcp://10.9.9.9:1": 1}, None)
+    backend._refresh()
+    assert backend._members == current
+    backend._fetched = (backend._generation, {**current}, None)
+    backend._refresh()
+    assert backend._members == current

@@ -6,6 +6,7 @@ the tests read exactly the state a browser would draw, and count the messages.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import time
@@ -238,7 +239,7 @@ def test_the_view_says_where_the_time_went_once_the_run_is_done():
     assert "overall" in updates[-2] and updates[-2]["overall"]["state"] == "done"
     # the ipywidgets fallback: a line under the run's table
     assert view.html.value.endswith(f'<div class="jp-par-explain" style="font-size:90%;'
-                                    f'color:#616161">{line}</div>')
+                                    f'color:#616161">{html.escape(line)}</div>')
     # the same view reused (the panel's): the line goes as the next run starts
     view.update(view.last)
     assert view.lab.explain == "" and "jp-par-explain" not in view.html.value

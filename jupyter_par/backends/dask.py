@@ -229,7 +229,10 @@ class DaskBackend(Backend):
         self._retiring: set[str] = set()  # being restarted: no new partitions for them
         # Members and heartbeats fetched in the background; silent workers get no work.
         self._fetch_pending = False
-        self._fetched: tuple[dict[str, int], dict[str, Any] | None] | None = None
+        self._fetched: tuple[int, dict[str, int], dict[str, Any] | None] | None = None
+        # Grows at each forced refresh: an answer fetched before it is older than what
+        # the forced one got, and is dropped (a scheduler restarted meanwhile: old ports).
+        self._generation = 0
         self._heard_at = 0.0
         self._silent: set[str] = set()
         # Set by every future as it completes: poll sleeps on it instead of on the cluster.
@@ -366,6 +369,8 @@ class DaskBackend(Backend):
         now = time.monotonic()
         if force:
             self._checked = now
+            self._generation += 1
+            self._fetched = None
             try:
                 self._members = dict(self.client.nthreads())
                 self._heard(_last_seen(self.client.scheduler_info(n_workers=-1)))
@@ -378,22 +383,22 @@ class DaskBackend(Backend):
                 self._checked, self._fetch_pending = now, True
                 if heartbeats:
                     self._heard_at = now
-                self.client.loop.add_callback(self._fetch, heartbeats)
+                self.client.loop.add_callback(self._fetch, heartbeats, self._generation)
             fetched, self._fetched = self._fetched, None
-            if fetched is not None:
-                self._members, seen = fetched
+            if fetched is not None and fetched[0] == self._generation:
+                _, self._members, seen = fetched
                 if seen is not None:
                     self._heard(seen)
         self._retiring &= set(self._members)
 
-    async def _fetch(self, heartbeats: bool) -> None:
+    async def _fetch(self, heartbeats: bool, generation: int) -> None:
         """Members (and heartbeats) as the scheduler has them; runs on the client's loop."""
         try:
             members = dict(await self.client.scheduler.ncores())
             seen = None
             if heartbeats:
                 seen = _last_seen(await self.client.scheduler.identity(n_workers=-1))
-            self._fetched = (members, seen)
+            self._fetched = (generation, members, seen)
         except Exception:  # noqa: BLE001 - a lost scheduler is noticed by poll itself
             pass
         finally:
@@ -509,7 +514,15 @@ class DaskBackend(Backend):
         op_key = self._op[1]
         busy = {f.slot for f in self._flights.values()}
         slot, address = next((n, a) for n, a in self._slots() if n not in busy)
-        op_payload = self._op_on(address)
+        try:
+            op_payload = self._op_on(address)
+        except KeyError:  # the scheduler no longer knows that worker: ask who is there
+            self._refresh(force=True)
+            free = [(n, a) for n, a in self._slots() if n not in busy]
+            if not free:
+                raise
+            slot, address = free[0]
+            op_payload = self._op_on(address)
         data: Any = shipping.dumps_data(task.data, what=f"partition {task.task_id}")
         if len(data) > SCATTER_BYTES:  # big graphs are slow; send it straight to its worker
             data = self.client.scatter(data, workers=[address], hash=False)
