@@ -25,6 +25,7 @@ import copyreg
 import enum
 import hashlib
 import io
+import math
 import pickle
 import sys
 import threading
@@ -242,9 +243,7 @@ def _strings_from_utf8(data: Any, shape: tuple[int, ...], order: str,
                        rest: tuple[np.ndarray, list[Any]] | None = None) -> np.ndarray:
     """Inverse of :func:`_utf8_reduction`."""
     text = str(memoryview(data), "utf-8", "surrogatepass")
-    size = 1
-    for n in shape:
-        size *= n
+    size = math.prod(shape)
     flat = np.empty(size, dtype=object)
     if rest is None:
         flat[:] = text.split(_SEPARATOR)

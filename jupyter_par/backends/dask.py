@@ -224,6 +224,7 @@ class DaskBackend(Backend):
         self._op: tuple[int, str, bytes] | None = None
         self._op_at: dict[str, Any] = {}  # worker address -> its copy of the operation
         self._cancel_names: dict[int, str] = {}
+        self._levels: dict[str, int] = {}
         self._keys = itertools.count()
         self._empty_since: float | None = None
         self._retiring: set[str] = set()  # being restarted: no new partitions for them
@@ -476,6 +477,8 @@ class DaskBackend(Backend):
             self._op = (run_id, f"{self.token}-{run_id}", shipping.dumps_code(_in_band(op)))
             self._scatter_op(sorted({address for _, address in self._slots()}))
         self._cancel_names[run_id] = f"jupyter_par-cancel-{self.token}-{run_id}"
+        # The kernel's logger levels, taken once per run: every task of it gets them.
+        self._levels = worker_output.kernel_levels()
 
     def _scatter_op(self, addresses: list[str]) -> None:
         """One copy of the run's operation on each of ``addresses``, in one call."""
@@ -529,7 +532,7 @@ class DaskBackend(Backend):
         self._rows.pop((task.run_id, task.task_id), None)  # a retry starts from zero
         future = self.client.submit(
             run_partition, task.task_id, task.run_id, op_key, op_payload, data, self.topic,
-            self._cancel_names[task.run_id], worker_output.kernel_levels(),
+            self._cancel_names[task.run_id], self._levels,
             key=f"jupyter_par-{self.token}-{task.task_id}-{next(self._keys)}",
             workers=[address], allow_other_workers=False, pure=False, retries=0,
         )
