@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
-from lab_helpers import OVERALL, cell
+from lab_helpers import OVERALL, STDERR, cell
 from lab_helpers import start_cell as run_cell
 from lab_helpers import wait_cell_done as wait_done
 
@@ -42,7 +42,6 @@ CELLS = [SETUP, MAGIC, CHECK, MAGIC, MAGIC]
 SETUP_CELL, FIRST_RUN, CHECK_CELL = 0, 1, 2
 
 STATUS = ".jp-par-statusbar"
-ERROR_OUTPUT = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
 
 # The view's numbers in cell `index`: overall percent and rows, each worker's rows.
 COUNTS_JS = """index => {
@@ -100,28 +99,31 @@ def check_df_unchanged(page: Page) -> None:
     assert out == "['x'] 1200", out
 
 
+def cancel_by_button_then_palette(page: Page, screenshot: Path) -> None:
+    """Cancel the first run with the view's own button (screenshot of the cancelled view),
+    the second with the command palette's "Cancel Parallel Run"; nothing stored either time."""
+    def click_button() -> None:
+        cell(page, FIRST_RUN).locator(".jp-par-cancel").click()
+
+    start_and_cancel(page, FIRST_RUN, click_button)
+    cell(page, FIRST_RUN).scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshot))
+    check_df_unchanged(page)
+
+    def palette() -> None:
+        page.evaluate("() => window.jupyterapp.commands.execute('jupyter-par:cancel')")
+
+    start_and_cancel(page, 3, palette)
+    check_df_unchanged(page)
+
+
 def test_cancel_stops_a_busy_parallel_cell_three_ways(
     open_notebook: Callable[[str, Sequence[str]], Page], screenshot_path: Callable[[str], Path]
 ) -> None:
     page = open_notebook("cancel.ipynb", CELLS)
     run_cell(page, SETUP_CELL)
     wait_done(page, SETUP_CELL)
-
-    # 1. The view's own Cancel button.
-    def click_button() -> None:
-        cell(page, FIRST_RUN).locator(".jp-par-cancel").click()
-
-    start_and_cancel(page, FIRST_RUN, click_button)
-    cell(page, FIRST_RUN).scroll_into_view_if_needed()
-    page.screenshot(path=str(screenshot_path("lab-cancelled-parallel-cell.png")))
-    check_df_unchanged(page)
-
-    # 2. The command palette's "Cancel Parallel Run".
-    def palette() -> None:
-        page.evaluate("() => window.jupyterapp.commands.execute('jupyter-par:cancel')")
-
-    start_and_cancel(page, 3, palette)
-    check_df_unchanged(page)
+    cancel_by_button_then_palette(page, screenshot_path("lab-cancelled-parallel-cell.png"))
 
     # 3. The status-bar item's menu, which lists the run.
     def status_menu() -> None:
@@ -131,8 +133,8 @@ def test_cancel_stops_a_busy_parallel_cell_three_ways(
 
     start_and_cancel(page, 4, status_menu)
     check_df_unchanged(page)
-    assert page.locator(ERROR_OUTPUT).count() == 0 or all(
-        "Traceback" not in t for t in page.locator(ERROR_OUTPUT).all_inner_texts())
+    assert page.locator(STDERR).count() == 0 or all(
+        "Traceback" not in t for t in page.locator(STDERR).all_inner_texts())
 
 
 FALLBACK = [
@@ -165,7 +167,7 @@ def test_without_the_extension_the_ipywidgets_view_renders(
     text = out.inner_text()
     assert "Error displaying widget" not in text and "javascript error" not in text.lower()
     assert "No version of module" not in text
-    assert page.locator(ERROR_OUTPUT).count() == 0
+    assert page.locator(STDERR).count() == 0
     page.screenshot(path=str(screenshot_path("lab-extension-disabled.png")))
 
 
@@ -208,16 +210,4 @@ def test_cancel_stops_a_busy_parallel_cell_in_notebook7(
     page = open_in_notebook7("cancel-nb7.ipynb", CELLS)
     run_cell(page, SETUP_CELL)
     wait_done(page, SETUP_CELL, timeout=120_000)  # imports pandas: slow on a busy machine
-
-    def click_button() -> None:
-        cell(page, FIRST_RUN).locator(".jp-par-cancel").click()
-
-    start_and_cancel(page, FIRST_RUN, click_button)
-    page.screenshot(path=str(screenshot_path("notebook7-cancelled-parallel-cell.png")))
-    check_df_unchanged(page)
-
-    def palette() -> None:
-        page.evaluate("() => window.jupyterapp.commands.execute('jupyter-par:cancel')")
-
-    start_and_cancel(page, 3, palette)
-    check_df_unchanged(page)
+    cancel_by_button_then_palette(page, screenshot_path("notebook7-cancelled-parallel-cell.png"))
