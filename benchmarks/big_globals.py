@@ -26,7 +26,7 @@ import tracemalloc
 import pandas as pd
 
 import jupyter_par as jp
-from jupyter_par import _pickling
+from jupyter_par.wire import pickling as _pickling
 
 LOOKUP: dict[str, tuple[int, float, str]] = {}
 

@@ -23,7 +23,7 @@ import pandas as pd
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jupyter_par as jp
-from jupyter_par import limits
+from jupyter_par.machine import limits
 
 
 def products(group: pd.DataFrame) -> float:

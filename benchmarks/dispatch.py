@@ -40,7 +40,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import jupyter_par as jp  # noqa: E402
-from jupyter_par import engine  # noqa: E402
+from jupyter_par.run import engine  # noqa: E402
 
 
 def noop(x: Any) -> Any:

@@ -2,7 +2,7 @@
 
 For each workload of :mod:`workloads`, the jupyter_par call the main benchmark times
 (:func:`methods.jupyter_par_`) runs once warm, with the engine's critical-path clocks
-(``RunOutcome.timings``) read through a wrapper around ``jupyter_par.engine.run``:
+(``RunOutcome.timings``) read through a wrapper around ``jupyter_par.run.engine.run``:
 
 * split: the API call until the first partition is dispatched (cutting, options,
   the in-kernel fallback's sample, starting the run);
@@ -47,7 +47,7 @@ sys.path.insert(1, os.path.dirname(HERE))
 import methods  # noqa: E402
 import workloads  # noqa: E402
 
-from jupyter_par import engine  # noqa: E402
+from jupyter_par.run import engine  # noqa: E402
 
 WIDTHS = (16, 64, 96)
 
@@ -102,7 +102,7 @@ def measure(number: int, rows: int, jobs: int, repeat: int) -> dict[str, Any]:
             t_end = time.perf_counter()
             cpu_after = tree_cpu()
         if not clock.calls:
-            msg = "the API did not call jupyter_par.engine.run: nothing was measured"
+            msg = "the API did not call jupyter_par.run.engine.run: nothing was measured"
             raise RuntimeError(msg)
         entered, left, outcome = clock.calls[-1]
         t = outcome.timings

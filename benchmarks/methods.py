@@ -61,10 +61,10 @@ def serial_keep_memory(number: int, data: Any, jobs: int) -> Any:
     """Serial pandas with the allocator setting jupyter_par's workers use.
 
     Not a tool anyone runs: it shows how much of a workload's speedup comes from the
-    workers keeping freed memory (:mod:`jupyter_par._allocator`) rather than from
+    workers keeping freed memory (:mod:`jupyter_par.worker.allocator`) rather than from
     running in parallel.
     """
-    from jupyter_par import _allocator
+    from jupyter_par.worker import allocator as _allocator
 
     _allocator.keep_freed_memory()
     return w.serial(number, data)

@@ -37,7 +37,7 @@ import psutil
 
 import jupyter_par as jp
 from jupyter_par import backends
-from jupyter_par.text_progress import TextProgress
+from jupyter_par.progress.text import TextProgress
 from jupyter_par.widgets.progress_view import ProgressView
 
 LOOPS = 1  # set by calibrate(); travels to the workers with score()
@@ -132,8 +132,8 @@ def main() -> None:
 
 def in_process(part: pd.DataFrame, repeats: int) -> None:
     """CPU time of one partition: the worker's RowApply against a plain apply."""
-    from jupyter_par import _worker
-    from jupyter_par.operations import RowApply, _in_steps
+    from jupyter_par.planning.operations import RowApply, _in_steps
+    from jupyter_par.worker import task as _worker
 
     class Slot:  # stands in for the shared-memory counter
         def publish(self, rows: int) -> None:

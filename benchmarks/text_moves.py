@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 import jupyter_par as jp
-from jupyter_par import _pickling
+from jupyter_par.wire import pickling as _pickling
 
 
 def best_of(repeat: int, call) -> float:

@@ -11,13 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from . import accessor as _accessor  # noqa: F401 - registers df.par / series.par
-from . import shared  # jp.shared["name"]: objects passed as shared= (read-only)
 from ._version import __version__
-from ._worker import in_task, progress
 from .api import apply, groupby_apply, map, map_partitions
 from .backends import register_backend
 from .backends import shutdown as _shutdown_backends
-from .config import current_defaults, set_defaults
 from .errors import (
     CancelledError,
     InlineFallbackWarning,
@@ -31,8 +28,13 @@ from .errors import (
     WorkerDiedError,
     WorkerError,
 )
-from .sources import files
-from .timings import last_run
+from .planning.sources import files
+from .progress.timings import last_run
+from .run.options import current_defaults, set_defaults
+from .wire import (
+    shared_objects as shared,  # jp.shared["name"]: objects passed as shared= (read-only)
+)
+from .worker.task import in_task, progress
 
 
 def shutdown() -> None:

@@ -1,8 +1,8 @@
 """The plain Python API: pandas' own calls, run in parallel, returning what pandas returns.
 
 Each function checks its input, takes jupyter_par's own keywords out of the call,
-asks :mod:`jupyter_par.plans` for the plan that gives pandas' serial result, and runs
-it through :func:`jupyter_par.pipeline.execute` — the same pipeline the magic and the
+asks :mod:`jupyter_par.planning.builders` for the plan that gives pandas' serial result, and runs
+it through :func:`jupyter_par.run.pipeline.execute` — the same pipeline the magic and the
 panel use.
 """
 
@@ -14,10 +14,13 @@ from typing import Any
 
 import pandas as pd
 
-from . import pipeline, plans, sources
-from .config import OPTION_NAMES, Options, resolve
 from .errors import UsageError
-from .groups import GROUPBY_KEYWORDS
+from .planning import builders as plans
+from .planning import sources
+from .planning.groups import GROUPBY_KEYWORDS
+from .planning.plan import Plan
+from .run import pipeline
+from .run.options import OPTION_NAMES, Options, resolve
 
 
 def _split_options(
@@ -33,14 +36,14 @@ def _split_options(
     return resolve(**ours), shared, kwargs
 
 
-def _run(plan: pipeline.Plan, options: Options, shared: Mapping[str, Any] | None,
+def _run(plan: Plan, options: Options, shared: Mapping[str, Any] | None,
          fold: Callable[[Any], None] | None = None) -> Any:
     __tracebackhide__ = True
     value, _ = pipeline.execute(plan, options, shared=shared, fold=fold)
     return value
 
 
-def _planned(build: Callable[..., pipeline.Plan], *args: Any) -> pipeline.Plan:
+def _planned(build: Callable[..., Plan], *args: Any) -> Plan:
     """``build(*args)``, timed: cutting the partitions is the kernel's serial work."""
     started = time.perf_counter()
     plan = build(*args)
@@ -173,7 +176,7 @@ def map_partitions(obj: Any, func: Callable[..., Any], *args: Any,
     :func:`functools.reduce` would, the first result starting the fold) and the final
     value is returned, so results need not all be held at once: ``reduce=operator.add``
     sums per-chunk counts. ``shared={"name": obj}`` makes ``jp.shared["name"]``
-    available to ``func`` (see :mod:`jupyter_par.shared`).
+    available to ``func`` (see :mod:`jupyter_par.wire.shared_objects`).
     """
     _check_callable(func)
     if reduce is not None:

@@ -15,6 +15,8 @@ import sys
 import traceback
 from dataclasses import dataclass
 
+#: jupyter_par's own files: frames from here are hidden from the tracebacks users see.
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 class JupyterParError(Exception):
     """Base class of every error jupyter_par raises on its own account."""
@@ -130,7 +132,7 @@ def short_traceback(exc: BaseException) -> list[str]:
     says in its message what to do; the frames of jupyter_par and of the pickler above
     it would bury that in dozens of lines.
     """
-    hidden = [os.path.dirname(os.path.abspath(__file__)) + os.sep]
+    hidden = [PACKAGE_DIR]
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None else None
     if ipython is not None and getattr(ipython, "__file__", None):

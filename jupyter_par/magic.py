@@ -1,7 +1,7 @@
 """The notebook face of jupyter_par: ``%%parallel`` and its line-magic companions.
 
 This module only parses flags and delegates: the cell machinery is in
-:mod:`jupyter_par.cell`, defaults and their precedence in :mod:`jupyter_par.config`.
+:mod:`jupyter_par.cell.run`, defaults and their precedence in :mod:`jupyter_par.run.options`.
 Flags left out stay ``None`` so that one place decides what they default to.
 """
 
@@ -14,9 +14,10 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.utils.process import arg_split
 
-from . import cell, config
 from .backends import shutdown, warm_backends
+from .cell import run as cell
 from .errors import JupyterParError, RemoteTraceback, UsageError
+from .run import options as config
 
 
 def _names(text: str | None) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""The static check of ``%%parallel`` bodies (jupyter_par.cell_meaning, issue 18).
+"""The static check of ``%%parallel`` bodies (jupyter_par.cell.meaning, issue 18).
 
 A body whose value or write-back depends on other rows of TARGET is refused before any
 worker starts, naming the expression and its cell line; row-local code is never refused.
@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from IPython.core.error import UsageError as IPythonUsageError
+from jupyter_par.cell.run.meaning import CROSS_ROW_METHODS, check, cross_row_uses
 
-from jupyter_par.cell_meaning import CROSS_ROW_METHODS, check, cross_row_uses
 from jupyter_par.errors import UsageError
 
 # (body, the expression the message must name, its cell line; the magic line is line 1)
@@ -263,7 +263,7 @@ def _cell(shell, line, body):
 
 
 def test_a_refused_cell_changes_nothing_and_starts_no_worker(shell, ns, monkeypatch):
-    from jupyter_par import pipeline
+    from jupyter_par.run import pipeline
     started = []
     monkeypatch.setattr(pipeline, "execute", lambda *a, **k: started.append(a))
     with pytest.raises(IPythonUsageError, match=r"cell line 2: df\.x\.mean\(\)"):

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 
 import jupyter_par as jp
-from jupyter_par import cost, plans
 from jupyter_par.errors import InlineFallbackWarning
+from jupyter_par.planning import builders as plans
+from jupyter_par.run import fallback as cost
 
 STRINGS = pd.Series([f"{i:08d}" + "x" * 120 for i in range(400_000)], name="s")
 RUN = {"jobs": 2, "progress": False}

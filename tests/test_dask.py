@@ -31,10 +31,13 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 import jupyter_par as jp  # noqa: E402
-from jupyter_par import backends, operations, pipeline  # noqa: E402
-from jupyter_par.config import resolve  # noqa: E402
+from jupyter_par import backends  # noqa: E402
 from jupyter_par.errors import BackendUnavailableError, RemoteTraceback  # noqa: E402
-from jupyter_par.partition import combine, split_rows  # noqa: E402
+from jupyter_par.planning import operations  # noqa: E402
+from jupyter_par.planning.partition import combine, split_rows  # noqa: E402
+from jupyter_par.planning.plan import Plan  # noqa: E402
+from jupyter_par.run import pipeline  # noqa: E402
+from jupyter_par.run.options import resolve  # noqa: E402
 
 pytestmark = pytest.mark.dask
 
@@ -347,7 +350,7 @@ def test_cancel_stops_running_tasks_without_restarting_workers(df, dask_run, clu
     options = resolve(**dask_run, progress=_cancel_when(4, cancel))  # pipeline.execute: cancel=
     parts = split_rows(pd.concat([df] * 5), 4)  # about 10 s of work per partition
     with pytest.raises(jp.CancelledError):
-        pipeline.execute(pipeline.Plan(parts, operations.RowApply(very_slow), combine, "cancel"),
+        pipeline.execute(Plan(parts, operations.RowApply(very_slow), combine, "cancel"),
                          options, cancel=cancel)
     assert _running_keys(cluster.client) == []
     assert set(cluster.client.nthreads()) == before  # stopped by the flag, not by restarts
@@ -357,7 +360,7 @@ def test_cancel_restarts_workers_whose_task_ignores_the_flag(df, dask_run, clust
     cancel = threading.Event()
     options = resolve(**dask_run, progress=_cancel_when(1, cancel))
     with pytest.raises(jp.CancelledError):
-        pipeline.execute(pipeline.Plan(split_rows(df, 2),
+        pipeline.execute(Plan(split_rows(df, 2),
                                        operations.PartitionCall(reports_then_sleeps), combine,
                                        "cancel"), options, cancel=cancel)
     assert _eventually(lambda: _running_keys(cluster.client) == [])

@@ -215,8 +215,8 @@ import json, os, socket, threading, time, warnings
 import numpy as np, pandas as pd, distributed
 import jupyter_par as jp
 from jupyter_par import operations, pipeline, transport
-from jupyter_par.config import resolve
-from jupyter_par.partition import combine, split_rows
+from jupyter_par.run.options import resolve
+from jupyter_par.planning.partition import combine, split_rows
 ADDR = {address!r}
 SHARED = {folder!r}
 RUN = dict(backend="dask", scheduler=ADDR, jobs=4, inline_fallback=False)
@@ -501,7 +501,7 @@ def cancel_when_all_run(p):
 options = resolve(**RUN, progress=cancel_when_all_run)
 started = time.monotonic()
 try:
-    pipeline.execute(pipeline.Plan(split_rows(pd.concat([df] * 3), 4),
+    pipeline.execute(Plan(split_rows(pd.concat([df] * 3), 4),
                                    operations.RowApply(slow), combine, "cancel"),
                      options, cancel=cancel)
 except jp.CancelledError:

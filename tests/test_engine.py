@@ -21,7 +21,7 @@ import pytest
 
 import jupyter_par as jp
 from jupyter_par import backends
-from jupyter_par.progress_state import RunProgress
+from jupyter_par.progress.records import RunProgress
 
 
 class NotebookError(Exception):
@@ -161,7 +161,9 @@ def test_cancel_event_stops_run():
     df = pd.DataFrame({"a": range(8)})
     cancel = threading.Event()
     threading.Timer(0.5, cancel.set).start()
-    from jupyter_par import config, operations, partition, pipeline
+    from jupyter_par.planning import operations, partition
+    from jupyter_par.run import options as config
+    from jupyter_par.run import pipeline
 
     started = time.monotonic()
     plan = pipeline.Plan(partition.split_rows(df, 4), operations.RowApply(lambda r: time.sleep(30)),
@@ -323,7 +325,7 @@ def test_parallel_call_inside_a_threads_task_runs_in_that_thread():
 
 def test_group_split_keeps_every_group_whole_past_32k_partitions():
     # Each row's partition is looked up in a per-group table: it must hold any count.
-    from jupyter_par.groups import split
+    from jupyter_par.planning.groups import split
 
     df = pd.DataFrame({"k": np.arange(40_000)[::-1], "v": np.arange(40_000)})
     parts = split(df, "k", 40_000, {})

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 import jupyter_par as jp
-from jupyter_par import groups
-from jupyter_par.partition import LazyPartition
+from jupyter_par.planning import groups
+from jupyter_par.planning.partition import LazyPartition
 
 
 def _frame(n: int = 240, n_keys: int = 7, seed: int = 0) -> pd.DataFrame:

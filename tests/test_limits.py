@@ -1,4 +1,4 @@
-"""Worker counts and native thread pools on a real machine (jupyter_par.limits).
+"""Worker counts and native thread pools on a real machine (jupyter_par.machine.limits).
 
 ``--jobs 1000`` on 2 CPUs used to start 1,000 processes (46-61 s, ~10 GB); numpy's
 BLAS started one thread per CPU in every worker. Here: negative jobs count from the
@@ -17,10 +17,11 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import jupyter_par as jp
-from jupyter_par import backends, limits
-from jupyter_par.config import resolve
+from jupyter_par import backends
 from jupyter_par.errors import UsageError
-from jupyter_par.limits import OversubscribeWarning
+from jupyter_par.machine import limits
+from jupyter_par.machine.limits import OversubscribeWarning
+from jupyter_par.run.options import resolve
 
 CPUS = limits.usable_cpus()
 CAP = limits.PROCESSES_PER_CPU * CPUS
@@ -154,7 +155,7 @@ def test_cgroup_readers_do_not_raise() -> None:
 # -- memory budget (fast checks with a fake memory reading; the real limit is tested in
 #    tests/faults/test_memory_budget.py) -----------------------------------------------------
 def test_budget_sends_one_partition_until_the_first_shows_its_footprint() -> None:
-    from jupyter_par.budget import MemoryBudget
+    from jupyter_par.machine.budget import MemoryBudget
 
     budget = MemoryBudget(4, reader=lambda: (1000 * 2**20, "fake"))
     assert budget.room(4) == 4  # nothing known yet
@@ -165,7 +166,7 @@ def test_budget_sends_one_partition_until_the_first_shows_its_footprint() -> Non
 
 
 def test_budget_keeps_what_is_in_flight_within_the_memory_left() -> None:
-    from jupyter_par.budget import MemoryBudget, MemoryBudgetWarning
+    from jupyter_par.machine.budget import MemoryBudget, MemoryBudgetWarning
 
     budget = MemoryBudget(4, reader=lambda: (1000 * 2**20, "fake"))
     budget.started("0", 0, 0, 100 * 2**20)
@@ -180,8 +181,8 @@ def test_budget_keeps_what_is_in_flight_within_the_memory_left() -> None:
 
 
 def test_budget_reads_no_worker_memory_while_memory_is_plentiful(monkeypatch) -> None:
-    from jupyter_par import budget as budget_module
-    from jupyter_par.budget import MemoryBudget
+    from jupyter_par.machine import budget as budget_module
+    from jupyter_par.machine.budget import MemoryBudget
 
     reads: list[int] = []
     monkeypatch.setattr(budget_module, "rss_of", lambda pid: reads.append(pid) or 0)
@@ -196,8 +197,8 @@ def test_budget_reads_no_worker_memory_while_memory_is_plentiful(monkeypatch) ->
 
 
 def test_budget_counts_what_a_partition_already_holds_when_memory_is_tight(monkeypatch) -> None:
-    from jupyter_par import budget as budget_module
-    from jupyter_par.budget import MemoryBudget
+    from jupyter_par.machine import budget as budget_module
+    from jupyter_par.machine.budget import MemoryBudget
 
     rss = {1234: 0}
     monkeypatch.setattr(budget_module, "rss_of", lambda pid: rss.get(pid, 0))
@@ -215,7 +216,7 @@ def test_budget_counts_what_a_partition_already_holds_when_memory_is_tight(monke
 
 
 def test_budget_upper_bound_never_lets_more_through_than_the_exact_claims() -> None:
-    from jupyter_par.budget import MemoryBudget
+    from jupyter_par.machine.budget import MemoryBudget
 
     for free_mb in (300, 700, 1000, 1300, 2000, 5000):
         budget = MemoryBudget(4, reader=lambda free_mb=free_mb: (free_mb * 2**20, "fake"))
@@ -231,7 +232,7 @@ def test_budget_upper_bound_never_lets_more_through_than_the_exact_claims() -> N
 
 
 def test_a_new_pool_removes_segments_of_a_dead_kernel(fresh_workers) -> None:
-    from jupyter_par import transport
+    from jupyter_par.wire import shared_memory as transport
 
     if not transport.available():
         pytest.skip("no /dev/shm on this platform")

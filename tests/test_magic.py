@@ -283,7 +283,7 @@ def test_share_sends_names_the_body_cannot_name(shell, ns):
 
 def test_share_maps_data_read_only_once_per_warm_worker(shell, ns):
     ns["big"] = np.arange(10_000)
-    body = ("import os\nimport jupyter_par.shared as s\n"
+    body = ("import os\nimport jupyter_par.wire.shared_objects as s\n"
             "(os.getpid(), s.loads_in_this_process(), big.flags.writeable,\n"
             " int(big[df['a']].sum()))")
     first = cell(shell, f"{PROCS} --partitions 4 --share big --reduce list df", body)

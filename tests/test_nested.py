@@ -121,7 +121,7 @@ def test_in_task_is_false_outside_a_run() -> None:
 
 
 def test_nested_options_run_inline_without_bars() -> None:
-    from jupyter_par.config import resolve
+    from jupyter_par.run.options import resolve
 
     seen = jp.map([0], lambda _: (resolve(jobs=4).backend, resolve(jobs=4).progress),
                   jobs=2, backend="threads", progress=False)

@@ -217,7 +217,7 @@ def test_cycle_finder_finds_a_cycle():
 
 def test_the_package_import_graph_has_no_cycle():
     graph = import_graph()
-    assert "jupyter_par.pipeline" in graph["jupyter_par.api"]
+    assert "jupyter_par.run.pipeline" in graph["jupyter_par.api"]
     assert cycles(graph) == []
 
 
@@ -239,8 +239,8 @@ def test_engine_pipeline_and_api_never_import_jupyter_code():
     import subprocess
     import sys
 
-    code = ("import sys, jupyter_par, jupyter_par.pipeline, jupyter_par.engine, "
-            "jupyter_par.plans, jupyter_par.groups\n"
+    code = ("import sys, jupyter_par, jupyter_par.run.pipeline, jupyter_par.run.engine, "
+            "jupyter_par.planning.builders, jupyter_par.planning.groups\n"
             "print([m for m in ('IPython', 'ipywidgets', 'ipykernel') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)

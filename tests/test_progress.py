@@ -18,8 +18,8 @@ import pytest
 
 import jupyter_par as jp
 from jupyter_par import backends
-from jupyter_par.engine import TICK
-from jupyter_par.progress_state import (
+from jupyter_par.progress.chooser import sinks_for
+from jupyter_par.progress.records import (
     BUSY,
     CANCELLED,
     DONE,
@@ -31,8 +31,8 @@ from jupyter_par.progress_state import (
     WorkerProgress,
     interrupted_line,
 )
-from jupyter_par.sinks import sinks_for
-from jupyter_par.text_progress import TextProgress
+from jupyter_par.progress.text import TextProgress
+from jupyter_par.run.engine import TICK
 
 
 class Recorder:
@@ -398,7 +398,8 @@ def run_in_terminal(argv: list[str], *, interrupt_after: str | None = None,
     return out.decode(errors="replace")
 
 
-#: The line after a finished run: where its time went (:func:`jupyter_par.timings.explain`).
+#: The line after a finished run: where its time went
+#: (:func:`jupyter_par.progress.timings.explain`).
 EXPLAIN = (r"  compute \d+% · shipping <?\d+% · kernel <?\d+% · idle \d+% → [\d.]+x with 2 "
            r"workers; about [\d.]+x at 4, [\d.]+x at 16, [\d.]+x at 64")
 

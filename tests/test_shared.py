@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 import jupyter_par as jp
-from jupyter_par import operations, shipping
-from jupyter_par import shared as shared_mod
+from jupyter_par.planning import operations
+from jupyter_par.wire import shared_objects as shared_mod
+from jupyter_par.wire import shipping
 
 FORK = {"backend": "processes", "start_method": "fork", "jobs": 2, "progress": False}
 BACKENDS = {

@@ -12,8 +12,10 @@ import pytest
 from IPython.utils.process import arg_split
 
 import jupyter_par as jp
-from jupyter_par import _pickling, operations, shipping
 from jupyter_par.magic import _joined_lists
+from jupyter_par.planning import operations
+from jupyter_par.wire import pickling as _pickling
+from jupyter_par.wire import shipping
 
 
 @pytest.mark.parametrize("mode", ["w", "a", "x", "r+", "wb", "ab", "w+"])

@@ -1,7 +1,7 @@
 """Text moves as one UTF-8 buffer, not one pickled string at a time (issue 18, item 7).
 
 Object arrays that hold mostly ``str`` (pandas' ``object`` and python-backed ``str``
-columns) are pickled by :class:`jupyter_par._pickling.DataPickler` as one buffer plus the
+columns) are pickled by :class:`jupyter_par.wire.pickling.DataPickler` as one buffer plus the
 other values and their positions. What comes back must be the same array: every value
 equal and of the same type, missing values of the same kind, same shape and order.
 """
@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jupyter_par as jp
-from jupyter_par import _pickling
+from jupyter_par.wire import pickling as _pickling
 
 
 class Tag(str):

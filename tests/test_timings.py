@@ -7,12 +7,13 @@ import time
 
 import pytest
 
-from jupyter_par import engine, timings
-from jupyter_par.config import resolve
 from jupyter_par.errors import UsageError
-from jupyter_par.operations import PartitionCall
-from jupyter_par.partition import Partition
-from jupyter_par.progress_state import CallbackProgress
+from jupyter_par.planning.operations import PartitionCall
+from jupyter_par.planning.partition import Partition
+from jupyter_par.progress import timings
+from jupyter_par.progress.records import CallbackProgress
+from jupyter_par.run import engine
+from jupyter_par.run.options import resolve
 
 
 def nap(seconds: float) -> float:

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 import jupyter_par as jp
-from jupyter_par import cost, transport
+from jupyter_par.run import fallback as cost
+from jupyter_par.wire import shared_memory as transport
 
 pytestmark = pytest.mark.skipif(not transport.available(), reason="no /dev/shm here")
 

@@ -20,7 +20,7 @@ import pytest
 import jupyter_par as jp
 from jupyter_par import backends
 from jupyter_par.errors import CancelledError, UsageError
-from jupyter_par.progress_state import RunProgress
+from jupyter_par.progress.records import RunProgress
 from jupyter_par.widgets import frontend
 from jupyter_par.widgets.panel import Panel, frames_in, functions_in
 from jupyter_par.widgets.progress_view import MIME_TYPE, ProgressView
@@ -263,7 +263,7 @@ def test_the_cancel_route_follows_who_holds_the_cell():
 
 
 def test_the_fallback_shows_64_workers_as_cells_with_counts_states_and_errors():
-    from jupyter_par.progress_state import WorkerProgress
+    from jupyter_par.progress.records import WorkerProgress
     from jupyter_par.widgets.progress_html import render_html
 
     states = ["busy", "idle", "done", "failed"]
@@ -282,7 +282,7 @@ def test_the_fallback_shows_64_workers_as_cells_with_counts_states_and_errors():
 
 
 def test_the_widget_factory_follows_the_choice():
-    from jupyter_par.sinks import sinks_for
+    from jupyter_par.progress.chooser import sinks_for
 
     jp.set_defaults(frontend="ipywidgets")
     (sink,) = sinks_for("widgets", "label")
@@ -391,7 +391,8 @@ def test_tune_recommends_a_count_and_moves_the_slider():
 
 
 def _tune_parts(jobs: int, wall: float, compute: float, kernel: float) -> dict[str, float]:
-    from jupyter_par import engine, timings
+    from jupyter_par.progress import timings
+    from jupyter_par.run import engine
 
     run = engine.RunOutcome([], jobs=jobs, timings=engine.RunTimings(
         to_first_dispatch=kernel, kernel_between=0.0, kernel_dispatch=0.0, tail=0.0,

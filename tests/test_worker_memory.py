@@ -9,7 +9,8 @@ import psutil
 import pytest
 
 import jupyter_par as jp
-from jupyter_par import _allocator, backends
+from jupyter_par import backends
+from jupyter_par.worker import allocator as _allocator
 
 pytestmark = pytest.mark.skipif(_allocator._libc() is None, reason="needs glibc's mallopt")
 

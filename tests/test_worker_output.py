@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 import jupyter_par as jp
-from jupyter_par import worker_output
-from jupyter_par.progress_state import LiveLog
-from jupyter_par.text_progress import TextProgress
+from jupyter_par.progress.records import LiveLog
+from jupyter_par.progress.text import TextProgress
+from jupyter_par.worker import output as worker_output
 
 LOG = logging.getLogger("jp_test_etl")
 PAUSE = 1.5

@@ -12,10 +12,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .._worker import ProgressSlot, TaskDone, TaskFailed
-from .._worker import execute as run_task
 from ..errors import BackendUnavailableError, UsageError
-from ._outcome import decode_outcome, encode_outcome
+from ..wire.outcome import decode_outcome, encode_outcome
+from ..worker.task import ProgressSlot, TaskDone, TaskFailed
+from ..worker.task import execute as run_task
 from .base import Backend, Died, Event, Finished, Output, Task
 
 

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from .._worker import TaskDone, TaskFailed
+from ..worker.task import TaskDone, TaskFailed
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Died:
 @dataclass(frozen=True)
 class Output:
     """What the task ``task_id`` on ``worker`` printed (``text``) and logged (``records``,
-    :class:`jupyter_par.worker_output.LogRecordData`) since its last ``Output``."""
+    :class:`jupyter_par.worker.output.LogRecordData`) since its last ``Output``."""
 
     worker: str
     task_id: int
@@ -87,7 +87,7 @@ class Backend(ABC):
     one_worker_inline: bool = False
     #: The backend a call made inside one of this backend's tasks runs on.
     nested_backend: str = "inline"
-    #: The run options (fields of :class:`jupyter_par.config.Options`) this backend reads.
+    #: The run options (fields of :class:`jupyter_par.run.options.Options`) this backend reads.
     option_names: tuple[str, ...] = ()
 
     @classmethod

@@ -56,11 +56,12 @@ import dask
 import distributed
 from distributed import Client
 
-from .. import shipping, worker_output
-from .._worker import TaskFailed
 from ..errors import JupyterParError, JupyterParWarning, UsageError
+from ..wire import shipping
+from ..wire.outcome import decode_outcome
+from ..worker import output as worker_output
+from ..worker.task import TaskFailed
 from . import dask_worker
-from ._outcome import decode_outcome
 from .base import Backend, Died, Event, Finished, Output, Task
 from .dask_worker import run_partition, still_executing
 
@@ -151,7 +152,7 @@ def _in_band(op: Any) -> Any:
     A worker on another machine cannot map the kernel's shared memory; the caller
     should already prepare the bundle in band, and this makes sure of it.
     """
-    from ..shared import SharedBundle, WithShared
+    from ..wire.shared_objects import SharedBundle, WithShared
 
     if isinstance(op, WithShared) and isinstance(op.bundle, SharedBundle) \
             and not op.bundle.in_band:

@@ -17,8 +17,10 @@ from typing import Any
 import distributed
 from distributed import get_worker
 
-from .. import _worker, shipping, worker_output
-from ._outcome import encode_outcome, loading_failed
+from ..wire import shipping
+from ..wire.outcome import encode_outcome, loading_failed
+from ..worker import output as worker_output
+from ..worker import task as _worker
 
 #: Seconds between two progress events from one task (about ten a second).
 EVENT_EVERY = 0.1

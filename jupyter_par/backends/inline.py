@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .. import _worker
-from .._worker import TaskDone, TaskFailed
+from ..worker import task as _worker
+from ..worker.task import TaskDone, TaskFailed
 from .base import Backend, Event, Finished, Task
 
 

@@ -10,21 +10,19 @@ parent disappears exits by itself.
 Guardrails for real machines: a worker starts only when a partition needs it (never
 more workers than partitions); each keeps native thread pools (BLAS, OpenMP) to its
 share of the CPUs; partitions are sent only while their estimated footprint fits in
-the memory left (:mod:`jupyter_par.budget`); and a worker killed by the out-of-memory
+the memory left (:mod:`jupyter_par.machine.budget`); and a worker killed by the out-of-memory
 killer is reported as such, with the size of its partition.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import os
 import pickle
 import select
 import signal
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -34,108 +32,23 @@ from typing import Any
 import multiprocess
 from multiprocess.connection import wait
 
-from .. import _allocator, _worker, limits, shipping, transport, worker_output
-from .._worker import TaskDone, TaskFailed
-from ..budget import MemoryBudget, mb
-from ._outcome import decode_outcome, encode_outcome, loading_failed
+from ..machine import limits
+from ..machine.budget import MemoryBudget, mb
+from ..wire import shared_memory as transport
+from ..wire import shipping
+from ..wire.outcome import decode_outcome
+from ..worker import output as worker_output
+from ..worker.task import TaskFailed
 from .base import Backend, Died, Event, Finished, Output, Task
+from .process_worker import OUTPUT_MARK, segment_tag, serve
 
 START_METHODS = ("fork", "spawn", "forkserver")
-_PRELOAD = ["pandas", "jupyter_par.backends.processes"]
-#: A worker with no new task for this long gives its freed memory back to the system.
-_IDLE_SECONDS = 0.2
-#: Marks a message that carries a running task's output, not its outcome (an outcome
-#: is a pickle, which never starts with a zero byte).
-_OUTPUT_MARK = b"\x00out"
+_PRELOAD = ["pandas", "jupyter_par.backends.process_worker"]
 
 
 def default_start_method() -> str:
     """The platform's default start method (fork on Linux before Python 3.14)."""
     return multiprocess.get_start_method(allow_none=False)
-
-
-class _SlotWriter:
-    """The worker's end of its progress slot."""
-
-    def __init__(self, array: Any, index: int) -> None:
-        self.array, self.index = array, index
-
-    def publish(self, rows: int) -> None:
-        self.array[self.index] = rows
-
-
-#: Seconds between two checks that the parent still exists.
-_WATCH_SECONDS = 0.2
-
-
-def _parent_gone(parent_pid: int, first_ppid: int) -> bool:
-    if os.getppid() != first_ppid:
-        return True  # re-parented: the parent (or the forkserver) died, even if unreaped
-    try:
-        os.kill(parent_pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass
-    # A killed kernel stays a zombie until whatever started it reaps it: dead all the same.
-    try:
-        with open(f"/proc/{parent_pid}/stat") as stat:
-            return stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
-def _clean_up_after(parent_pid: int) -> None:
-    """The parent died (a kernel killed or restarted mid-run): remove its shared-memory
-    segments (results waiting for it, partitions not yet mapped); no one else can."""
-    with contextlib.suppress(Exception):
-        transport.sweep(pid=parent_pid)
-
-
-def _watch_parent(parent_pid: int, first_ppid: int) -> None:
-    """Exit when the parent is gone, cleaning up after it."""
-    while not _parent_gone(parent_pid, first_ppid):
-        time.sleep(_WATCH_SECONDS)
-    _clean_up_after(parent_pid)
-    os._exit(1)
-
-
-def _pipe_closed(parent_pid: int, first_ppid: int) -> None:
-    """The parent's end of the pipe closed: if the parent died (its files close just
-    before it is gone), clean up after it."""
-    deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline:
-        if _parent_gone(parent_pid, first_ppid):
-            _clean_up_after(parent_pid)
-            return
-        time.sleep(0.02)
-
-
-def _status_bytes(key: str) -> int:
-    """A ``kB`` figure of /proc/self/status in bytes (-1 if it cannot be read)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(key):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return -1
-
-
-def _reset_peak() -> int:
-    """Start measuring this worker's peak memory afresh; its memory now (-1: cannot)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as refs:
-            refs.write("5")  # VmHWM := VmRSS (Linux >= 4.0)
-    except OSError:
-        return -1
-    return _status_bytes("VmRSS:")
-
-
-def _segment_tag(index: int) -> str:
-    """The name part of the segments that carry worker ``index``'s data and results."""
-    return f"w{index}."
 
 
 def _kernel_authkeys() -> dict[str, bytes]:
@@ -150,95 +63,6 @@ def _kernel_authkeys() -> dict[str, bytes]:
 
     return {"multiprocess": bytes(multiprocess.current_process().authkey),
             "multiprocessing": bytes(multiprocessing.process.current_process().authkey)}
-
-
-def _adopt_kernel_multiprocessing(keys: dict[str, bytes]) -> None:
-    """Let the worker use the kernel's Manager proxies, of either package.
-
-    Besides the keys: a forked worker holds copies of the connections the kernel's
-    stdlib proxies opened, and would talk over the same sockets as the kernel (answers
-    get mixed up). The stdlib's own forked children drop them through its after-fork
-    hooks, which a ``multiprocess`` worker does not run; they run here.
-    """
-    import multiprocessing.process
-    import multiprocessing.util
-
-    multiprocess.current_process().authkey = keys["multiprocess"]
-    multiprocessing.process.current_process().authkey = keys["multiprocessing"]
-    multiprocessing.process._children = set()
-    multiprocessing.util._finalizer_registry.clear()
-    multiprocessing.util._run_after_forkers()
-
-
-def _serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None,
-           threads: int | None = None, override_threads: bool = False,
-           authkeys: dict[str, bytes] | None = None) -> None:
-    """The loop of one worker process: receive a task, run it, send the outcome.
-
-    ``peaks[index]`` receives, before each outcome is sent, how much memory the task
-    took (its peak growth plus its result), or -1 where that cannot be measured.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if authkeys is not None:
-        _adopt_kernel_multiprocessing(authkeys)
-    limits.limit_threads(threads, override=override_threads)
-    _worker.mark_worker_process()  # jp calls in here (any thread) run inline
-    first_ppid = os.getppid()
-    threading.Thread(target=_watch_parent, args=(parent_pid, first_ppid), daemon=True).start()
-    writer = _SlotWriter(slots, index)
-    ops: dict[int, Any] = {}
-    _allocator.keep_freed_memory()
-    worker_output.forward_logging()
-    sending = threading.Lock()  # the output thread and the loop share the pipe
-
-    def send_output(task_id: int, text: str, records: tuple[Any, ...]) -> None:
-        with sending:
-            conn.send_bytes(_OUTPUT_MARK + pickle.dumps((task_id, text, records),
-                                                        protocol=shipping.PROTOCOL))
-
-    while True:
-        try:
-            if not conn.poll(_IDLE_SECONDS):
-                _allocator.give_back()  # nothing more to do for now: return freed memory
-            message = conn.recv_bytes()
-        except (EOFError, OSError):
-            _pipe_closed(parent_pid, first_ppid)
-            return
-        kind, task_id, run_id, op_bytes, data_bytes = pickle.loads(message)
-        if kind == "stop":
-            return
-        before = _reset_peak()
-        try:
-            if op_bytes is not None:
-                ops.clear()
-                code, payloads, keep, levels = op_bytes
-                shipping.hold(payloads, keep)  # large globals, kept while unchanged
-                worker_output.apply_levels(levels)
-                ops[run_id] = shipping.loads(code)
-            data = shipping.loads(data_bytes)
-            if isinstance(data, transport.Packed):
-                data = transport.unpack(data)
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent as the task's failure
-            outcome: TaskDone | TaskFailed = _worker.execute(task_id, loading_failed(exc), None)
-        else:
-            outcome = _worker.execute(task_id, ops[run_id], data, slot=writer,
-                                      capture_display=True,
-                                      send_output=functools.partial(send_output, task_id))
-        # Drop the partition before waiting: shared pages stay mapped while referenced.
-        data = None
-        result_bytes = transport.shared_bytes(getattr(outcome, "value", None))
-        payload = encode_outcome(outcome, _segment_tag(index), parent_pid)
-        outcome = None
-        if peaks is not None:
-            peak = _status_bytes("VmHWM:") if before >= 0 else -1
-            peaks[index] = -1 if peak < 0 else max(0, peak - before) + result_bytes
-        try:
-            with sending:
-                conn.send_bytes(payload)
-        except OSError:  # the parent is gone: the result has no one to go to
-            _pipe_closed(parent_pid, first_ppid)
-            return
-        payload = None
 
 
 @contextlib.contextmanager
@@ -390,7 +214,7 @@ class ProcessBackend(Backend):
     def _spawn(self, index: int) -> _Proc:
         parent_end, child_end = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
-            target=_serve,
+            target=serve,
             args=(child_end, self._slots, index, os.getpid(), self._peaks, self.blas_threads,
                   self.options.get("blas_threads") is not None, _kernel_authkeys()),
             name=f"jupyter_par-worker-{index}",
@@ -473,7 +297,7 @@ class ProcessBackend(Backend):
             proc.held = shipping.plan_hold(proc.held, externals)
             op_bytes = (code, missing, tuple(proc.held), levels)
         # Large numeric partitions travel through shared memory, not the pipe.
-        packed = (transport.pack(task.data, name=transport.new_name(_segment_tag(index)))
+        packed = (transport.pack(task.data, name=transport.new_name(segment_tag(index)))
                   if transport.packable(task.data) else None)
         self._warn_if_shm_full()
         data_bytes = shipping.dumps_data(task.data if packed is None else packed,
@@ -503,8 +327,8 @@ class ProcessBackend(Backend):
                 except (EOFError, OSError):
                     events.append(self._died(proc))
                     continue
-                if payload.startswith(_OUTPUT_MARK):
-                    task_id, text, records = pickle.loads(payload[len(_OUTPUT_MARK):])
+                if payload.startswith(OUTPUT_MARK):
+                    task_id, text, records = pickle.loads(payload[len(OUTPUT_MARK):])
                     events.append(Output(proc.name, task_id, text, records, proc.run_id))
                     continue
                 task_id, proc.task_id = proc.task_id, None
@@ -549,7 +373,7 @@ class ProcessBackend(Backend):
             proc.process.kill()
             proc.process.join(1.0)
         # Once it is gone: segments it never mapped, or results it never sent.
-        transport.sweep(tag=_segment_tag(int(proc.name)))
+        transport.sweep(tag=segment_tag(int(proc.name)))
         with contextlib.suppress(Exception):
             proc.conn.close()
         with contextlib.suppress(Exception):

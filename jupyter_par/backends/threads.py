@@ -12,7 +12,7 @@ import queue
 import threading
 from typing import Any
 
-from .. import _worker
+from ..worker import task as _worker
 from .base import Backend, Event, Finished, Output, Task
 
 

@@ -1,6 +1,6 @@
 """Progress widgets and the control panel: they draw the state they are given.
 
-:mod:`jupyter_par.sinks` imports :mod:`.progress_view` by name when a run is drawn in a
+:mod:`jupyter_par.progress.chooser` imports :mod:`.progress_view` by name when a run is drawn in a
 kernel, so the engine never imports IPython or ipywidgets. ipywidgets itself is
 imported only when a view or the panel is first used.
 """

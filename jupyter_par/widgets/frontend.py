@@ -1,6 +1,6 @@
 """Decide how progress is drawn in a kernel: let the front end choose, or say what it can do.
 
-:mod:`jupyter_par.sinks` stays the entry point (it decides *whether* widgets are
+:mod:`jupyter_par.progress.chooser` stays the entry point (it decides *whether* widgets are
 wanted); this module decides *which* widgets:
 
 1. the session option ``frontend`` (``jp.set_defaults(frontend="ipywidgets")``) wins;
@@ -20,7 +20,7 @@ import importlib.util
 import os
 import sys
 
-from ..config import current_defaults
+from ..run.options import current_defaults
 
 LAB, IPYWIDGETS, TEXT, AUTO = "lab", "ipywidgets", "text", "auto"
 #: The lab extension's name (``labextension/package.json``) and widget module.

@@ -24,8 +24,8 @@ import ipywidgets as W
 import pandas as pd
 
 from ..backends import BACKENDS
-from ..config import current_defaults, resolve, usable_cpus
 from ..errors import CancelledError, UsageError
+from ..run.options import current_defaults, resolve, usable_cpus
 from .progress_view import ProgressView, format_seconds
 from .runner import Job, Selection
 from .tune import TuneResult, measure, plot_png

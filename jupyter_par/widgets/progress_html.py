@@ -15,12 +15,12 @@ import html
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from ..progress_state import FAILED, RUNNING, format_seconds, percent_text
+from ..progress.records import FAILED, RUNNING, format_seconds, percent_text
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ..progress_state import RunProgress, WorkerProgress
+    from ..progress.records import RunProgress, WorkerProgress
 
 #: Bar colours per state; the state is always written out as well.
 COLOURS = {"idle": "#9e9e9e", "busy": "#2196f3", "done": "#4caf50", "failed": "#f44336",
@@ -109,7 +109,7 @@ def render_log(entries: Sequence[dict[str, Any]]) -> str:
 def render_html(progress: RunProgress, log: Sequence[dict[str, Any]] = ()) -> str:
     """The whole run as one HTML fragment: an overall line, the workers, then what the
     running partitions printed lately (``log``: see
-    :class:`~jupyter_par.progress_state.LiveLog`)."""
+    :class:`~jupyter_par.progress.records.LiveLog`)."""
     unit = html.escape(progress.unit)
     total = "?" if progress.rows_total is None else f"{progress.rows_total:,}"
     state = progress.state
@@ -154,7 +154,8 @@ def render_html(progress: RunProgress, log: Sequence[dict[str, Any]] = ()) -> st
 
 
 def explain_html(text: str) -> str:
-    """The line under a finished run: where its time went (:func:`jupyter_par.timings.explain`)."""
+    """The line under a finished run: where its time went
+    (:func:`jupyter_par.progress.timings.explain`)."""
     if not text:
         return ""
     return (f'<div class="jp-par-explain" style="font-size:90%;color:#616161">'

@@ -1,6 +1,6 @@
 """The progress sink for notebooks: one display that shows every worker of a run.
 
-The engine hands a :class:`~jupyter_par.progress_state.RunProgress` to :meth:`ProgressView.update`
+The engine hands a :class:`~jupyter_par.progress.records.RunProgress` to :meth:`ProgressView.update`
 about ten times a second and the final one to :meth:`ProgressView.close`. The view only
 draws it, with one or both of two widgets:
 
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..errors import UsageError
-from ..progress_state import LiveLog, RunProgress, format_seconds
+from ..progress.records import LiveLog, RunProgress, format_seconds
 from .frontend import AUTO, IPYWIDGETS, LAB, choose_frontend
 from .progress_html import explain_html, render_html
 
@@ -231,7 +231,7 @@ class ProgressView:
 
     def explain(self, text: str) -> None:
         """Show under the finished run's bars where its time went (the pipeline calls it
-        after combining; see :func:`jupyter_par.timings.explain`)."""
+        after combining; see :func:`jupyter_par.progress.timings.explain`)."""
         self.explained = text
         if self.lab is not None:
             self.lab.explain = text
@@ -255,7 +255,7 @@ class ProgressView:
 
 
 def widget_factory(label: str, frontend: str = "auto") -> ProgressView | None:
-    """What :mod:`jupyter_par.sinks` calls for each run drawn in a kernel."""
+    """What :mod:`jupyter_par.progress.chooser` calls for each run drawn in a kernel."""
     frontend = choose_frontend(frontend)
     if frontend == "text":
         return None

@@ -1,8 +1,8 @@
 """What the panel runs, and the background thread it runs in.
 
 A :class:`Selection` is the panel's choices (a frame, a function, rows / groups /
-columns) turned into the same plan the Python API builds (:mod:`jupyter_par.plans`)
-and run through the same :func:`jupyter_par.pipeline.execute`. A :class:`Job` runs it in
+columns) turned into the same plan the Python API builds (:mod:`jupyter_par.planning.builders`)
+and run through the same :func:`jupyter_par.run.pipeline.execute`. A :class:`Job` runs it in
 a thread so the kernel keeps handling widget messages (the Cancel click) while the
 workers run; the engine's cancel reaches every backend, the inline one included.
 """
@@ -17,10 +17,12 @@ from typing import Any, TextIO
 
 import pandas as pd
 
-from .. import engine, pipeline, plans
-from ..config import Options
 from ..errors import UsageError
-from ..progress_state import ProgressSink
+from ..planning import builders as plans
+from ..planning.plan import Plan
+from ..progress.records import ProgressSink
+from ..run import engine, pipeline
+from ..run.options import Options
 
 MODES = ("rows", "groups", "columns")
 #: The panel's jobs never overlap: they share the warm workers.
@@ -69,7 +71,7 @@ class Selection:
             return self.frame.apply(self.func, axis=0)
         return self.frame.groupby(self.by, observed=True).apply(self.func)
 
-    def plan(self, options: Options) -> pipeline.Plan:
+    def plan(self, options: Options) -> Plan:
         """The API's plan for this selection (the panel adds nothing of its own)."""
         started = time.perf_counter()
         if self.mode == "groups":

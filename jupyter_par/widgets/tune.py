@@ -6,7 +6,7 @@ Workers are started before the clock starts, because a warm pool is what later
 runs get; shipping the function and the data is timed, because later runs pay it.
 
 The recommendation is a measured count (:func:`recommend`); beyond the counts this
-machine has, the breakdown of the widest run (:mod:`jupyter_par.timings`: the kernel's
+machine has, the breakdown of the widest run (:mod:`jupyter_par.progress.timings`: the kernel's
 serial share, and what that run lost to idle workers) says what more workers would give.
 """
 
@@ -19,9 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .. import backends, timings
-from ..config import resolve, usable_cpus
-from ..progress_state import ProgressSink
+from .. import backends
+from ..progress import timings
+from ..progress.records import ProgressSink
+from ..run.options import resolve, usable_cpus
 from .runner import Selection
 
 #: A count is "as good as the best" within this share of the best speedup: beyond it,
@@ -44,7 +45,7 @@ def projected_speedups(seconds_one: float, parts: dict[str, float],
     """Speedups over the measured 1-worker time that ``parts`` (a run's breakdown) predicts.
 
     The predicted wall time at ``n`` workers is the run's work over
-    :func:`~jupyter_par.timings.realistic_speedup`, which at the run's own count is its
+    :func:`~jupyter_par.progress.timings.realistic_speedup`, which at the run's own count is its
     measured wall time: the projection passes through the point it was taken from.
     """
     work = sum(parts[name] for name in timings.PARTS)
@@ -92,7 +93,8 @@ class TuneResult:
     seconds: tuple[float, ...]
     rows: int
     backend: str = "processes"
-    #: The breakdown of the run at the most workers (:func:`jupyter_par.timings.breakdown`).
+    #: The breakdown of the run at the most workers
+    #: (:func:`jupyter_par.progress.timings.breakdown`).
     breakdown: dict[str, float] | None = None
 
     @property

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from jupyter_par import limits
+from jupyter_par.machine import limits
 
 ROOT = Path(__file__).resolve().parents[2]
 

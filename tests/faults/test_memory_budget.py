@@ -26,8 +26,8 @@ BUDGET_BODY = textwrap.dedent("""
     import numpy as np, pandas as pd
     import jupyter_par as jp
     from jupyter_par import limits
-    from jupyter_par.budget import MemoryBudgetWarning
-    from jupyter_par.partition import split_rows
+    from jupyter_par.machine.budget import MemoryBudgetWarning
+    from jupyter_par.planning.partition import split_rows
 
     rows = 6_250_000
     df = pd.DataFrame({f"c{i}": np.arange(rows, dtype="float64") + i for i in range(4)})

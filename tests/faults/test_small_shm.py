@@ -33,7 +33,7 @@ BODY = textwrap.dedent(f"""
     import json, os, sys, warnings
     import numpy as np, pandas as pd
     import jupyter_par as jp
-    from jupyter_par.transport import SharedMemoryWarning
+    from jupyter_par.wire.shared_memory import SharedMemoryWarning
 
     warnings.simplefilter("error")  # anything but the one expected warning fails the run
     report = {{"shm_mb": os.statvfs("/dev/shm").f_blocks * os.statvfs("/dev/shm").f_frsize

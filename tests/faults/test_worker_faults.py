@@ -22,9 +22,12 @@ import pytest
 from pool_checks import busy_workers
 
 import jupyter_par as jp
-from jupyter_par import backends, operations, pipeline
-from jupyter_par.config import resolve
-from jupyter_par.partition import combine, split_rows
+from jupyter_par import backends
+from jupyter_par.planning import operations
+from jupyter_par.planning.partition import combine, split_rows
+from jupyter_par.planning.plan import Plan
+from jupyter_par.run import pipeline
+from jupyter_par.run.options import resolve
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_shm_leak")]
 
@@ -213,7 +216,7 @@ def test_cancel_event_stops_workers(method, report_time):
     opts = resolve(**options(method))
     try:
         with pytest.raises(jp.CancelledError):
-            pipeline.execute(pipeline.Plan(split_rows(df, PARTS), operations.RowApply(slow),
+            pipeline.execute(Plan(split_rows(df, PARTS), operations.RowApply(slow),
                                            combine, "cancel"), opts, sinks=[], cancel=cancel)
     finally:
         canceller.join()

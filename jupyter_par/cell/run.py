@@ -1,0 +1,374 @@
+"""Run a ``%%parallel`` cell body once per partition, then write the result back.
+
+Data flow::
+
+    cell body ──compile (cell line numbers)──▶ CellOp(body, names it uses) ──┐
+    TARGET ──split (rows / groups / columns / items / chunks)──▶ Plan ◀───────┘
+    Plan ──pipeline.execute──▶ one CellValue per partition ──▶ combine ──▶ notebook
+
+Spawned and forkserver workers cannot see the notebook's globals, so the names the
+body uses travel inside the operation, by value (dill), once per worker per run. The
+cell's source travels too, so a worker's traceback shows the cell's own lines.
+
+A cell means what it means when run serially, or says why it cannot: values that are
+row-aligned with their partitions are stacked in input order; an aggregate is stacked
+only when ``--by`` keeps each of its groups whole in one partition; otherwise the
+partitions' values go through ``--reduce``, and without it the cell fails in one line.
+Nothing in the notebook changes unless every partition succeeded. This module knows
+nothing of IPython beyond the shell's ``user_ns``, ``ev`` and ``compile`` objects;
+:mod:`jupyter_par.magic` parses the flags and calls :func:`run_cell`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import keyword
+import linecache
+import os
+import sys
+import types
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..backends import backend_class
+from ..errors import PACKAGE_DIR, RemoteTraceback, ShippingError, UsageError
+from ..planning import groups
+from ..planning.partition import (
+    Partition,
+    combine,
+    is_chunked_reader,
+    iter_chunks,
+    partition_count,
+    split_columns,
+    split_rows,
+    split_sequence,
+)
+from ..planning.plan import Plan
+from ..run import pipeline
+from ..run.options import resolve
+from ..wire import shipping
+from . import meaning as cell_meaning
+from .code import (
+    CellOp,
+    CellValue,
+    assigned_names,
+    changes_name,
+    compile_body,
+    names_to_ship,
+    remember_sources,
+    shared_objects,
+    source_files,
+)
+
+_PACKAGE_DIR = PACKAGE_DIR
+_REDUCE_EXAMPLE = '--reduce "lambda parts: pd.concat(parts).groupby(level=0).sum()"'
+
+
+@dataclass(frozen=True)
+class CellRequest:
+    """One ``%%parallel`` invocation, flags parsed, defaults not yet decided."""
+
+    target: str
+    body: str
+    header: str = ""
+    by: tuple[str, ...] = ()
+    axis: str = "rows"
+    out: str | None = None
+    share: tuple[str, ...] = ()
+    reduce: str | None = None
+    #: ``--per-partition``: the body means each partition's own answer (``df.head()``,
+    #: ``df.x.mean()``), so the cross-row check is skipped and values are stacked.
+    per_partition: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+# -- planning: TARGET into partitions --------------------------------------------------
+@dataclass
+class _Split:
+    parts: Sequence[Partition] | Iterable[Partition]
+    unit: str
+    kind: str  # "pandas", "items", "chunks"
+
+
+def _copied(part: Partition) -> Partition:
+    """The partition with its items deep-copied (as they are, if they cannot be copied)."""
+    try:
+        return dataclasses.replace(part, data=copy.deepcopy(part.data))
+    except Exception:  # noqa: BLE001 - a lock or a connection: hand over the original
+        return part
+
+
+def _split(obj: Any, request: CellRequest, jobs: int, partitions: int | None) -> _Split:
+    target = request.target
+    kind_name = type(obj).__name__
+    if request.by and request.axis == "columns":
+        msg = "--by and --axis columns cannot be combined: choose groups or columns"
+        raise UsageError(msg)
+    if request.by:
+        if not isinstance(obj, pd.DataFrame | pd.Series):
+            msg = f"--by needs a DataFrame or Series TARGET, but {target} is a {kind_name}"
+            raise UsageError(msg)
+        known = set(getattr(obj, "columns", ())) | {n for n in obj.index.names if n}
+        missing = [c for c in request.by if c not in known]
+        if missing:
+            choices = ", ".join(map(str, sorted(known, key=str)[:20])) or "none (unnamed index)"
+            msg = (f"--by column(s) {', '.join(map(repr, missing))} not in {target}; the "
+                   f"{'columns and ' if isinstance(obj, pd.DataFrame) else ''}index levels "
+                   f"it can group by are: {choices}")
+            raise UsageError(msg)
+        by = request.by[0] if len(request.by) == 1 else list(request.by)
+        # dropna=False keeps rows whose key is missing: the body must see every row.
+        n = partition_count(len(obj), jobs, partitions)
+        parts = groups.split(obj, by, n, {"dropna": False, "sort": True}) if len(obj) else \
+            "empty"
+        if isinstance(parts, str) or not parts:
+            parts = split_rows(obj, 1)
+        return _Split(parts, "rows", "pandas")
+    if request.axis == "columns":
+        if not isinstance(obj, pd.DataFrame):
+            msg = f"--axis columns needs a DataFrame TARGET, but {target} is a {kind_name}"
+            raise UsageError(msg)
+        n = partition_count(obj.shape[1], jobs, partitions)
+        return _Split(split_columns(obj, n), "columns", "pandas")
+    if isinstance(obj, pd.DataFrame | pd.Series):
+        return _Split(split_rows(obj, partition_count(len(obj), jobs, partitions)), "rows",
+                      "pandas")
+    if is_chunked_reader(obj):
+        return _Split(iter_chunks(obj), "rows", "chunks")
+    if isinstance(obj, str | bytes | Mapping) or not (
+        isinstance(obj, Iterable) and isinstance(obj, Sized)
+    ):
+        msg = (f"TARGET {target} is a {kind_name}; %%parallel runs over a DataFrame, a "
+               "Series, a list (or other sized iterable) or a chunked reader "
+               "(pd.read_csv(..., chunksize=N))")
+        raise UsageError(msg)
+    items = obj if isinstance(obj, Sequence) else list(obj)
+    return _Split(split_sequence(items, partition_count(len(items), jobs, partitions)),
+                  "items", "items")
+
+
+def _kind(obj: Any) -> str:
+    """What the body's TARGET name is bound to, for :func:`cell_meaning.check`."""
+    if isinstance(obj, pd.DataFrame) or is_chunked_reader(obj):
+        return "frame"
+    if isinstance(obj, pd.Series):
+        return "series"
+    return "items"
+
+
+# -- combining: what a serial run would have given --------------------------------------
+def _reducer(shell: Any, text: str | None) -> Callable[[list[Any]], Any] | None:
+    """The ``--reduce`` function: ``list``, ``concat``, or a notebook function/expression."""
+    if text is None:
+        return None
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]  # IPython's argument splitting keeps the quotes of one argument
+    if text == "list":
+        return list
+    if text == "concat":
+        return combine
+    try:
+        func = shell.ev(text) if hasattr(shell, "ev") else eval(text, shell.user_ns)
+    except Exception as exc:  # noqa: BLE001 - the user's expression, reported in one line
+        msg = f"--reduce {text!r} could not be evaluated: {type(exc).__name__}: {exc}"
+        raise UsageError(msg) from None
+    if not callable(func):
+        msg = (f"--reduce must name a function taking the list of partition values, got "
+               f"{type(func).__name__}; e.g. {_REDUCE_EXAMPLE}")
+        raise UsageError(msg)
+    return func
+
+
+def _in_input_order(value: Any, parts: Sequence[Partition]) -> Any:
+    """Rows stacked in partition order, put back in the input's own row order."""
+    if not parts or all(p.rows is None for p in parts) or \
+            not isinstance(value, pd.DataFrame | pd.Series):
+        return value
+    positions = np.concatenate([p.rows for p in parts])
+    if len(positions) != len(value):
+        return value
+    return value.iloc[np.argsort(positions, kind="stable")]
+
+
+def _stack(values: list[Any], aligned: bool, keyed: bool, request: CellRequest,
+           split: _Split, what: str) -> Any:
+    """The partitions' values together, as a serial run would have them, or a UsageError."""
+    if aligned:
+        if request.axis == "columns":
+            if all(isinstance(v, pd.DataFrame) for v in values):
+                return combine(values, axis=1)
+            return combine(values)
+        stacked = combine(values, concat_lists=split.kind == "items")
+        return _in_input_order(stacked, split.parts if isinstance(split.parts, Sequence)
+                               else [])
+    if keyed or request.per_partition:
+        # each group whole in one partition, or each partition's own value asked for
+        return combine(values)
+    msg = (f"the cell's {what} is not row-aligned with its partition (an aggregate such as "
+           "groupby(...).sum(), describe() or a scalar), so stacking the partitions' values "
+           "would differ from a serial run: add --by KEYS so each group is whole in one "
+           f"partition, or --reduce FUNC to combine the list of partition values (e.g. "
+           f"{_REDUCE_EXAMPLE}, --reduce list, --reduce concat)")
+    raise UsageError(msg)
+
+
+def _combine(cells: list[CellValue], request: CellRequest, split: _Split,
+             reducer: Callable[[list[Any]], Any] | None, expression: bool) -> tuple[Any, Any]:
+    """(the value to write back to TARGET or ``_NOTHING``, the cell's output)."""
+    written: Any = _NOTHING
+    if cells and all(c.has_target for c in cells):
+        targets = [c.target for c in cells]
+        aligned, keyed = all(c.target_aligned for c in cells), all(c.target_keyed for c in cells)
+        if not aligned and not keyed and reducer is not None and not expression:
+            written = reducer(targets)  # TARGET became an aggregate: --reduce combines it
+        else:
+            written = _stack(targets, aligned, keyed, request, split,
+                             f"value of {request.target}")
+    values = [c.value for c in cells]
+    if not expression or all(v is None for v in values):
+        return written, None
+    if reducer is not None:
+        return written, reducer(values)
+    aligned, keyed = all(c.value_aligned for c in cells), all(c.value_keyed for c in cells)
+    return written, _stack(values, aligned, keyed, request, split, "last expression")
+
+
+_NOTHING = object()
+
+
+# -- errors shown as the user's own ---------------------------------------------------
+def _user_traceback(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """The traceback from the first frame outside jupyter_par (the cell's own)."""
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
+    return tb
+
+
+def _name_cells(exc: BaseException, cell_names: Mapping[str, int]) -> None:
+    """Write ``Cell In[n]`` where a worker's traceback names a notebook cell's file."""
+    cause = exc.__cause__
+    if not isinstance(cause, RemoteTraceback):
+        return
+    text = cause.traceback_text
+    for filename, number in cell_names.items():
+        if filename in text:
+            text = text.replace(f'File "{filename}"', f"Cell In[{number}]")
+    cause.traceback_text = text
+    cause.args = (text,)
+
+
+# -- the whole cell -------------------------------------------------------------------
+def run_cell(shell: Any, request: CellRequest) -> Any:
+    """Run the body over TARGET's partitions and write the combined result back.
+
+    Returns the value to show as the cell's output (``Out[n]``), or ``None`` when the
+    result was written back to TARGET. Nothing in the notebook changes unless every
+    partition succeeded (or was skipped with ``--on-error skip``).
+    """
+    __tracebackhide__ = True
+    namespace = shell.user_ns
+    target = request.target
+    if not target.isidentifier():
+        msg = f"TARGET must be the name of a notebook variable, got {target!r}"
+        raise UsageError(msg)
+    if target not in namespace:
+        msg = f"TARGET {target!r} is not defined in the notebook; run the cell that creates it"
+        raise UsageError(msg)
+    for name in filter(None, [request.out]):
+        if not name.isidentifier() or keyword.iskeyword(name):
+            msg = f"--out must be a variable name, got {name!r}"
+            raise UsageError(msg)
+    options = resolve(**request.options)
+    reducer = _reducer(shell, request.reduce)
+    filename = _cache_cell(shell, request)
+    statements, last = compile_body(request.body, filename)
+    obj = namespace[target]
+    if not request.per_partition and request.axis == "rows":
+        cell_meaning.check(request.body, target, kind=_kind(obj), by=request.by,
+                           reduce=request.reduce is not None)
+    split = _split(obj, request, options.jobs, options.partitions)
+    if split.kind == "items" and not backend_class(options.backend).uses_processes:
+        # Threads and inline hand the body the notebook's own items (dicts, lists):
+        # copies keep a failed run from having changed them in place.
+        split.parts = [_copied(part) for part in split.parts]
+    expression = last is not None
+    hidden = getattr(shell, "user_ns_hidden", {})
+    shared = shared_objects(namespace, request.share)
+    names = names_to_ship([statements, last], namespace, hidden, skip=[target, *shared])
+    sources = source_files(names.values())
+    sources[filename] = tuple(linecache.cache.get(filename, (0, None, [], ""))[2])
+    wants_target = not expression or changes_name(request.body, target)
+    op = CellOp(request.body, filename, target, names, sources, os.getpid(), tuple(shared),
+                wants_target=wants_target, axis=request.axis, by=request.by)
+    plan = Plan(
+        split.parts, op,
+        lambda cells: _combine(cells, request, split, reducer, expression),
+        label=f"%%parallel {target}", unit=split.unit)
+    try:
+        (written, value), _ = pipeline.execute(plan, options, shared=shared or None,
+                                               where=(filename, 1))
+    except ShippingError as exc:
+        msg = shipping.unshippable_names(names)
+        if msg is None:
+            raise exc.with_traceback(None) from None
+        raise ShippingError(msg) from None
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised, only its traceback trimmed
+        _name_cells(exc, getattr(getattr(shell, "compile", None), "_filename_map", {}))
+        raise exc.with_traceback(_user_traceback(exc.__traceback__)) from exc.__cause__
+    _note_local_names(request, expression=expression)
+    if not expression:
+        if written is not _NOTHING:
+            namespace[request.out or target] = written
+        return None
+    if written is not _NOTHING:
+        namespace[target] = written  # the body changed TARGET, as a serial run would
+    if request.out:
+        namespace[request.out] = value
+    return value
+
+
+def _running_cell_number(shell: Any) -> int:
+    """The ``In[n]`` of the cell calling the magic.
+
+    IPython 9 counts the cell before running it, so ``execution_count`` is already the
+    next cell's number; the calling cell's own code is cached under its real number.
+    """
+    numbers = getattr(getattr(shell, "compile", None), "_filename_map", {})
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename in numbers:
+            return numbers[frame.f_code.co_filename]
+        frame = frame.f_back
+    return getattr(shell, "execution_count", 0)
+
+
+def _cache_cell(shell: Any, request: CellRequest) -> str:
+    """Register the whole cell in linecache under a name IPython maps to ``In[n]``."""
+    text = f"%%parallel {request.header}".rstrip() + "\n" + request.body
+    compiler = getattr(shell, "compile", None)
+    if compiler is not None and hasattr(compiler, "cache"):
+        return compiler.cache(text, _running_cell_number(shell))
+    name = f"<parallel-cell-{abs(hash(text))}>"
+    remember_sources({name: [line + "\n" for line in text.splitlines()]})
+    return name
+
+
+def _note_local_names(request: CellRequest, expression: bool) -> None:
+    """Say in one line that names the body assigned were not written back."""
+    kept = {request.target, request.out}
+    others = [n for n in assigned_names(request.body) if n not in kept]
+    if not others:
+        return
+    if request.out or not expression:
+        where = f"only the result is written back (to {request.out or request.target})"
+    else:
+        where = "only the last expression's value is returned"
+    print(f"jupyter_par: {', '.join(others)} stayed in the workers; {where}.")

@@ -1,0 +1,38 @@
+"""What one parallel call does: its partitions, the work on each, how results combine.
+
+Every face (the API, the magic, the panel) builds a :class:`Plan`; :mod:`jupyter_par.run.pipeline`
+executes it. Builders for pandas' own calls are in :mod:`.builders`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .partition import Partition
+
+
+@dataclass
+class Plan:
+    """What one parallel call does: its partitions, the work on each, how results combine.
+
+    ``serial`` set means the call runs in the caller, as pandas itself (an empty input,
+    or a form whose meaning partitions would change); ``serial_reason`` says why, as a
+    warning, when the user could have expected workers.
+    """
+
+    parts: Sequence[Partition] | Iterable[Partition]
+    op: Any
+    combine: Callable[[list[Any]], Any]
+    label: str
+    unit: str = "rows"
+    serial: Callable[[], Any] | None = None
+    serial_reason: str | None = None
+    #: What cutting ``parts`` took the caller before the run (in the breakdown's split).
+    split_seconds: float = 0.0
+
+    @classmethod
+    def in_caller(cls, call: Callable[[], Any], label: str, reason: str | None = None) -> Plan:
+        """A plan that runs ``call`` in the caller, as pandas would."""
+        return cls([], None, list, label, serial=call, serial_reason=reason)
