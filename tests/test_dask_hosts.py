@@ -214,7 +214,9 @@ SETUP = """
 import json, os, socket, threading, time, warnings
 import numpy as np, pandas as pd, distributed
 import jupyter_par as jp
-from jupyter_par import operations, pipeline, transport
+from jupyter_par.planning import operations
+from jupyter_par.run import pipeline
+from jupyter_par.wire import shared_memory as transport
 from jupyter_par.run.options import resolve
 from jupyter_par.planning.partition import combine, split_rows
 ADDR = {address!r}

@@ -222,7 +222,7 @@ def test_manager_proxies_work_in_workers_of_both_packages():
 
 BIG = HEAD + """\
 import os
-from jupyter_par import shipping
+from jupyter_par.wire import shipping
 BIG = {i: i * 2 for i in range(300_000)}
 
 def probe(v):
@@ -302,7 +302,7 @@ TEXT = HEAD + """\
 import warnings
 import numpy as np
 import pandas as pd
-from jupyter_par import _pickling
+from jupyter_par.wire import pickling as _pickling
 from jupyter_par.errors import InlineFallbackWarning
 
 table = pd.DataFrame({"name": [f"customer-{i:07d}" for i in range(1_000_000)],

@@ -340,7 +340,7 @@ SCRIPT = """
 import sys, time
 import pandas as pd
 import jupyter_par as jp
-from jupyter_par import text_progress
+from jupyter_par.progress import text as text_progress
 text_progress.PLAIN_INTERVAL = 0.5
 
 def slow(row):

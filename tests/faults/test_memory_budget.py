@@ -25,7 +25,7 @@ BUDGET_BODY = textwrap.dedent("""
     import json, os, warnings
     import numpy as np, pandas as pd
     import jupyter_par as jp
-    from jupyter_par import limits
+    from jupyter_par.machine import limits
     from jupyter_par.machine.budget import MemoryBudgetWarning
     from jupyter_par.planning.partition import split_rows
 
