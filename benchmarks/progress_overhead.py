@@ -38,7 +38,7 @@ import psutil
 import jupyter_par as jp
 from jupyter_par import backends
 from jupyter_par.progress.text import TextProgress
-from jupyter_par.widgets.progress_view import ProgressView
+from jupyter_par.widgets.progress_view import NotebookProgress
 
 LOOPS = 1  # set by calibrate(); travels to the workers with score()
 
@@ -74,9 +74,9 @@ def variants(df: pd.DataFrame, jobs: int) -> dict[str, callable]:
                                           progress=False),
         "counted": lambda: jp.apply(df, score, axis=1, jobs=jobs, progress=False),
         "widget": lambda: jp.apply(df, score, axis=1, jobs=jobs,
-                                   progress=ProgressView(frontend="ipywidgets")),
+                                   progress=NotebookProgress(frontend="ipywidgets")),
         "lab": lambda: jp.apply(df, score, axis=1, jobs=jobs,
-                                progress=ProgressView(frontend="lab")),
+                                progress=NotebookProgress(frontend="lab")),
         "text": lambda: jp.apply(df, score, axis=1, jobs=jobs,
                                  progress=TextProgress(file=devnull)),
     }

@@ -29,6 +29,7 @@ from .errors import (
     WorkerError,
 )
 from .planning.sources import files
+from .progress.chooser import register_notebook_view
 from .progress.timings import last_run
 from .run.options import current_defaults, set_defaults
 from .wire import (
@@ -40,6 +41,16 @@ from .worker.task import in_task, progress
 def shutdown() -> None:
     """Stop every warm worker now (they also stop when Python exits)."""
     _shutdown_backends()
+
+
+def _notebook_view(label: str, frontend: str) -> Any:
+    """Draw a run in a notebook; the progress layer calls it (it never imports widgets)."""
+    from .widgets.progress_view import NotebookProgress
+
+    return NotebookProgress(label, frontend=frontend, display=True)
+
+
+register_notebook_view(_notebook_view)
 
 
 def __getattr__(name: str) -> Any:

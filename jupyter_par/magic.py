@@ -197,7 +197,7 @@ class ParallelMagics(Magics):
         try:
             args = parse_argstring(self.parallel_config, line)
             if args.reset:
-                config.set_defaults(**{name: None for name in config.current_defaults()})
+                config.reset_defaults()
             given = {"jobs": args.jobs, "backend": args.backend, "start_method": args.start,
                      "progress": None if args.progress is None else args.progress == "on"}
             # set_defaults(name=None) forgets a default: pass only what this line sets.

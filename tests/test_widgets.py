@@ -20,10 +20,11 @@ import pytest
 import jupyter_par as jp
 from jupyter_par import backends
 from jupyter_par.errors import CancelledError, UsageError
+from jupyter_par.progress.chooser import choose_frontend
 from jupyter_par.progress.records import RunProgress
-from jupyter_par.widgets import frontend
+from jupyter_par.run.options import resolve
 from jupyter_par.widgets.panel import Panel, frames_in, functions_in
-from jupyter_par.widgets.progress_view import MIME_TYPE, ProgressView
+from jupyter_par.widgets.progress_view import MIME_TYPE, NotebookProgress
 
 
 class RecordingComm(comm.DummyComm):
@@ -57,7 +58,7 @@ def stop_workers_at_the_end():
 class Counting:
     """Wraps a view to count the updates the engine gave it."""
 
-    def __init__(self, view: ProgressView) -> None:
+    def __init__(self, view: NotebookProgress) -> None:
         self.view, self.calls = view, 0
 
     def update(self, progress: Any) -> None:
@@ -117,7 +118,7 @@ FRAME = pd.DataFrame({"a": range(2000), "g": [i % 7 for i in range(2000)]})
 
 # -- the progress view -------------------------------------------------------------------
 def test_lab_view_workers_reach_their_totals_in_one_message_per_tick():
-    counting = Counting(ProgressView(frontend="lab"))
+    counting = Counting(NotebookProgress(frontend="lab"))
     result = jp.apply(FRAME, slow_double, axis=1, jobs=2, progress=counting)
     pd.testing.assert_series_equal(result, FRAME.apply(slow_double, axis=1))
     widget = counting.view.lab
@@ -134,7 +135,7 @@ def test_lab_view_workers_reach_their_totals_in_one_message_per_tick():
 
 
 def test_ipywidgets_view_is_one_html_value_per_tick():
-    counting = Counting(ProgressView(frontend="ipywidgets"))
+    counting = Counting(NotebookProgress(frontend="ipywidgets"))
     jp.apply(FRAME, slow_double, axis=1, jobs=2, progress=counting)
     widget = counting.view.widget
     rows = html_rows(widget.value)
@@ -149,7 +150,7 @@ def test_ipywidgets_view_is_one_html_value_per_tick():
 
 @pytest.mark.parametrize("kind", ["lab", "ipywidgets"])
 def test_a_failed_worker_shows_danger_with_its_error(kind):
-    view = ProgressView(frontend=kind)
+    view = NotebookProgress(frontend=kind)
     with pytest.raises(ValueError, match="row 1500 is bad"):
         jp.apply(FRAME, fails_at_1500, axis=1, jobs=2, progress=view)
     if kind == "lab":
@@ -171,7 +172,7 @@ def test_a_failed_worker_shows_danger_with_its_error(kind):
 
 def test_jp_progress_inside_user_code_reaches_the_view():
     seen: list[int] = []
-    view = ProgressView(frontend="lab")
+    view = NotebookProgress(frontend="lab")
 
     class Spy:
         def update(self, p):
@@ -197,19 +198,19 @@ def test_frontend_choice(monkeypatch: pytest.MonkeyPatch):
     for name in ("VSCODE_PID", "VSCODE_CWD", "VSCODE_IPC_HOOK_CLI"):
         monkeypatch.delenv(name, raising=False)
     # Nothing installed on disk decides: the front end picks from the display (see below).
-    assert frontend.choose_frontend() == "auto"
+    assert choose_frontend("widgets", resolve().frontend) == "auto"
     monkeypatch.setenv("VSCODE_PID", "1234")
-    assert frontend.choose_frontend() == "ipywidgets"
+    assert choose_frontend("widgets", resolve().frontend) == "ipywidgets"
     jp.set_defaults(frontend="lab")
-    assert frontend.choose_frontend() == "lab"
+    assert choose_frontend("widgets", resolve().frontend) == "lab"
     jp.set_defaults(frontend="text")
-    assert frontend.choose_frontend() == "text"
+    assert choose_frontend("widgets", resolve().frontend) == "text"
     with pytest.raises(UsageError, match="frontend must be one of"):
         jp.set_defaults(frontend="browser")
 
 
 def test_auto_offers_both_views_richest_first_and_the_front_end_picks():
-    view = ProgressView("score", frontend="auto")
+    view = NotebookProgress("score", frontend="auto")
     bundle = view._repr_mimebundle_()
     assert list(bundle) == ["text/plain", MIME_TYPE, "application/vnd.jupyter.widget-view+json"]
     assert bundle[MIME_TYPE]["model_id"] == view.lab.model_id
@@ -226,7 +227,7 @@ def test_auto_offers_both_views_richest_first_and_the_front_end_picks():
 
 
 def test_the_view_says_where_the_time_went_once_the_run_is_done():
-    view = ProgressView("score", frontend="auto")
+    view = NotebookProgress("score", frontend="auto")
     sent = view.lab.comm.sent
     jp.apply(FRAME, slow_double, axis=1, jobs=2, backend="processes", progress=view,
              inline_fallback=False)
@@ -248,7 +249,7 @@ def test_the_view_says_where_the_time_went_once_the_run_is_done():
 def test_the_cancel_route_follows_who_holds_the_cell():
     import threading
 
-    view = ProgressView(frontend="auto")
+    view = NotebookProgress(frontend="auto")
     # a run in the kernel's main thread holds the cell: only an interrupt reaches it
     assert view.cancel_route() == "interrupt"
     routes: list[str] = []
@@ -284,11 +285,13 @@ def test_the_fallback_shows_64_workers_as_cells_with_counts_states_and_errors():
 def test_the_widget_factory_follows_the_choice():
     from jupyter_par.progress.chooser import sinks_for
 
-    jp.set_defaults(frontend="ipywidgets")
-    (sink,) = sinks_for("widgets", "label")
-    assert isinstance(sink, ProgressView) and sink.frontend == "ipywidgets"
+    jp.set_defaults(frontend="ipywidgets")  # a run reads it from its resolved options
+    (sink,) = sinks_for("widgets", "label", resolve().frontend)
+    assert isinstance(sink, NotebookProgress) and sink.frontend == "ipywidgets"
     jp.set_defaults(frontend="text")
-    assert type(sinks_for("widgets", "label")[0]).__name__ == "TextProgress"
+    assert type(sinks_for("widgets", "label", resolve().frontend)[0]).__name__ == "TextProgress"
+    with pytest.raises(UsageError, match=r"^progress must be True, False, .* got 'bars'$"):
+        jp.map([1], abs, progress="bars")
 
 
 # -- the panel ----------------------------------------------------------------------------------

@@ -240,14 +240,14 @@ def test_the_widget_views_show_the_tail_while_running_and_drop_it_at_the_end(mon
     pytest.importorskip("ipywidgets")
     import comm
 
-    from jupyter_par.widgets.progress_view import ProgressView
+    from jupyter_par.widgets.progress_view import NotebookProgress
 
     class QuietComm(comm.base_comm.BaseComm):
         def publish_msg(self, *args: Any, **kwargs: Any) -> None:
             pass
 
     monkeypatch.setattr(comm, "create_comm", QuietComm)
-    view = ProgressView(frontend="auto")
+    view = NotebookProgress(frontend="auto")
     states: list[tuple[list[Any], str]] = []
 
     class Watch:

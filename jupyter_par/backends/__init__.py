@@ -14,8 +14,7 @@ from typing import Any
 
 from ..errors import BackendUnavailableError, UsageError
 from ..wire.outcome import decode_outcome, encode_outcome
-from ..worker.task import ProgressSlot, TaskDone, TaskFailed
-from ..worker.task import execute as run_task
+from ..worker.task import ProgressSlot, TaskDone, TaskFailed, run_task
 from .base import Backend, Died, Event, Finished, Output, Task
 
 
@@ -55,6 +54,9 @@ BACKENDS: dict[str, Callable[[], type[Backend]]] = {
     "inline": _inline,
     "dask": _dask,
 }
+
+#: The start methods the process pool accepts (validated once, in jupyter_par.run.options).
+START_METHODS = ("fork", "spawn", "forkserver")
 
 _warm: dict[str, Backend] = {}
 _lock = threading.Lock()
@@ -116,7 +118,7 @@ def shutdown(name: str | None = None) -> None:
 atexit.register(shutdown)
 
 __all__ = [
-    "BACKENDS", "Backend", "Died", "Event", "Finished", "Output", "ProgressSlot", "Task",
-    "TaskDone", "TaskFailed", "acquire", "backend_class", "decode_outcome", "encode_outcome",
-    "register_backend", "run_task", "shutdown", "warm_backends",
+    "BACKENDS", "START_METHODS", "Backend", "Died", "Event", "Finished", "Output", "ProgressSlot",
+    "Task", "TaskDone", "TaskFailed", "acquire", "backend_class", "decode_outcome",
+    "encode_outcome", "register_backend", "run_task", "shutdown", "warm_backends",
 ]

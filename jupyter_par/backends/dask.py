@@ -4,7 +4,7 @@ jupyter_par cuts the partitions itself and hands each one to ``Client.submit``; 
 needs nothing of ``dask.dataframe``. Where the work goes and what it costs::
 
     kernel ──Client.submit(partition, pinned to one worker thread)──▶ dask worker
-      ▲                                                                 │ _worker.execute
+      ▲                                                                 │ _worker.run_task
       │◀── log_event(topic, rows) ──scheduler── subscribe_topic ◀───────┤ (prints captured)
       └◀── encoded TaskDone / TaskFailed (the future's result) ◀────────┘
 
@@ -513,8 +513,9 @@ class DaskBackend(Backend):
 
     def submit(self, task: Task) -> str:
         if self._op is None or self._op[0] != task.run_id:
-            self.begin_run(task.run_id, task.op)
-        assert self._op is not None
+            # The engine ships the operation once, in begin_run, before any task of a run.
+            msg = f"task of run {task.run_id} submitted before begin_run shipped its operation"
+            raise RuntimeError(msg)
         op_key = self._op[1]
         busy = {f.slot for f in self._flights.values()}
         slot, address = next((n, a) for n, a in self._slots() if n not in busy)

@@ -85,7 +85,7 @@ class _CancelFlag:
 def run_partition(task_id: int, run_id: int, op_key: str, op_payload: bytes,
                   data_payload: bytes, topic: str, cancel_name: str,
                   levels: dict[str, int] | None = None) -> bytes:
-    """The Dask task: run one partition through ``_worker.execute``; return the outcome.
+    """The Dask task: run one partition through ``_worker.run_task``; return the outcome.
 
     What it prints and logs goes to the kernel as events on ``topic`` while it runs
     (``{"run", "task", "out", "logs"}``), as its progress does.
@@ -103,8 +103,8 @@ def run_partition(task_id: int, run_id: int, op_key: str, op_payload: bytes,
         op = _load_op(op_key, op_payload)
         data = shipping.loads(data_payload)
     except BaseException as exc:  # noqa: BLE001 - reported to the kernel as the task's failure
-        return encode_outcome(_worker.execute(task_id, loading_failed(exc), None))
-    outcome = _worker.execute(
+        return encode_outcome(_worker.run_task(task_id, loading_failed(exc), None))
+    outcome = _worker.run_task(
         task_id, op, data, slot=_EventSlot(worker, topic, run_id, task_id),
         cancel=_CancelFlag(cancel_name), threaded=worker.state.nthreads > 1,
         capture_display=True, send_output=send_output,

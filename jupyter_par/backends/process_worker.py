@@ -187,9 +187,9 @@ def serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None,
             if isinstance(data, transport.Packed):
                 data = transport.unpack(data)
         except BaseException as exc:  # noqa: BLE001 - reported to the parent as the task's failure
-            outcome: TaskDone | TaskFailed = _worker.execute(task_id, loading_failed(exc), None)
+            outcome: TaskDone | TaskFailed = _worker.run_task(task_id, loading_failed(exc), None)
         else:
-            outcome = _worker.execute(task_id, ops[run_id], data, slot=writer,
+            outcome = _worker.run_task(task_id, ops[run_id], data, slot=writer,
                                       capture_display=True,
                                       send_output=functools.partial(send_output, task_id))
         # Drop the partition before waiting: shared pages stay mapped while referenced.

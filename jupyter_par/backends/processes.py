@@ -42,7 +42,6 @@ from ..worker.task import TaskFailed
 from .base import Backend, Died, Event, Finished, Output, Task
 from .process_worker import OUTPUT_MARK, segment_tag, serve
 
-START_METHODS = ("fork", "spawn", "forkserver")
 _PRELOAD = ["pandas", "jupyter_par.backends.process_worker"]
 
 
@@ -182,12 +181,8 @@ class ProcessBackend(Backend):
 
     def __init__(self, jobs: int, start_method: str | None = None,
                  blas_threads: int | None = None, **options: Any) -> None:
+        # Checked once, with the other options (jupyter_par.run.options).
         method = start_method or default_start_method()
-        if method not in START_METHODS:
-            msg = f"start method must be one of {', '.join(START_METHODS)}, got {method!r}"
-            from ..errors import UsageError
-
-            raise UsageError(msg)
         super().__init__(jobs, start_method=method, blas_threads=blas_threads, **options)
         self.start_method = method
         self.blas_threads = limits.threads_per_worker(jobs, blas_threads)
@@ -290,8 +285,9 @@ class ProcessBackend(Backend):
         op_bytes = None
         if proc.run_id != task.run_id:
             if self._op is None or self._op[0] != task.run_id:
-                self.begin_run(task.run_id, task.op)
-            assert self._op is not None
+                # The engine ships the operation once, in begin_run, before any task of a run.
+                msg = f"task of run {task.run_id} submitted before begin_run shipped its operation"
+                raise RuntimeError(msg)
             _, code, externals, levels = self._op
             missing = {t: b for t, b in externals.items() if t not in proc.held}
             proc.held = shipping.plan_hold(proc.held, externals)

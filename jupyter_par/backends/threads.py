@@ -57,7 +57,7 @@ class ThreadBackend(Backend):
             def send(text: str, records: tuple[Any, ...], task: Task = task) -> None:
                 self._events.put(Output(str(index), task.task_id, text, records, task.run_id))
 
-            outcome = _worker.execute(
+            outcome = _worker.run_task(
                 task.task_id, task.op, task.data, slot=slot, cancel=self._cancel, threaded=True,
                 send_output=send,
             )

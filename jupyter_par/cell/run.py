@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..backends import backend_class
 from ..errors import PACKAGE_DIR, RemoteTraceback, ShippingError, UsageError
 from ..planning import groups
 from ..planning.partition import (
@@ -293,7 +292,7 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
         cell_meaning.check(request.body, target, kind=_kind(obj), by=request.by,
                            reduce=request.reduce is not None)
     split = _split(obj, request, options.jobs, options.partitions)
-    if split.kind == "items" and not backend_class(options.backend).uses_processes:
+    if split.kind == "items" and not options.chosen.cls.uses_processes:
         # Threads and inline hand the body the notebook's own items (dicts, lists):
         # copies keep a failed run from having changed them in place.
         split.parts = [_copied(part) for part in split.parts]

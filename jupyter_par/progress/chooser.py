@@ -1,27 +1,70 @@
 """Choose how progress is drawn: the one place that decides the front end.
 
-``progress=True`` (the default) picks, in order: jupyter_par's widgets when running
-in a Jupyter kernel with ipywidgets, tqdm text bars otherwise. ``progress=False`` draws
-nothing; a callable gets every :class:`~jupyter_par.progress.records.RunProgress`; an object
-with ``update`` and ``close`` is used as it is. Which widgets (the lab extension's or
-plain ipywidgets) is the widget layer's decision, given the run's ``frontend`` option.
+:func:`choose_frontend` makes the whole decision once (as ``tqdm.auto`` does):
 
-The widget layer is imported by name, only in a kernel, so the engine never imports
-Jupyter code and the package's import graph has no cycle.
+- ``progress=False`` (or None): nothing; a sink (``update`` and ``close``) or a callable
+  the caller gave: that;
+- ``progress="text"``, the ``frontend="text"`` option, no notebook view (ipywidgets
+  missing), or not in a kernel (unless ``progress="widgets"``): text bars;
+- otherwise widgets: the ``frontend`` option when it names one (``"lab"`` or
+  ``"ipywidgets"``); VS Code and Colab render standard ipywidgets but never load
+  JupyterLab extensions: ``"ipywidgets"``; anything else ``"auto"``, both views in one
+  display whose richest type only the lab extension renders (the kernel cannot know
+  what the browser loaded, so the front end picks).
+
+The notebook view is registered by the layer above (:func:`register_notebook_view`,
+done by ``jupyter_par/__init__.py``), so this layer never imports widgets or Jupyter code.
 """
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
+import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import UsageError
 from .records import CallbackProgress, ProgressSink
 from .text import TextProgress
 
-#: The module whose ``widget_factory(label, frontend)`` draws a run in a kernel.
-WIDGET_FACTORY_MODULE = "jupyter_par.widgets.progress_view"
+LAB, IPYWIDGETS, TEXT, AUTO = "lab", "ipywidgets", "text", "auto"
+#: The caller's own sink or callable draws; nothing is drawn.
+OWN, NONE = "own", "none"
+#: The ``frontend`` option's values.
+FRONTENDS = (AUTO, LAB, IPYWIDGETS, TEXT)
+#: The ``progress`` option's words (besides a sink or a callable).
+PROGRESS_WORDS = (True, False, None, "auto", "widgets", "text", "tqdm")
+#: Environment variables that VS Code's Jupyter extension sets in the kernels it starts.
+_VSCODE_VARIABLES = ("VSCODE_PID", "VSCODE_CWD", "VSCODE_IPC_HOOK_CLI")
+
+#: ``factory(label, frontend) -> sink`` drawing a run in a notebook; None until registered.
+_notebook_view: Callable[[str, str], ProgressSink] | None = None
+
+
+def register_notebook_view(factory: Callable[[str, str], ProgressSink] | None) -> None:
+    """Set what draws a run in a notebook (``factory(label, frontend)``; None: text only)."""
+    global _notebook_view
+    _notebook_view = factory
+
+
+def check_progress(value: Any) -> Any:
+    """``value`` if it is a valid ``progress=``, else a one-line UsageError."""
+    if (hasattr(value, "update") and hasattr(value, "close")) or callable(value):
+        return value
+    if not isinstance(value, str | bool | None) or value not in PROGRESS_WORDS:
+        msg = ("progress must be True, False, 'text', 'widgets', a callable or a sink "
+               f"(update and close), got {value!r}")
+        raise UsageError(msg)
+    return value
+
+
+def check_frontend(value: Any) -> str:
+    """``value`` if it is a valid ``frontend=``, else a one-line UsageError."""
+    if value not in FRONTENDS:
+        msg = f"frontend must be one of {', '.join(FRONTENDS)}, got {value!r}"
+        raise UsageError(msg)
+    return value
 
 
 def in_kernel() -> bool:
@@ -33,27 +76,38 @@ def in_kernel() -> bool:
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
-def _widget_sink(label: str, frontend: str) -> ProgressSink | None:
-    try:
-        module = importlib.import_module(WIDGET_FACTORY_MODULE)
-    except ImportError:  # no ipywidgets: text bars
-        return None
-    return module.widget_factory(label, frontend)
+def driven_by_vscode_or_colab() -> bool:
+    """Whether the kernel's front end is one that never loads JupyterLab extensions."""
+    return any(name in os.environ for name in _VSCODE_VARIABLES) or "google.colab" in sys.modules
 
 
-def sinks_for(progress: Any, label: str, frontend: str = "auto") -> list[ProgressSink]:
-    """The sinks that draw a run, from the ``progress`` and ``frontend`` options."""
+def choose_frontend(progress: Any = True, frontend: str = AUTO) -> str:
+    """NONE, OWN, TEXT, or the widgets to draw (AUTO, LAB, IPYWIDGETS): the one decision."""
+    check_progress(progress)
+    check_frontend(frontend)
     if progress is None or progress is False:
+        return NONE
+    if not isinstance(progress, str | bool):
+        return OWN
+    if progress in ("text", "tqdm") or frontend == TEXT:
+        return TEXT
+    if not (in_kernel() or progress == "widgets"):
+        return TEXT
+    if _notebook_view is None or importlib.util.find_spec("ipywidgets") is None:
+        return TEXT
+    if frontend != AUTO:
+        return frontend
+    return IPYWIDGETS if driven_by_vscode_or_colab() else AUTO
+
+
+def sinks_for(progress: Any, label: str, frontend: str = AUTO) -> list[ProgressSink]:
+    """The sinks that draw a run, from the ``progress`` and ``frontend`` options."""
+    chosen = choose_frontend(progress, frontend)
+    if chosen == NONE:
         return []
-    if hasattr(progress, "update") and hasattr(progress, "close"):
-        return [progress]
-    if callable(progress):
-        return [CallbackProgress(progress)]
-    if progress in (True, "auto", "widgets"):
-        wanted = frontend != "text" and (in_kernel() or progress == "widgets")
-        sink = _widget_sink(label, frontend) if wanted else None
-        return [sink] if sink is not None else [TextProgress()]
-    if progress in ("text", "tqdm"):
+    if chosen == OWN:
+        is_sink = hasattr(progress, "update") and hasattr(progress, "close")
+        return [progress if is_sink else CallbackProgress(progress)]
+    if chosen == TEXT or _notebook_view is None:
         return [TextProgress()]
-    msg = f"progress must be True, False, 'text', a callable or a sink, got {progress!r}"
-    raise UsageError(msg)
+    return [_notebook_view(label, chosen)]

@@ -482,14 +482,15 @@ def run(
     """
     state = _Run(partitions, op, options, sinks, rows_total, partitions_total, label, unit, cancel,
                  fold)
-    if _worker.in_task():
-        # A parallel call made by user code inside a task (any backend): the outer run
-        # holds the workers (and, under fork, this process holds a copy of its pool and
-        # locks), so the inner one runs right here, on the backend the outer one names.
-        outer = _worker.active()
-        nested = outer.nested_backend if outer is not None else "inline"
-        return state.drive(backends.backend_class(nested)(1))
+    choice = options.chosen
+    if choice.nested:
+        # In place in a task: the outer run holds the warm workers and the run lock.
+        return state.drive(choice.cls(1))
     with _one_run_at_a_time:
-        cls = backends.backend_class(options.backend)
-        backend = backends.acquire(options.backend, options.jobs, **cls.options_from(options))
-        return state.drive(backend)
+        return state.drive(start_backend(options))
+
+
+def start_backend(options: Options) -> backends.Backend:
+    """The warm backend ``options`` run on, started (or reshaped) for them."""
+    choice = options.chosen
+    return backends.acquire(choice.name, options.jobs, **choice.cls.options_from(options))

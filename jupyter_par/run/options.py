@@ -10,15 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from ..backends import BACKENDS, START_METHODS
 from ..errors import UsageError
 from ..machine import limits
 from ..machine.limits import usable_cpus
-from ..worker.task import in_task
+from ..progress.chooser import check_frontend, check_progress
+from .backend_choice import BackendChoice, choose_backend
 
-START_METHODS = ("fork", "spawn", "forkserver")
 ON_ERROR = ("raise", "skip")
-#: How progress is drawn in a kernel; "auto" lets jupyter_par.widgets.frontend decide.
-FRONTENDS = ("auto", "lab", "ipywidgets", "text")
 
 
 @dataclass(frozen=True)
@@ -41,13 +40,26 @@ class Options:
     oversubscribe: bool = False
     #: Native (BLAS/OpenMP) threads per process worker; None: the CPUs shared out.
     blas_threads: int | None = None
+    #: The backend that runs and why (jupyter_par.run.backend_choice); set by resolve.
+    runs_on: BackendChoice | None = None
+
+    @property
+    def chosen(self) -> BackendChoice:
+        """The backend that runs and why; options come from :func:`resolve`."""
+        if self.runs_on is None:
+            msg = "options must come from jupyter_par.run.options.resolve"
+            raise TypeError(msg)
+        return self.runs_on
 
 
+#: Fields that :func:`resolve` fills in: not options a caller gives.
+_DECIDED = ("runs_on",)
 #: The keywords of every public call that are jupyter_par's own, not pandas' or the function's.
-OPTION_NAMES = tuple(f.name for f in fields(Options))
+OPTION_NAMES = tuple(f.name for f in fields(Options) if f.name not in _DECIDED)
 
 
-_BUILTIN: dict[str, Any] = {f.name: f.default for f in fields(Options) if f.name != "jobs"}
+_BUILTIN: dict[str, Any] = {f.name: f.default for f in fields(Options)
+                            if f.name != "jobs" and f.name not in _DECIDED}
 _session: dict[str, Any] = {}
 
 
@@ -80,14 +92,14 @@ def _check(name: str, value: Any) -> Any:
     elif name == "start_method":
         need(value in START_METHODS, f"one of {', '.join(START_METHODS)}")
     elif name == "backend":
-        from ..backends import BACKENDS
-
         need(value in BACKENDS, f"one of {', '.join(BACKENDS)}")
     elif name == "frontend":
-        need(value in FRONTENDS, f"one of {', '.join(FRONTENDS)}")
+        check_frontend(value)
+    elif name == "progress":
+        check_progress(value)
     elif name in ("inline_fallback", "oversubscribe"):
         need(isinstance(value, bool), "True or False")
-    elif name not in {f.name for f in fields(Options)}:
+    elif name not in OPTION_NAMES:
         msg = f"unknown option {name!r}"
         raise UsageError(msg)
     return value
@@ -111,23 +123,26 @@ def current_defaults() -> dict[str, Any]:
 
 
 def resolve(**given: Any) -> Options:
-    """Merge the call's options over the session and built-in defaults, and validate."""
+    """Merge the call's options over the session and built-in defaults, validate, and
+    choose the backend (:func:`jupyter_par.run.backend_choice.choose_backend`)."""
     merged = current_defaults()
     for name, value in given.items():
         checked = _check(name, value)
         if checked is not None:
             merged[name] = checked
     options = Options(**merged)
-    from ..backends import backend_class
+    return with_backend(options, choose_backend(options))
 
-    cls = backend_class(options.backend)
-    jobs = limits.worker_count(options.jobs, cls, oversubscribe=options.oversubscribe,
-                               remote=not cls.shares_host_memory and options.scheduler is not None)
-    options = replace(options, jobs=jobs)
-    # One worker gains nothing from processes and loses the debugger: run in the caller.
-    if options.jobs == 1 and backend_class(options.backend).one_worker_inline:
-        options = replace(options, backend="inline")
-    if in_task():  # a call nested in a task runs inline there, without bars of its own
-        quiet = options.progress in (True, "auto", "widgets", "text", "tqdm")
-        options = replace(options, backend="inline", progress=False if quiet else options.progress)
+
+def with_backend(options: Options, choice: BackendChoice) -> Options:
+    """``options`` running on ``choice``; a call nested in a task draws no bars of its own."""
+    options = replace(options, jobs=choice.jobs, backend=choice.name, runs_on=choice)
+    if choice.nested and options.progress in (True, "auto", "widgets", "text", "tqdm"):
+        options = replace(options, progress=False)
     return options
+
+
+def reset_defaults() -> dict[str, Any]:
+    """Forget every session default; return the defaults now in force."""
+    _session.clear()
+    return current_defaults()

@@ -27,7 +27,6 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
-from ..backends import backend_class
 from ..errors import (
     PACKAGE_DIR,
     InlineFallbackWarning,
@@ -47,7 +46,8 @@ from ..worker import task as _worker
 from ..worker.task import CapturedWarning
 from . import engine
 from . import fallback as cost
-from .options import Options
+from .backend_choice import choose_backend
+from .options import Options, with_backend
 
 _HIDDEN_DIRS = (
     PACKAGE_DIR,
@@ -203,20 +203,20 @@ def execute(
         return value, None
     parts = plan.parts
     known = isinstance(parts, Sequence)
-    backend = backend_class(options.backend)
-    in_kernel: str | None = None
-    if known and backend.local_fallback and options.inline_fallback:
+
+    def sample() -> str | None:  # the fallback's verdict, asked only where it may apply
         # The sample runs here, so shared objects are handed to it as they are.
         with _shared.sharing(shared, to_processes=False) as here:
-            reason = cost.too_small_to_move(parts, here(plan.op), options.jobs,
-                                            cost.sharing_seconds(shared) if shared else 0.0)
-        if reason is not None:
-            filename, lineno, module_globals = _caller_location()
-            warnings.warn_explicit(reason, InlineFallbackWarning, filename, lineno,
-                                   module=module_globals.get("__name__"))
-            options = replace(options, backend=backend.nested_backend)
-            backend = backend_class(options.backend)
-            in_kernel = reason
+            return cost.too_small_to_move(parts, here(plan.op), options.jobs,
+                                          cost.sharing_seconds(shared) if shared else 0.0)
+
+    choice = choose_backend(options, sample if known else None)
+    if choice.detail is not None and choice != options.runs_on:  # the fallback said so
+        filename, lineno, module_globals = _caller_location()
+        warnings.warn_explicit(choice.detail, InlineFallbackWarning, filename, lineno,
+                               module=module_globals.get("__name__"))
+    options = with_backend(options, choice)
+    backend = choice.cls
     if sinks is None:
         sinks = sinks_for(options.progress, plan.label, options.frontend)
     with _shared.sharing(shared, to_processes=backend.uses_processes,
@@ -248,8 +248,7 @@ def execute(
         started = time.perf_counter()
         value = plan.combine(outcome.results)
         combined = time.perf_counter() - started
-    _explain(outcome, plan, combined, in_kernel if in_kernel else
-             "ran in the kernel" if backend.in_caller or _worker.in_task() else None, sinks)
+    _explain(outcome, plan, combined, choice.in_kernel, sinks)
     _raise_again([*worker_warnings, *combining], where)
     _report_skipped(outcome, where)
     return value, outcome

@@ -1,19 +1,18 @@
 """Progress widgets and the control panel: they draw the state they are given.
 
-:mod:`jupyter_par.progress.chooser` imports :mod:`.progress_view` by name when a run is drawn in a
-kernel, so the engine never imports IPython or ipywidgets. ipywidgets itself is
-imported only when a view or the panel is first used.
+The progress layer never imports this one: ``jupyter_par/__init__.py`` registers
+:class:`.progress_view.NotebookProgress` with :mod:`jupyter_par.progress.chooser`, so the
+engine never imports IPython or ipywidgets. ipywidgets itself is imported only when a
+view or the panel is first used.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .frontend import choose_frontend
-
 _LAZY = {
     "Panel": ".panel",
-    "ProgressView": ".progress_view",
+    "NotebookProgress": ".progress_view",
     "LabProgressWidget": ".lab_widget",
     "TuneResult": ".tune",
 }
@@ -28,4 +27,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(msg)
 
 
-__all__ = ["LabProgressWidget", "Panel", "ProgressView", "TuneResult", "choose_frontend"]
+__all__ = ["LabProgressWidget", "NotebookProgress", "Panel", "TuneResult"]

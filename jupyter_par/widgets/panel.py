@@ -7,7 +7,8 @@ slider) and the backend. Run starts the work in a background thread (see
 workers run; the result is stored under the result name only when every partition
 succeeded. Tune (:mod:`jupyter_par.widgets.tune`) measures the speedup on a sample and
 moves the slider to the recommended count. Nothing here decides an option's default:
-the slider and the backend start from :func:`jupyter_par.current_defaults`.
+the slider and the backend start from the session's options
+(:func:`jupyter_par.run.options.resolve`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import inspect
 import io
 import keyword
 import re
+import warnings
 from typing import Any
 
 import ipywidgets as W
@@ -25,8 +27,8 @@ import pandas as pd
 
 from ..backends import BACKENDS
 from ..errors import CancelledError, UsageError
-from ..run.options import current_defaults, resolve, usable_cpus
-from .progress_view import ProgressView, format_seconds
+from ..run.options import resolve, usable_cpus
+from .progress_view import NotebookProgress, format_seconds
 from .runner import Job, Selection
 from .tune import TuneResult, measure, plot_png
 
@@ -87,7 +89,9 @@ class Panel:
     def __init__(self, namespace: dict[str, Any] | None = None, *,
                  frontend: str | None = None) -> None:
         self.namespace = _user_namespace() if namespace is None else namespace
-        defaults = current_defaults()
+        with warnings.catch_warnings():  # a capped worker count warns when a run starts
+            warnings.simplefilter("ignore")
+            defaults = resolve(progress=False)
         cpus = usable_cpus()
         self.frame_picker = W.Dropdown(description="DataFrame")
         self.func_picker = W.Dropdown(description="function")
@@ -97,9 +101,9 @@ class Panel:
             options=[("rows", "rows"), ("groups", "groups"), ("columns", "columns")],
             description="split by", style={"button_width": "80px"})
         self.by_picker = W.Dropdown(description="by", disabled=True)
-        self.jobs_slider = W.IntSlider(value=min(int(defaults["jobs"]), max(8, 2 * cpus)),
+        self.jobs_slider = W.IntSlider(value=min(defaults.jobs, max(8, 2 * cpus)),
                                        min=1, max=max(8, 2 * cpus), description="workers")
-        self.backend_picker = W.Dropdown(options=list(BACKENDS), value=defaults["backend"],
+        self.backend_picker = W.Dropdown(options=list(BACKENDS), value=defaults.chosen.asked,
                                          description="backend")
         self.result_name = W.Text(value="result", description="result name")
         self.run_button = W.Button(description="Run", button_style="primary", icon="play")
@@ -107,7 +111,7 @@ class Panel:
                                       disabled=True)
         self.tune_button = W.Button(description="Tune", icon="sliders",
                                     tooltip="measure the speedup on a sample; set the slider")
-        self.progress = ProgressView(frontend=frontend)
+        self.progress = NotebookProgress(frontend=frontend)
         self.summary = W.HTML()
         self.log = W.Output()
         self.tune_output = W.Output()

@@ -1,8 +1,8 @@
 """The progress sink for notebooks: one display that shows every worker of a run.
 
-The engine hands a :class:`~jupyter_par.progress.records.RunProgress` to :meth:`ProgressView.update`
-about ten times a second and the final one to :meth:`ProgressView.close`. The view only
-draws it, with one or both of two widgets:
+The engine hands a :class:`~jupyter_par.progress.records.RunProgress` to
+:meth:`NotebookProgress.update` about ten times a second and the final one to
+:meth:`NotebookProgress.close`. The view only draws it, with one or both of two widgets:
 
 ``lab``
     jupyter_par's own :class:`~jupyter_par.widgets.lab_widget.LabProgressWidget`, whose
@@ -20,7 +20,7 @@ draws it, with one or both of two widgets:
 The final state stays on screen: every worker done, or the failed worker in red with
 its error, or the run cancelled at the counts it had reached.
 
-While the run goes, the view also shows what the partitions print (:meth:`ProgressView.output`,
+While the run goes, the view also shows what the partitions print (:meth:`NotebookProgress.output`,
 the last lines of each, grouped per partition). When it ends that live tail is taken
 away: the whole output is printed under the cell, grouped, once.
 """
@@ -32,16 +32,16 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
-from ..errors import UsageError
+from ..progress.chooser import AUTO, IPYWIDGETS, LAB, TEXT, check_frontend, choose_frontend
 from ..progress.records import LiveLog, RunProgress, format_seconds
-from .frontend import AUTO, IPYWIDGETS, LAB, choose_frontend
+from ..run.options import resolve
 from .progress_html import explain_html, render_html
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["MIME_TYPE", "ProgressView", "format_seconds", "overall_record", "render_html",
-           "widget_factory", "worker_records"]
+__all__ = ["MIME_TYPE", "NotebookProgress", "format_seconds", "overall_record", "render_html",
+           "worker_records"]
 
 #: The display type the lab extension renders (``labextension/src/tokens.ts``).
 MIME_TYPE = "application/vnd.jupyter-par.progress+json"
@@ -107,7 +107,7 @@ def render_text(progress: RunProgress | None, label: str = "") -> str:
             f"elapsed {format_seconds(progress.elapsed)}{message}")
 
 
-class ProgressView:
+class NotebookProgress:
     """A progress sink drawn as widgets; reusable run after run (the panel keeps one).
 
     Parameters
@@ -115,7 +115,8 @@ class ProgressView:
     label : str, optional
         Shown until the first update brings the run's own label.
     frontend : {"auto", "lab", "ipywidgets"}, optional
-        What to draw; by default :func:`~jupyter_par.widgets.frontend.choose_frontend`.
+        What to draw; by default what :func:`~jupyter_par.progress.chooser.choose_frontend`
+        chooses for the session's ``frontend`` option.
     display : bool, optional
         Show the view under the running cell at the first update (the default for
         runs started from code); the panel embeds :attr:`widget` instead.
@@ -132,12 +133,9 @@ class ProgressView:
 
     def __init__(self, label: str = "", *, frontend: str | None = None,
                  display: bool = False) -> None:
-        chosen = frontend or choose_frontend()
-        if chosen == "text":
-            chosen = IPYWIDGETS
-        if chosen not in (AUTO, LAB, IPYWIDGETS):
-            msg = f"frontend must be 'auto', 'lab' or 'ipywidgets', got {chosen!r}"
-            raise UsageError(msg)
+        if frontend is None:
+            frontend = choose_frontend("widgets", resolve(progress=False).frontend)
+        chosen = IPYWIDGETS if check_frontend(frontend) == TEXT else frontend
         import ipywidgets
 
         self.frontend = chosen
@@ -253,10 +251,3 @@ class ProgressView:
             bundle = {**bundle, "text/plain": render_text(self.last, self.label)}
         return bundle
 
-
-def widget_factory(label: str, frontend: str = "auto") -> ProgressView | None:
-    """What :mod:`jupyter_par.progress.chooser` calls for each run drawn in a kernel."""
-    frontend = choose_frontend(frontend)
-    if frontend == "text":
-        return None
-    return ProgressView(label, frontend=frontend, display=True)

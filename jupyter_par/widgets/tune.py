@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .. import backends
 from ..progress import timings
 from ..progress.records import ProgressSink
+from ..run.engine import start_backend
 from ..run.options import resolve, usable_cpus
 from .runner import Selection
 
@@ -161,8 +161,7 @@ def measure(plan: Selection, *, counts: Sequence[int] | None = None, backend: st
     parts = None
     for count in counts:
         options = resolve(jobs=count, backend=backend, progress=False, inline_fallback=False)
-        backends.acquire(options.backend, options.jobs,
-                         **backends.backend_class(options.backend).options_from(options))
+        start_backend(options)
         # One row per worker first: a warm pool may hold workers stopped by a cancel or a
         # failure, and replacing them is not what later runs pay.
         warm_up = sample.head(count)

@@ -1,6 +1,6 @@
 """What runs around every partition, in every backend.
 
-:func:`execute` runs one operation on one partition and turns whatever happens into a
+:func:`run_task` runs one operation on one partition and turns whatever happens into a
 plain record (:class:`TaskDone` or :class:`TaskFailed`), with the partition's printed
 output and warnings captured so they can be shown grouped, never interleaved.
 
@@ -352,7 +352,7 @@ def _format_exception(exc: BaseException) -> str:
     return "".join(formatted.format())
 
 
-def execute(
+def run_task(
     task_id: int,
     op: Any,
     data: Any,
