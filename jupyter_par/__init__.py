@@ -4,6 +4,33 @@
 >>> jp.apply(df, score, axis=1, jobs=8)          # doctest: +SKIP
 
 In a notebook, ``%load_ext jupyter_par`` adds the ``%%parallel`` cell magic.
+
+Layout, by layer, top to bottom. A module imports only from its own layer or a lower
+one (``tests/test_layers.py`` reads this table and fails on an upward import)::
+
+    layer  1 faces     __init__ api accessor magic
+    layer  2 widgets   widgets/      views and the panel: draw state, start no work
+    layer  3 cell      cell/         the magic's cell: run, code, meaning, row_count
+    layer  4 run       run/          pipeline, engine, options, backend_choice, fallback
+    layer  5 planning  planning/     Plan and every way to cut and combine
+    layer  6 progress  progress/     records, the front-end chooser, text bars, timings
+    layer  7 backends  backends/     registry, base, processes + process_worker, threads,
+                                     inline, dask + dask_worker
+    layer  8 machine   machine/      CPU, memory and /dev/shm limits, the memory budget
+    layer  9 wire      wire/         shipping, pickling, shared memory, shared objects
+    layer 10 worker    worker/       what runs around every partition, in any worker
+    layer 11 base      errors shown_errors _version
+
+Each decision is made in one place:
+
+- which backend runs, and why (one job, nested in a task, too small to move):
+  ``run.backend_choice.choose_backend``, stored in the options as ``runs_on``;
+- defaults and precedence of options: ``run.options.resolve``;
+- which front end draws progress: ``progress.chooser.choose_frontend`` (the notebook
+  view is registered below by this module; the progress layer never imports widgets);
+- how an error is shown, and which frames are hidden: ``shown_errors``;
+- the start methods: ``backends.START_METHODS``, checked in ``run.options``;
+- shipping the operation: ``Backend.begin_run``, called by the engine only.
 """
 
 from __future__ import annotations

@@ -11,12 +11,12 @@ and from the builtin exception it resembles.
 from __future__ import annotations
 
 import os
-import sys
-import traceback
 from dataclasses import dataclass
 
-#: jupyter_par's own files: frames from here are hidden from the tracebacks users see.
+#: jupyter_par's own files: frames from here are hidden from the tracebacks users see
+#: (jupyter_par.shown_errors.hidden_frame).
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
 
 class JupyterParError(Exception):
     """Base class of every error jupyter_par raises on its own account."""
@@ -124,28 +124,3 @@ class SerialFallbackWarning(JupyterParWarning):
     would change (a function of the whole Series, a numba engine, a key form that
     bins over the whole input)."""
 
-
-def short_traceback(exc: BaseException) -> list[str]:
-    """The caller's own frames and the message, for IPython's ``_render_traceback_``.
-
-    An error jupyter_par raises on the caller's behalf (an object that cannot be sent)
-    says in its message what to do; the frames of jupyter_par and of the pickler above
-    it would bury that in dozens of lines.
-    """
-    hidden = [PACKAGE_DIR]
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    if ipython is not None and getattr(ipython, "__file__", None):
-        hidden.append(os.path.dirname(os.path.abspath(ipython.__file__)) + os.sep)
-    cells = getattr(getattr(shell, "compile", None), "_filename_map", {})
-    lines = ["-" * 75, f"{type(exc).__name__:<42}Traceback (most recent call last)"]
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename.startswith(tuple(hidden)):
-            continue
-        if frame.filename in cells:
-            lines.append(f"Cell In[{cells[frame.filename]}], line {frame.lineno}")
-        else:
-            lines.append(f'File "{frame.filename}", line {frame.lineno}, in {frame.name}')
-        if frame.line:
-            lines.append(f"    {frame.line}")
-    return [*lines, f"{type(exc).__name__}: {exc}"]

@@ -16,8 +16,9 @@ from IPython.utils.process import arg_split
 
 from .backends import shutdown, warm_backends
 from .cell import run as cell
-from .errors import JupyterParError, RemoteTraceback, UsageError
+from .errors import UsageError
 from .run import options as config
+from .shown_errors import notebook_lines
 
 
 def _names(text: str | None) -> tuple[str, ...]:
@@ -52,28 +53,6 @@ def _joined_lists(argv: list[str]) -> list[str]:
             i += 1
         out.append(word)
     return out
-
-
-def _shown_lines(exc: Exception) -> list[str] | None:
-    """What the notebook shows for a failed run, when IPython's own rendering would mislead.
-
-    A worker's failure is the user's exception with the worker's traceback (already
-    naming the cells) as its cause: show that traceback as if it had happened here,
-    without the kernel-side frames of jupyter_par. jupyter_par's own errors (timeout,
-    dead worker, cancel) need only their one-line message. An exception raised in the
-    kernel itself (``--jobs 1``) keeps IPython's rendering: its frames are the real ones.
-    """
-    cause = exc.__cause__
-    notes = [n for n in getattr(exc, "__notes__", []) if isinstance(n, str)]
-    if isinstance(cause, RemoteTraceback):
-        frames = cause.traceback_text.rstrip().splitlines()
-        if frames and frames[0].startswith("Traceback"):
-            frames = frames[1:]
-        header = f"{type(exc).__name__:<42}Traceback (most recent call last)"
-        return ["-" * 75, header, *frames, *notes]
-    if isinstance(exc, JupyterParError):
-        return [f"{type(exc).__name__}: {exc}", *notes]
-    return None
 
 
 @magics_class
@@ -172,7 +151,7 @@ class ParallelMagics(Magics):
             # A mistake in the call, not in the user's code: one line, no traceback.
             raise IPythonUsageError(str(exc)) from None
         except Exception as exc:
-            lines = _shown_lines(exc)
+            lines = notebook_lines(exc)
             if lines is not None:
                 # IPython shows what _render_traceback_ returns instead of its own frames.
                 exc._render_traceback_ = lambda: lines  # type: ignore[attr-defined]

@@ -3,8 +3,6 @@ known by capability, and a backend written outside the package works in all thre
 
 from __future__ import annotations
 
-import ast
-import pathlib
 import textwrap
 import warnings
 from typing import Any
@@ -17,7 +15,6 @@ import jupyter_par as jp
 from jupyter_par import backends
 from jupyter_par.backends import Backend, Event, Finished, Task, run_task
 
-PACKAGE = pathlib.Path(jp.__file__).parent
 RUN = {"jobs": 2, "partitions": 4, "progress": False, "inline_fallback": False}
 
 
@@ -158,90 +155,3 @@ def test_the_magic_and_the_panel_list_backends_from_the_registry(shell, listed):
     assert "listed" in jp.Panel({"df": FRAME}, frontend="ipywidgets").backend_picker.options
     with pytest.raises(Exception, match=r"backend must be one of .*listed"):
         shell.run_cell_magic("parallel", "--backend nowhere df", "df\n")
-
-
-# -- the shape of the code --------------------------------------------------------------------
-def _module_name(path: pathlib.Path) -> str:
-    parts = path.with_suffix("").relative_to(PACKAGE.parent).parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def import_graph() -> dict[str, set[str]]:
-    """Every jupyter_par module and the jupyter_par modules it imports (lazily or not)."""
-    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        found: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                base = package.split(".")
-                if node.level > 1:
-                    base = base[: len(base) - node.level + 1]
-                target = ".".join([*base, node.module] if node.module else base) \
-                    if node.level else (node.module or "")
-                for alias in node.names:
-                    candidate = f"{target}.{alias.name}"
-                    found.add(candidate if candidate in modules else target)
-            elif isinstance(node, ast.Import):
-                found |= {a.name for a in node.names}
-        graph[name] = {m for m in found if m in modules and m != name}
-    return graph
-
-
-def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    state: dict[str, int] = {}
-    stack: list[str] = []
-    found: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                found.append([*stack[stack.index(nxt):], nxt])
-            elif nxt not in state:
-                visit(nxt)
-        stack.pop()
-        state[node] = 2
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node)
-    return found
-
-
-def test_cycle_finder_finds_a_cycle():
-    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
-
-
-def test_the_package_import_graph_has_no_cycle():
-    graph = import_graph()
-    assert "jupyter_par.run.pipeline" in graph["jupyter_par.api"]
-    assert cycles(graph) == []
-
-
-def test_no_module_outside_backends_compares_a_backend_name():
-    names = {"processes", "threads", "inline", "dask"}
-    offenders = []
-    for path in PACKAGE.rglob("*.py"):
-        if "backends" in path.parts:
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Compare):
-                constants = [c.value for c in ast.walk(node) if isinstance(c, ast.Constant)]
-                if names & {c for c in constants if isinstance(c, str)}:
-                    offenders.append(f"{path.name}:{node.lineno}")
-    assert offenders == []
-
-
-def test_engine_pipeline_and_api_never_import_jupyter_code():
-    import subprocess
-    import sys
-
-    code = ("import sys, jupyter_par, jupyter_par.run.pipeline, jupyter_par.run.engine, "
-            "jupyter_par.planning.builders, jupyter_par.planning.groups\n"
-            "print([m for m in ('IPython', 'ipywidgets', 'ipykernel') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60)
-    assert out.stdout.strip() == "[]"

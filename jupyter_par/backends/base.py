@@ -83,6 +83,8 @@ class Backend(ABC):
     #: The pipeline may run a call in the kernel instead when moving data costs more
     #: than the work (only for local workers: a cluster asked for is a cluster used).
     local_fallback: bool = False
+    #: A worker that died is replaced by the backend itself (a cluster's nanny decides).
+    replaces_dead_workers: bool = False
     #: With one worker, run in the caller instead (nothing to gain, the debugger to lose).
     one_worker_inline: bool = False
     #: The backend a call made inside one of this backend's tasks runs on.

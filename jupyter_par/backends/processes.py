@@ -176,6 +176,7 @@ class ProcessBackend(Backend):
     uses_processes = True
     can_stop_running = True
     local_fallback = True
+    replaces_dead_workers = True
     one_worker_inline = True
     option_names = ("start_method", "blas_threads")
 

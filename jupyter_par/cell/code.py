@@ -301,7 +301,7 @@ class CellOp:
         statements, last = _compiled(self.body, self.filename)
         namespace = {"__builtins__": builtins, "__name__": "__main__", **self.names,
                      self.target: part}
-        namespace.update({name: _shared.current()[name] for name in self.shared_names})
+        namespace.update({name: _shared.visible_now()[name] for name in self.shared_names})
         # Patching pandas is process-wide: do it only in a worker process of our own,
         # never in the kernel (threads, inline), where other code may be using pandas.
         counting = (_pandas_hooks.counting_rows(_size(part)) if os.getpid() != self.origin_pid

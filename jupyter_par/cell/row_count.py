@@ -57,7 +57,7 @@ class _Counter:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.depth = 0
-        self.ctx = _worker.current()
+        self.ctx = _worker.current_context()
 
     def count(self, n: int) -> None:
         n = min(n, self.limit - self.ctx.rows)

@@ -27,7 +27,6 @@ import keyword
 import linecache
 import os
 import sys
-import types
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import PACKAGE_DIR, RemoteTraceback, ShippingError, UsageError
+from ..errors import ShippingError, UsageError
 from ..planning import groups
 from ..planning.partition import (
     Partition,
@@ -50,6 +49,7 @@ from ..planning.partition import (
 from ..planning.plan import Plan
 from ..run import pipeline
 from ..run.options import resolve
+from ..shown_errors import for_cell
 from ..wire import shipping
 from . import meaning as cell_meaning
 from .code import (
@@ -64,7 +64,6 @@ from .code import (
     source_files,
 )
 
-_PACKAGE_DIR = PACKAGE_DIR
 _REDUCE_EXAMPLE = '--reduce "lambda parts: pd.concat(parts).groupby(level=0).sum()"'
 
 
@@ -241,27 +240,6 @@ def _combine(cells: list[CellValue], request: CellRequest, split: _Split,
 _NOTHING = object()
 
 
-# -- errors shown as the user's own ---------------------------------------------------
-def _user_traceback(tb: types.TracebackType | None) -> types.TracebackType | None:
-    """The traceback from the first frame outside jupyter_par (the cell's own)."""
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        tb = tb.tb_next
-    return tb
-
-
-def _name_cells(exc: BaseException, cell_names: Mapping[str, int]) -> None:
-    """Write ``Cell In[n]`` where a worker's traceback names a notebook cell's file."""
-    cause = exc.__cause__
-    if not isinstance(cause, RemoteTraceback):
-        return
-    text = cause.traceback_text
-    for filename, number in cell_names.items():
-        if filename in text:
-            text = text.replace(f'File "{filename}"', f"Cell In[{number}]")
-    cause.traceback_text = text
-    cause.args = (text,)
-
-
 # -- the whole cell -------------------------------------------------------------------
 def run_cell(shell: Any, request: CellRequest) -> Any:
     """Run the body over TARGET's partitions and write the combined result back.
@@ -320,8 +298,8 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - re-raised, only its traceback trimmed
-        _name_cells(exc, getattr(getattr(shell, "compile", None), "_filename_map", {}))
-        raise exc.with_traceback(_user_traceback(exc.__traceback__)) from exc.__cause__
+        cells = getattr(getattr(shell, "compile", None), "_filename_map", {})
+        raise exc.with_traceback(for_cell(exc, cells)) from exc.__cause__
     _note_local_names(request, expression=expression)
     if not expression:
         if written is not _NOTHING:

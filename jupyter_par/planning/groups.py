@@ -245,7 +245,7 @@ class GroupResults:
         func = self.func
         if _PANDAS_MAJOR < 3 and func in _BUILTINS:
             func = _BUILTINS[func]
-        ctx = _worker.current()
+        ctx = _worker.current_context()
         results: list[Any] = []
 
         def each_group(group: Any, *args: Any, **kwargs: Any) -> None:

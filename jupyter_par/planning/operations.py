@@ -39,7 +39,7 @@ def _in_steps(part: pd.DataFrame | pd.Series, call: Callable[[Any], Any],
     n = len(part)
     if n == 0:
         return call(part)
-    ctx = _worker.current()
+    ctx = _worker.current_context()
     results = []
     position, size, per_row = 0, 1, None
     while position < n:
@@ -64,7 +64,7 @@ def _locate_failing_row(piece: pd.Series, func: Callable[..., Any]) -> None:
     ``Series.map`` runs in C with no hook per element, so the failing row is found by
     running the failed step again, element by element, its output discarded.
     """
-    ctx = _worker.current()
+    ctx = _worker.current_context()
     for label, value in piece.items():
         try:
             func(value)
@@ -103,7 +103,7 @@ class RowApply:
             # pandas calls the function row by row, in order: the rows before the
             # failing one each left a value, so the failing row is the next one.
             if len(values) < len(part):
-                _worker.current().note_row(part.index[len(values)])
+                _worker.current_context().note_row(part.index[len(values)])
             raise
         if isinstance(out, pd.Series) and len(values) == len(out) \
                 and out.dtype.kind not in "biufc":
@@ -123,7 +123,7 @@ class ColumnApply:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self, part: pd.DataFrame) -> Any:
-        func, ctx = self.func, _worker.current()
+        func, ctx = self.func, _worker.current_context()
         values: list[Any] = []
 
         def each_column(column: Any, *args: Any, **kwargs: Any) -> Any:
@@ -200,7 +200,7 @@ class GroupApply:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self, part: pd.DataFrame | pd.Series) -> Any:
-        func, ctx = self.func, _worker.current()
+        func, ctx = self.func, _worker.current_context()
 
         def each_group(group: Any, *args: Any, **kwargs: Any) -> Any:
             ctx.note_row(getattr(group, "name", None))
@@ -224,7 +224,7 @@ class ItemMap:
 
     def __call__(self, part: tuple[int, list[Any]]) -> list[Any]:
         start, items = part
-        func, ctx = self.func, _worker.current()
+        func, ctx = self.func, _worker.current_context()
         out = []
         for position, item in enumerate(items, start):
             ctx.note_row(position)

@@ -14,6 +14,7 @@ is interrupted the record keeps the counts it had reached.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -85,9 +86,23 @@ class RunProgress:
         return self.state
 
 
-def percent_text(fraction: float) -> str:
-    """``"93%"``: rounded down, so an unfinished run never reads 100%."""
-    return f"{int(fraction * 100 + 1e-9)}%"
+def percent(fraction: float | None) -> float:
+    """Percent done, 0 to 100, rounded down to a tenth (an unfinished run never reads
+    100); 0 while the total is unknown. The one percent rule of every view."""
+    if fraction is None:
+        return 0.0
+    return math.floor(fraction * 1000 + 1e-6) / 10
+
+
+def percent_text(fraction: float, *, share: bool = False) -> str:
+    """``"93%"``, rounded down as :func:`percent`; a ``share`` of a whole (a breakdown)
+    rounds to the nearest, and reads ``"<1%"`` when it is there but rounds to nothing."""
+    if not share:
+        return f"{math.floor(percent(fraction))}%"
+    value = 100 * fraction
+    if 0 < value < 0.5:
+        return "<1%"
+    return f"{math.floor(value + 0.5):.0f}%"
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -360,5 +375,5 @@ def shorten_interrupt(exc: BaseException, progress: RunProgress | None) -> None:
 __all__ = [
     "BUSY", "CANCELLED", "DONE", "FAILED", "IDLE", "RUNNING", "STOPPED", "CallbackProgress",
     "ProgressSink", "ProgressTracker", "RunProgress", "WorkerProgress",
-    "format_seconds", "interrupted_line", "percent_text", "shorten_interrupt",
+    "format_seconds", "interrupted_line", "percent", "percent_text", "shorten_interrupt",
 ]

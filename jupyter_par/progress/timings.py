@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UsageError
+from .records import percent_text
 
 #: The parts of a run, in the order a user reads them.
 PARTS = ("split", "shipping", "compute", "tail", "combine")
@@ -171,7 +172,7 @@ def explain(parts: dict[str, float]) -> str:
               ("kernel", kernel / work)]
     if wall > 0:
         shares.append(("idle", min(1.0, parts.get("idle", 0.0) / wall)))
-    text = " · ".join(f"{name} {_percent(share)}" for name, share in shares)
+    text = " · ".join(f"{name} {percent_text(share, share=True)}" for name, share in shares)
     jobs = max(1, int(parts.get("workers", 1)))
     if wall < SHORT_RUN:
         return f"{text} (a {wall:.2f} s run is too short to project)"
@@ -180,14 +181,6 @@ def explain(parts: dict[str, float]) -> str:
     projected = ", ".join(
         f"{speedup_text(realistic_speedup(parts, c))} at {c}" for c in counts)
     return f"{text} → {here}; about {projected}" if counts else f"{text} → {here}"
-
-
-def _percent(share: float) -> str:
-    """``"3%"``; ``"<1%"`` for a part that is there but rounds to nothing."""
-    value = 100 * share
-    if 0 < value < 0.5:
-        return "<1%"
-    return f"{math.floor(value + 0.5):.0f}%"
 
 
 @dataclass(frozen=True)

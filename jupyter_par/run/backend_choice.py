@@ -18,14 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from ..backends import Backend, backend_class
 from ..machine import limits
 from ..worker import task as _worker
-
-if TYPE_CHECKING:
-    from .options import Options
 
 NESTED = "nested in a task"
 ONE_JOB = "one job"
@@ -65,7 +62,18 @@ class BackendChoice:
         return "ran in the kernel" if self.nested or self.cls.in_caller else None
 
 
-def choose_backend(options: Options,
+class _Asked(Protocol):
+    """What the choice reads of :class:`jupyter_par.run.options.Options`."""
+
+    backend: str
+    jobs: int
+    oversubscribe: bool
+    scheduler: Any
+    inline_fallback: bool
+    runs_on: BackendChoice | None
+
+
+def choose_backend(options: _Asked,
                    too_small: Callable[[], str | None] | None = None) -> BackendChoice:
     """The backend that runs a call with ``options``, and why.
 

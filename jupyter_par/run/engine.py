@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import sys
 import threading
 import time
 from collections import deque
@@ -31,9 +30,7 @@ from ..errors import (
     CancelledError,
     FailureSite,
     PartitionTimeoutError,
-    RemoteTraceback,
     WorkerDiedError,
-    WorkerError,
 )
 from ..planning.partition import Partition
 from ..progress.records import (
@@ -45,6 +42,7 @@ from ..progress.records import (
     RunProgress,
     shorten_interrupt,
 )
+from ..shown_errors import add_note, from_worker
 from ..worker import output as worker_output
 from ..worker import task as _worker
 from ..worker.task import TaskDone, TaskFailed
@@ -122,11 +120,6 @@ class RunOutcome:
     partitions: int = 0
     progress: RunProgress | None = None
     timings: RunTimings | None = None
-
-
-def _add_note(exc: BaseException, note: str) -> None:
-    if sys.version_info >= (3, 11):
-        exc.add_note(note)
 
 
 @dataclass
@@ -212,14 +205,8 @@ class _Run:
 
     def error_for(self, failure: TaskFailed, running: _Running, in_caller: bool) -> BaseException:
         site = self.site(running, failure.row_label, failure.has_row_label)
-        exc = failure.exception
-        if exc is None:
-            exc = WorkerError(failure.type_name, failure.message, site)
-        if not in_caller:
-            exc.__cause__ = RemoteTraceback(failure.traceback_text, site)
-            exc.__suppress_context__ = True
-        _add_note(exc, f"jupyter_par: raised in {site.describe()}")
-        return exc
+        return from_worker(failure.exception, failure.type_name, failure.message,
+                           failure.traceback_text, site, in_caller=in_caller)
 
     def settle_failure(self, running: _Running, error: BaseException,
                        site: FailureSite) -> None:
@@ -253,7 +240,7 @@ class _Run:
                     return
                 except Exception as exc:
                     # The user's own reader or generator broke, not a worker: say so.
-                    _add_note(exc, f"jupyter_par: raised by the input itself, after "
+                    add_note(exc, f"jupyter_par: raised by the input itself, after "
                                    f"{self.count} partition(s) were read; no result was stored")
                     raise
                 attempt = 0
@@ -343,7 +330,7 @@ class _Run:
         total = self.tracker.partitions_total if not self.lazy_total else None
         more = f"try partitions={4 * total}" if total else "use more partitions"
         # A local pool starts a new worker in its place; a cluster's own nanny decides.
-        replaced = " and the worker replaced" if backend.local_fallback else ""
+        replaced = " and the worker replaced" if backend.replaces_dead_workers else ""
         error = WorkerDiedError(
             f"worker {event.worker}{f' (pid {event.pid})' if event.pid else ''} {event.reason} "
             f"while running {site.describe(with_worker=False)}; the run was stopped{replaced}. "

@@ -15,8 +15,6 @@ cancel, combining) lives here once; the adapters only turn their inputs into a
 from __future__ import annotations
 
 import dataclasses
-import functools
-import os
 import sys
 import time
 import warnings
@@ -25,21 +23,13 @@ from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
 import numpy as np
-import pandas as pd
 
-from ..errors import (
-    PACKAGE_DIR,
-    InlineFallbackWarning,
-    PartialResultWarning,
-    RemoteTraceback,
-    SerialFallbackWarning,
-    ShippingError,
-    short_traceback,
-)
+from ..errors import InlineFallbackWarning, PartialResultWarning, SerialFallbackWarning
 from ..planning.plan import Plan
 from ..progress import timings
 from ..progress.chooser import sinks_for
 from ..progress.records import ProgressSink
+from ..shown_errors import hidden_frame, show_short
 from ..wire import shared_objects as _shared
 from ..worker import display as _display
 from ..worker import task as _worker
@@ -48,18 +38,6 @@ from . import engine
 from . import fallback as cost
 from .backend_choice import choose_backend
 from .options import Options, with_backend
-
-_HIDDEN_DIRS = (
-    PACKAGE_DIR,
-    os.path.dirname(os.path.abspath(pd.__file__)) + os.sep,
-)
-#: pandas' own tests are callers, not pandas (as pandas' ``find_stack_level`` has it).
-_PANDAS_TESTS = os.path.join(os.path.dirname(os.path.abspath(pd.__file__)), "tests") + os.sep
-
-
-def _hidden(filename: str) -> bool:
-    """Whether a frame of ``filename`` belongs to jupyter_par or pandas itself."""
-    return filename.startswith(_HIDDEN_DIRS) and not filename.startswith(_PANDAS_TESTS)
 
 
 @dataclass(frozen=True)
@@ -105,7 +83,7 @@ def _caller_location() -> tuple[str, int, dict[str, Any]]:
     """Where a serial call would have raised a library warning: the first frame outside
     jupyter_par and pandas (pandas points its own warnings there too)."""
     frame = sys._getframe(1)
-    while frame.f_back is not None and _hidden(frame.f_code.co_filename):
+    while frame.f_back is not None and hidden_frame(frame.f_code.co_filename):
         frame = frame.f_back
     return frame.f_code.co_filename, frame.f_lineno, frame.f_globals
 
@@ -132,7 +110,7 @@ def _raise_again(captured: Iterable[CapturedWarning | warnings.WarningMessage],
         if (category, text) in seen:
             continue
         seen.add((category, text))
-        if _hidden(origin[0]) or not origin[0]:
+        if hidden_frame(origin[0]) or not origin[0]:
             registry = module_globals.setdefault("__warningregistry__", {})
             warnings.warn_explicit(text, category, filename, lineno,
                                    module=module_globals.get("__name__"), registry=registry)
@@ -233,10 +211,7 @@ def execute(
             # What the partitions printed before the failure is what one debugs with.
             failed = engine.RunOutcome([], list(getattr(exc, "partition_outputs", [])))
             show_outputs(failed, output)
-            if isinstance(exc, ShippingError) and not isinstance(exc.__cause__, RemoteTraceback):
-                # The message names the object and what to do; the engine's frames and
-                # the pickler's own error would only bury it.
-                exc._render_traceback_ = functools.partial(short_traceback, exc)
+            if show_short(exc):
                 raise exc.with_traceback(None) from None
             raise
     show_outputs(outcome, output)

@@ -152,7 +152,7 @@ class Panel:
         self.by_picker.value = current if current in columns else (columns[0] if columns else None)
         self.by_picker.disabled = self.mode_picker.value != "groups"
 
-    def plan(self) -> Selection:
+    def selection(self) -> Selection:
         """The chosen frame, function and split, checked."""
         frame_name, func_name = self.frame_picker.value, self.func_picker.value
         frame = self.namespace.get(frame_name) if frame_name else None
@@ -178,21 +178,21 @@ class Panel:
         if self._refuse_if_running():
             return None
         try:
-            plan, name = self.plan(), self._checked_result_name()
+            selection, name = self.selection(), self._checked_result_name()
             options = resolve(jobs=self.jobs_slider.value, backend=self.backend_picker.value,
                               progress=False)
         except UsageError as exc:
             self._say(str(exc), _RED)
             return None
-        key = (self.frame_picker.value, self.func_picker.value, plan.mode, plan.by,
-               len(plan.frame))
+        key = (self.frame_picker.value, self.func_picker.value, selection.mode, selection.by,
+               len(selection.frame))
         self.log.outputs = ()
         self._say(f"running on {options.jobs} worker(s) ({options.backend})…")
 
         def work(cancel: Any) -> Any:
             stream = io.StringIO()
             try:
-                result, outcome = plan.run(options, sinks=[self.progress], cancel=cancel,
+                result, outcome = selection.run(options, sinks=[self.progress], cancel=cancel,
                                            output=stream)
             except BaseException as exc:
                 self._report_failure(exc, job)
@@ -221,7 +221,7 @@ class Panel:
         if self._refuse_if_running():
             return None
         try:
-            plan = self.plan()
+            selection = self.selection()
         except UsageError as exc:
             self._say(str(exc), _RED)
             return None
@@ -234,7 +234,7 @@ class Panel:
 
         def work(cancel: Any) -> TuneResult:
             try:
-                result = measure(plan, counts=counts, backend=backend, seconds=seconds,
+                result = measure(selection, counts=counts, backend=backend, seconds=seconds,
                                  cancel=cancel, sinks=[self.progress], on_step=step)
             except BaseException as exc:
                 self._report_failure(exc, job)

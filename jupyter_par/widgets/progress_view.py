@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..progress.chooser import AUTO, IPYWIDGETS, LAB, TEXT, check_frontend, choose_frontend
-from ..progress.records import LiveLog, RunProgress, format_seconds
+from ..progress.records import LiveLog, RunProgress, format_seconds, percent, percent_text
 from ..run.options import resolve
 from .progress_html import explain_html, render_html
 
@@ -49,12 +49,6 @@ WIDGET_VIEW_TYPE = "application/vnd.jupyter.widget-view+json"
 #: With both views, the HTML fallback is redrawn at most this often (seconds): it is the
 #: bigger message, and a front end that draws the lab view never shows it.
 FALLBACK_INTERVAL = 0.3
-
-
-def percent(progress: RunProgress) -> float:
-    """Overall percent done, 0 to 100 (0 while the total is unknown)."""
-    fraction = progress.fraction
-    return round(100.0 * fraction, 1) if fraction is not None else 0.0
 
 
 def worker_records(progress: RunProgress) -> list[dict[str, Any]]:
@@ -80,7 +74,7 @@ def overall_record(progress: RunProgress, cancel: str = "none") -> dict[str, Any
     return {
         "done": progress.rows_done,
         "total": progress.rows_total,
-        "percent": percent(progress),
+        "percent": percent(progress.fraction),
         "elapsed": round(progress.elapsed, 2),
         "eta": None if eta is None else round(eta, 1),
         "state": progress.state,
@@ -102,7 +96,8 @@ def render_text(progress: RunProgress | None, label: str = "") -> str:
     parts = "?" if progress.partitions_total is None else progress.partitions_total
     message = f" · {progress.message}" if progress.message and progress.state != "done" else ""
     return (f"{progress.label or label or 'parallel'} · {progress.state} · "
-            f"{percent(progress):.0f}% · {progress.rows_done:,}/{total} {progress.unit} · "
+            f"{percent_text(progress.fraction or 0.0)} · "
+            f"{progress.rows_done:,}/{total} {progress.unit} · "
             f"partitions {progress.partitions_done}/{parts} · "
             f"elapsed {format_seconds(progress.elapsed)}{message}")
 

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import pandas as pd
 
 from ..errors import UsageError
-from ..planning import builders as plans
+from ..planning import builders
 from ..planning.plan import Plan
 from ..progress.records import ProgressSink
 from ..run import engine, pipeline
@@ -49,7 +49,7 @@ class Selection:
     @property
     def label(self) -> str:
         """A short description for the progress view."""
-        name = plans.name_of(self.func)
+        name = builders.name_of(self.func)
         return {"rows": f"apply({name}, axis=1)", "columns": f"apply({name}, axis=0)",
                 "groups": f"groupby({self.by!r}).apply({name})"}[self.mode]
 
@@ -77,10 +77,10 @@ class Selection:
         if self.mode == "groups":
             # Only the groups that have rows, as pandas 3 does by default (and pandas 2
             # warns it will): a category without rows has nothing to show in the panel.
-            plan = plans.groupby_apply(self.frame, self.by, self.func, {"observed": True}, (),
+            plan = builders.groupby_apply(self.frame, self.by, self.func, {"observed": True}, (),
                                        {}, options.jobs, options.partitions)
         else:
-            plan = plans.frame_apply(self.frame, self.func, 1 if self.mode == "rows" else 0,
+            plan = builders.frame_apply(self.frame, self.func, 1 if self.mode == "rows" else 0,
                                      {}, options.jobs, options.partitions)
         plan.label = self.label
         plan.split_seconds = time.perf_counter() - started

@@ -1,4 +1,4 @@
-"""Tune: measure the speedup of a plan at several worker counts and recommend one.
+"""Tune: time the panel's selection at several worker counts and recommend one.
 
 The chosen function runs on a random sample sized so that one worker needs about
 ``seconds``; then on the same sample with 2, 4, ... workers up to the usable CPUs.
@@ -130,13 +130,13 @@ def worker_counts(limit: int | None = None) -> list[int]:
     return [*counts, limit]
 
 
-def sample_rows(plan: Selection, seconds: float, cancel: threading.Event | None = None) -> int:
+def sample_rows(selection: Selection, seconds: float, cancel: threading.Event | None = None) -> int:
     """How many rows take one worker about ``seconds``, from timing growing heads."""
-    n, total = 8, len(plan.frame)
+    n, total = 8, len(selection.frame)
     serial = resolve(jobs=1, progress=False, inline_fallback=False)
     while True:
         n = min(n, total)
-        head = plan.head(n)
+        head = selection.head(n)
         started = time.perf_counter()
         head.run(serial, cancel=cancel)
         elapsed = time.perf_counter() - started
@@ -147,16 +147,16 @@ def sample_rows(plan: Selection, seconds: float, cancel: threading.Event | None 
     return max(1, min(total, int(seconds / per_row)))
 
 
-def measure(plan: Selection, *, counts: Sequence[int] | None = None, backend: str = "processes",
-            seconds: float = 1.0, cancel: threading.Event | None = None,
+def measure(selection: Selection, *, counts: Sequence[int] | None = None,
+            backend: str = "processes", seconds: float = 1.0, cancel: threading.Event | None = None,
             sinks: Sequence[ProgressSink] = (),
             on_step: Callable[[int, float], Any] | None = None) -> TuneResult:
-    """Time ``plan`` on a sample at each worker count; see the module docstring."""
+    """Time ``selection`` on a sample at each worker count; see the module docstring."""
     counts = list(counts or worker_counts())
     if counts[0] != 1:
         counts.insert(0, 1)
-    rows = sample_rows(plan, seconds, cancel)
-    sample = plan.sample(rows)
+    rows = sample_rows(selection, seconds, cancel)
+    sample = selection.sample(rows)
     took: list[float] = []
     parts = None
     for count in counts:

@@ -360,7 +360,7 @@ def sharing(objects: Mapping[str, Any] | None, *, to_processes: bool = True,
         with shared.sharing({"lookup": lookup}) as wrap:
             engine.run(parts, wrap(op), options)
 
-    In the worker, ``jupyter_par.wire.shared_objects.current()["lookup"]`` (or
+    In the worker, ``jupyter_par.wire.shared_objects.visible_now()["lookup"]`` (or
     ``jp.shared["lookup"]``) is the object. Nothing is left in shared memory after the
     block, however it ends.
     With ``to_processes`` (not for threads or inline) the objects are pickled and
@@ -383,7 +383,7 @@ def sharing(objects: Mapping[str, Any] | None, *, to_processes: bool = True,
         bundle.close()
 
 
-def current() -> Mapping[str, Any]:
+def visible_now() -> Mapping[str, Any]:
     """The objects shared with the task running now (empty outside a run)."""
     return _current
 

@@ -12,20 +12,17 @@ few dozen times a second; the parent reads it on its own clock. No message per r
 from __future__ import annotations
 
 import io
-import os
 import sys
 import threading
 import time
-import traceback
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import pandas as pd
-
-from ..errors import PACKAGE_DIR, CancelledError
+from ..errors import CancelledError
+from ..shown_errors import format_worker_traceback
 from . import display as _display
 from . import output as worker_output
 
@@ -123,7 +120,7 @@ def leave(previous: TaskContext | None) -> None:
     _local.ctx = previous
 
 
-def current() -> TaskContext:
+def current_context() -> TaskContext:
     """The context of the partition this thread runs (a throwaway one outside a run)."""
     ctx = getattr(_local, "ctx", None)
     # Outside a task, a throwaway: it must not make later calls look nested.
@@ -132,7 +129,7 @@ def current() -> TaskContext:
 
 def progress(n: int = 1) -> None:
     """Report ``n`` more rows (or steps) done from inside user code running in a worker."""
-    current().add_rows(n)
+    current_context().add_rows(n)
 
 
 @dataclass(frozen=True)
@@ -333,24 +330,6 @@ def _capture(threaded: bool):
         sys.stdout, sys.stderr = saved
 
 
-_HIDDEN = (
-    PACKAGE_DIR,
-    os.path.dirname(os.path.abspath(pd.__file__)) + os.sep,
-)
-
-
-def _format_exception(exc: BaseException) -> str:
-    """The traceback with jupyter_par's and pandas' own frames left out.
-
-    What remains are the user's frames (the function, the helpers it calls, the
-    cell), which is what a serial traceback would have pointed at.
-    """
-    formatted = traceback.TracebackException.from_exception(exc)
-    kept = [f for f in formatted.stack if not f.filename.startswith(_HIDDEN)]
-    if kept:
-        formatted.stack = traceback.StackSummary.from_list(kept)
-    return "".join(formatted.format())
-
 
 def run_task(
     task_id: int,
@@ -392,7 +371,7 @@ def run_task(
                 failure,
                 type(failure).__qualname__,
                 str(failure),
-                _format_exception(failure),
+                format_worker_traceback(failure),
                 ctx.row_label,
                 ctx.has_row_label,
                 buffer.getvalue(),
