@@ -14,7 +14,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.utils.process import arg_split
 
-from .backends import shutdown, warm_backends
+from .backends import START_METHODS, shutdown, warm_backends
 from .cell import run as cell
 from .errors import UsageError
 from .run import options as config
@@ -92,7 +92,7 @@ class ParallelMagics(Magics):
     @argument("--retries", type=int, default=None, help="retries of a failed partition")
     @argument("--on-error", choices=["raise", "skip"], default=None,
               help="raise (default) stops at the first failure; skip reports and goes on")
-    @argument("--start", choices=list(config.START_METHODS), default=None,
+    @argument("--start", choices=list(START_METHODS), default=None,
               help="how worker processes start")
     @argument("--scheduler", default=None, metavar="ADDRESS",
               help="Dask scheduler address (with --backend dask)")
@@ -160,7 +160,7 @@ class ParallelMagics(Magics):
     @magic_arguments()
     @argument("-j", "--jobs", type=int, default=None, help="default number of workers")
     @argument("-b", "--backend", default=None, help="default backend (a registered name)")
-    @argument("--start", choices=list(config.START_METHODS), default=None,
+    @argument("--start", choices=list(START_METHODS), default=None,
               help="default start method of worker processes")
     @argument("--progress", choices=["on", "off"], default=None, help="draw progress bars")
     @argument("--reset", action="store_true", help="forget every session default")

@@ -82,27 +82,23 @@ class PartitionFailure:
 
 @dataclass(frozen=True)
 class RunTimings:
-    """Where a run's time went, as the engine saw it (seconds), for the kernel's share.
+    """Where a run's time went, as the engine saw it (seconds); the kernel's own work is
+    what no number of workers shortens. :mod:`jupyter_par.progress.timings` turns these
+    into a breakdown and a projected speedup."""
 
-    The kernel's own work is the part of a run no number of workers shortens:
-    ``to_first_dispatch`` (the call until the first partition is handed out: starting
-    workers, shipping the function, the first partition), ``kernel_between`` (CPU
-    time of the thread driving the run from the first dispatch to the last result:
-    shipping partitions, reading results, progress; not its waiting), of which
-    ``kernel_dispatch`` is the per-partition part (handing partitions out, reading
-    their results; the rest is the loop's own ticking and progress, about ten times
-    a second whatever the partitions), and ``tail`` (the last result until the run
-    returns). ``worker_compute`` sums the seconds the workers spent in the operation;
-    ``kernel_cpu`` is the whole kernel process's CPU during the run (all its threads).
-    :mod:`jupyter_par.progress.timings` turns these into a breakdown and a projected speedup.
-    """
-
+    #: The call until the first partition is handed out (workers, shipping, partition).
     to_first_dispatch: float
+    #: CPU of the driving thread from the first dispatch to the last result (not waiting).
     kernel_between: float
+    #: Its per-partition part: handing partitions out and reading their results.
     kernel_dispatch: float
+    #: The last result until the run returns.
     tail: float
+    #: The whole call.
     wall: float
+    #: Seconds the workers spent in the operation, summed.
     worker_compute: float
+    #: The whole kernel process's CPU during the run (all its threads).
     kernel_cpu: float
 
 
@@ -441,7 +437,7 @@ def run(
     cancel: threading.Event | None = None,
     fold: Callable[[Any], None] | None = None,
 ) -> RunOutcome:
-    """Run ``op`` on every partition with the backend ``options`` names.
+    """Run ``op`` on every partition on the backend chosen for ``options`` (``runs_on``).
 
     Parameters
     ----------
