@@ -7,7 +7,7 @@ import threading
 import pandas as pd
 import pytest
 
-from jupyter_par.cell.run import row_count as _pandas_hooks
+from jupyter_par.cell import row_count as _pandas_hooks
 from jupyter_par.worker import task as _worker
 
 HOOKED = (pd.DataFrame.apply, pd.DataFrame.agg, pd.Series.map, pd.Series.apply,

@@ -237,7 +237,7 @@ class _Run:
                 except Exception as exc:
                     # The user's own reader or generator broke, not a worker: say so.
                     add_note(exc, f"jupyter_par: raised by the input itself, after "
-                                   f"{self.count} partition(s) were read; no result was stored")
+                                  f"{self.count} partition(s) were read; no result was stored")
                     raise
                 attempt = 0
                 self.count += 1
