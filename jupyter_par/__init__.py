@@ -39,7 +39,7 @@ from typing import Any
 
 from . import accessor as _accessor  # noqa: F401 - registers df.par / series.par
 from ._version import __version__
-from .api import apply, groupby_apply, map, map_partitions
+from .api import apply, groupby_apply, imap, map, map_partitions
 from .backends import register_backend
 from .backends import shutdown as _shutdown_backends
 from .errors import (
@@ -62,6 +62,7 @@ from .run.options import current_defaults, set_defaults
 from .wire import (
     shared_objects as shared,  # jp.shared["name"]: objects passed as shared= (read-only)
 )
+from .worker.state import worker_state
 from .worker.task import in_task, progress
 
 
@@ -126,6 +127,7 @@ __all__ = [
     "current_defaults",
     "files",
     "groupby_apply",
+    "imap",
     "in_task",
     "last_run",
     "map",
@@ -135,4 +137,5 @@ __all__ = [
     "set_defaults",
     "shared",
     "shutdown",
+    "worker_state",
 ]

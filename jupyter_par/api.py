@@ -9,7 +9,7 @@ panel use.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from typing import Any
 
 import pandas as pd
@@ -17,6 +17,7 @@ import pandas as pd
 from .errors import UsageError
 from .planning import builders as plans
 from .planning import sources
+from .planning import stream as stream_plans
 from .planning.groups import GROUPBY_KEYWORDS
 from .planning.plan import Plan
 from .run import pipeline
@@ -189,3 +190,52 @@ def map_partitions(obj: Any, func: Callable[..., Any], *args: Any,
     folding = sources.Fold(reduce)
     _run(plan, options, objects, fold=folding)
     return folding.value
+
+
+def imap(func: Callable[..., Any], iterable: Iterable[Any], *, ordered: bool = True,
+         chunksize: int | None = None, **kwargs: Any) -> Iterator[Any]:
+    """``func(x)`` for each item of ``iterable``, yielded as workers finish them.
+
+    Unlike :func:`map`, nothing waits for the last item and nothing holds all of them:
+    the input is read only as workers free up and the loop takes results (at most
+    about twice ``jobs`` partitions ahead of the oldest result not yet taken), so a
+    million items or an endless generator stream through with live progress.
+    ``ordered=True`` yields in input order; ``ordered=False`` as they finish (faster
+    when items take uneven time). Breaking out of the loop stops the workers at once.
+    ``chunksize`` items travel together (default: adapted to about 0.1 s of work per
+    partition, starting from one). Options as in :func:`apply` (``jobs``, ``backend``,
+    ``progress``, ``worker_init``, ``on_error``, ...).
+
+    Examples
+    --------
+    >>> for row in jp.imap(fetch, urls, ordered=False, backend="threads"):  # doctest: +SKIP
+    ...     save(row)
+    """
+    _check_callable(func)
+    if isinstance(iterable, str | bytes | pd.DataFrame) or not isinstance(iterable, Iterable):
+        msg = (f"imap needs a list, a generator or another iterable of items, got "
+               f"{type(iterable).__name__}")
+        raise UsageError(msg)
+    if chunksize is not None and (not isinstance(chunksize, int) or isinstance(chunksize, bool)
+                                  or chunksize < 1):
+        msg = f"chunksize must be a whole number of at least 1, got {chunksize!r}"
+        raise UsageError(msg)
+    options, objects, rest = _split_options(dict(kwargs))
+    if rest:
+        msg = f"unexpected keyword(s) for imap: {', '.join(rest)}"
+        raise UsageError(msg)
+    total = len(iterable) if isinstance(iterable, Sized) else None
+    return _imap(func, iterable, ordered, chunksize, options, objects, total)
+
+
+def _imap(func: Callable[..., Any], iterable: Iterable[Any], ordered: bool,
+          chunksize: int | None, options: Options, objects: Mapping[str, Any] | None,
+          total: int | None) -> Iterator[Any]:
+    """The generator behind :func:`imap` (its checks ran at the call, not at first use)."""
+    chunks = stream_plans.Chunker(iterable, chunksize)
+    plan = Plan(chunks, stream_plans.TimedItemMap(func), list, f"imap({plans.name_of(func)})",
+                unit="items")
+    for seconds, values in pipeline.stream(plan, options, ordered=ordered, rows_total=total,
+                                           shared=objects):
+        chunks.observe(seconds, len(values))
+        yield from values

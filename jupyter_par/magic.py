@@ -96,6 +96,11 @@ class ParallelMagics(Magics):
               help="how worker processes start")
     @argument("--scheduler", default=None, metavar="ADDRESS",
               help="Dask scheduler address (with --backend dask)")
+    @argument("--init", default=None, metavar="NAME",
+              help="a notebook function run once in each worker before its first task; "
+                   "its value is jp.worker_state() in the body")
+    @argument("--max-tasks-per-worker", type=int, default=None, metavar="N",
+              help="replace a worker process after it ran N partitions (leaky libraries)")
     @argument("--no-progress", action="store_true", help="draw no progress bars")
     @cell_magic
     def parallel(self, line: str, body: str) -> Any:
@@ -144,6 +149,8 @@ class ParallelMagics(Magics):
                     "progress": False if args.no_progress else None,
                     "oversubscribe": True if args.oversubscribe else None,
                     "blas_threads": args.blas_threads,
+                    "worker_init": args.init,
+                    "max_tasks_per_worker": args.max_tasks_per_worker,
                 },
             )
             return cell.run_cell(self.shell, request)

@@ -115,6 +115,8 @@ class _Proc:
     run_id: int | None = None
     #: The large globals this worker holds: digest -> pickled size (see shipping.hold).
     held: dict[str, int] = field(default_factory=dict)
+    #: Partitions this process has run (for max_tasks_per_worker).
+    tasks: int = 0
 
 
 class _Poller:
@@ -178,14 +180,17 @@ class ProcessBackend(Backend):
     local_fallback = True
     replaces_dead_workers = True
     one_worker_inline = True
-    option_names = ("start_method", "blas_threads")
+    option_names = ("start_method", "blas_threads", "max_tasks_per_worker")
 
     def __init__(self, jobs: int, start_method: str | None = None,
-                 blas_threads: int | None = None, **options: Any) -> None:
+                 blas_threads: int | None = None, max_tasks_per_worker: int | None = None,
+                 **options: Any) -> None:
         # Checked once, with the other options (jupyter_par.run.options).
         method = start_method or default_start_method()
-        super().__init__(jobs, start_method=method, blas_threads=blas_threads, **options)
+        super().__init__(jobs, start_method=method, blas_threads=blas_threads,
+                         max_tasks_per_worker=max_tasks_per_worker, **options)
         self.start_method = method
+        self.max_tasks = max_tasks_per_worker
         self.blas_threads = limits.threads_per_worker(jobs, blas_threads)
         self._ctx = multiprocess.get_context(method)
         self._procs: list[_Proc | None] = [None] * jobs
@@ -336,6 +341,9 @@ class ProcessBackend(Backend):
                     proc.held = {}  # it may have failed to load them: send again
                 assert outcome.task_id == task_id
                 events.append(Finished(proc.name, outcome, proc.run_id))
+                proc.tasks += 1
+                if self.max_tasks is not None and proc.tasks >= self.max_tasks:
+                    self._retire(proc)
             elif proc.process.sentinel in ready:
                 events.append(self._died(proc))
         return events
@@ -350,6 +358,15 @@ class ProcessBackend(Backend):
         self._reap(proc)
         self._procs[int(proc.name)] = None
         return event
+
+    def _retire(self, proc: _Proc) -> None:
+        """Let an idle worker that ran its max_tasks_per_worker partitions exit; the next
+        partition for its slot starts a fresh process (and runs worker_init there)."""
+        with contextlib.suppress(Exception):
+            proc.conn.send_bytes(pickle.dumps(("stop", 0, 0, None, None)))
+        proc.process.join(1.0)
+        self._reap(proc)
+        self._procs[int(proc.name)] = None
 
     def rows_done(self) -> dict[str, int]:
         if self._slots is None:

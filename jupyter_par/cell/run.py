@@ -160,6 +160,20 @@ def _kind(obj: Any) -> str:
 
 
 # -- combining: what a serial run would have given --------------------------------------
+def _with_init_function(namespace: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """``--init NAME``: the notebook function of that name, as ``worker_init``."""
+    name = options.get("worker_init")
+    if not isinstance(name, str):
+        return options
+    init = namespace.get(name)
+    if not callable(init):
+        found = "is not defined in the notebook" if name not in namespace else \
+            f"is a {type(init).__name__}, not a function"
+        msg = f"--init {name!r} {found}; give the name of a function that sets up a worker"
+        raise UsageError(msg)
+    return {**options, "worker_init": init}
+
+
 def _reducer(shell: Any, text: str | None) -> Callable[[list[Any]], Any] | None:
     """The ``--reduce`` function: ``list``, ``concat``, or a notebook function/expression."""
     if text is None:
@@ -261,7 +275,7 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
         if not name.isidentifier() or keyword.iskeyword(name):
             msg = f"--out must be a variable name, got {name!r}"
             raise UsageError(msg)
-    options = resolve(**request.options)
+    options = resolve(**_with_init_function(namespace, request.options))
     reducer = _reducer(shell, request.reduce)
     filename = _cache_cell(shell, request)
     statements, last = compile_body(request.body, filename)

@@ -21,7 +21,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,10 @@ from ..errors import (
     CancelledError,
     FailureSite,
     PartitionTimeoutError,
+    RemoteTraceback,
+    UsageError,
     WorkerDiedError,
+    WorkerError,
 )
 from ..planning.partition import Partition
 from ..progress.records import (
@@ -45,6 +48,7 @@ from ..progress.records import (
 from ..shown_errors import add_note, from_worker
 from ..worker import output as worker_output
 from ..worker import task as _worker
+from ..worker.state import init_failure
 from ..worker.task import TaskDone, TaskFailed
 from .options import Options
 
@@ -141,9 +145,15 @@ class _Run:
         unit: str,
         cancel: threading.Event | None,
         fold: Callable[[Any], None] | None = None,
+        ordered: bool = True,
+        show: Callable[[PartitionOutput], None] | None = None,
     ) -> None:
         self.source = iter(partitions)
         self.fold, self.folded = fold, 0
+        #: With a fold: hand results over as they finish rather than in partition order.
+        self.unordered = not ordered
+        #: Streaming: each partition's output goes here as it finishes, not kept.
+        self.show = show
         self.lazy_total = rows_total is None
         self.op, self.options, self.sinks, self.cancel = op, options, list(sinks), cancel
         self.tracker = ProgressTracker(rows_total, partitions_total, label=label, unit=unit)
@@ -153,6 +163,7 @@ class _Run:
         self.outputs: list[PartitionOutput] = []
         self.failures: list[PartitionFailure] = []
         self.exhausted = False
+        self.skipped_seen = 0
         self.count = 0
         self.last_tick = 0.0
         self.run_id = next(_run_ids)
@@ -203,6 +214,18 @@ class _Run:
         site = self.site(running, failure.row_label, failure.has_row_label)
         return from_worker(failure.exception, failure.type_name, failure.message,
                            failure.traceback_text, site, in_caller=in_caller)
+
+    def init_error(self, failure: TaskFailed, said: str, in_caller: bool) -> BaseException:
+        """The user's own exception from a failing worker_init: it names the init and the
+        worker (the note made there), not a partition; retries and skips do not apply."""
+        exc = failure.exception
+        if exc is None:
+            exc = WorkerError(failure.type_name, failure.message)
+            add_note(exc, f"jupyter_par: {said}")
+        if not in_caller:
+            exc.__cause__ = RemoteTraceback(failure.traceback_text)
+            exc.__suppress_context__ = True
+        return exc
 
     def settle_failure(self, running: _Running, error: BaseException,
                        site: FailureSite) -> None:
@@ -259,6 +282,13 @@ class _Run:
         """With a fold, hand results over in partition order and forget them."""
         if self.fold is None:
             return
+        if self.unordered:  # as they finish; ``folded`` counts the partitions settled
+            for index in list(self.results):
+                self.fold(self.results.pop(index))
+                self.folded += 1
+            self.folded += len(self.failures) - self.skipped_seen
+            self.skipped_seen = len(self.failures)
+            return
         skipped = {f.partition for f in self.failures}
         while self.folded in self.results or self.folded in skipped:
             if self.folded in self.results:
@@ -306,15 +336,23 @@ class _Run:
                 self.show_live(outcome.task_id, event.worker,
                                outcome.output[self.streamed.get(outcome.task_id, 0):])
             if outcome.output or outcome.warnings or outcome.displays:
-                self.outputs.append(PartitionOutput(
-                    outcome.task_id, event.worker, outcome.output, outcome.warnings,
-                    outcome.displays, self.shown_live(outcome.task_id)))
+                out = PartitionOutput(outcome.task_id, event.worker, outcome.output,
+                                      outcome.warnings, outcome.displays,
+                                      self.shown_live(outcome.task_id))
+                if self.show is not None:
+                    self.show(out)
+                else:
+                    self.outputs.append(out)
             if isinstance(outcome, TaskDone):
                 self.compute += outcome.seconds
                 self.results[outcome.task_id] = outcome.value
                 self.advance_fold()
                 self.tracker.finished(event.worker)
                 return
+            said = init_failure(outcome.exception, outcome.traceback_text)
+            if said is not None:  # no partition is to blame, and none would fare better
+                self.tracker.failed_on(running.worker, said)
+                raise self.init_error(outcome, said, backend.in_caller)
             error = self.error_for(outcome, running, backend.in_caller)
             site = self.site(running, outcome.row_label, outcome.has_row_label)
             self.settle_failure(running, error, site)
@@ -354,6 +392,17 @@ class _Run:
             self.settle_failure(running, error, site)
 
     def drive(self, backend: backends.Backend) -> RunOutcome:
+        steps = self.steps(backend)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as stop:
+                return stop.value
+
+    def steps(self, backend: backends.Backend) -> Iterator[None]:
+        """The run loop, pausing (a ``yield``) after each round of events when streaming,
+        so that a consumer takes the results before more partitions are read; closing
+        it stops the run's workers. Its return value is the :class:`RunOutcome`."""
         started = time.monotonic()
         for worker in backend.workers:
             self.tracker.add_worker(worker)
@@ -376,6 +425,8 @@ class _Run:
                     self.cpu_dispatch += time.thread_time() - cpu
                 self.check_timeouts(backend)
                 self.publish(backend=backend)
+                if self.show is not None:
+                    yield
         except BaseException as exc:
             # What finished partitions printed helps most when a run fails: keep it.
             with contextlib.suppress(AttributeError, TypeError):
@@ -384,8 +435,12 @@ class _Run:
                 backend.stop_running()
             for running in self.running.values():
                 self.tracker.released(running.worker)
-            state = CANCELLED if isinstance(exc, KeyboardInterrupt | CancelledError) else FAILED
+            state = CANCELLED if isinstance(exc, KeyboardInterrupt | CancelledError
+                                            | GeneratorExit) else FAILED
             message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            if isinstance(exc, GeneratorExit):
+                done = self.count - len(self.running) - len(self.retry)
+                message = f"stopped early: the loop over the results ended ({done} done)"
             final = self.publish(force=True, state=state, message=message)
             if isinstance(exc, KeyboardInterrupt):
                 shorten_interrupt(exc, final)  # one line, not frames of the loop's internals
@@ -470,6 +525,7 @@ def run(
         # In place in a task: the outer run holds the warm workers and the run lock.
         return state.drive(choice.cls(1))
     with _one_run_at_a_time:
+        _refuse_while_streaming(options.backend)
         return state.drive(start_backend(options))
 
 
@@ -477,3 +533,68 @@ def start_backend(options: Options) -> backends.Backend:
     """The warm backend ``options`` run on, started (or reshaped) for them."""
     choice = options.chosen
     return backends.acquire(choice.name, options.jobs, **choice.cls.options_from(options))
+
+
+#: Backends serving a stream (jp.imap) that is still being consumed.
+_streaming: set[str] = set()
+
+
+def _refuse_while_streaming(name: str) -> None:
+    """A warm backend serves one run at a time; a stream holds it until its loop ends."""
+    if name in _streaming and not backends.backend_class(name).in_caller:
+        msg = (f"a jp.imap loop still holds the {name!r} workers: a parallel call made inside "
+               "the loop (or a second jp.imap over the same backend) must wait until the loop "
+               "ends or breaks; use another backend for it (backend='threads' or 'inline')")
+        raise UsageError(msg)
+
+
+def stream(
+    partitions: Iterable[Partition],
+    op: Any,
+    options: Options,
+    *,
+    ordered: bool = True,
+    show: Callable[[PartitionOutput], None],
+    sinks: Sequence[ProgressSink] = (),
+    rows_total: int | None = None,
+    partitions_total: int | None = None,
+    label: str = "",
+    unit: str = "rows",
+) -> Iterator[Any]:
+    """Like :func:`run`, yielding each partition's result as workers finish it.
+
+    With ``ordered`` results come in partition order (no more than twice ``jobs``
+    partitions read ahead of the oldest one not yet yielded), otherwise as they finish.
+    Partitions are read only while the consumer keeps asking, so an endless input is
+    fine; closing the generator (``break`` out of the loop) stops the busy workers at
+    once. ``show`` receives each partition's output and warnings as it finishes. The
+    generator's return value is the :class:`RunOutcome` (results not kept).
+    """
+    ready: deque[Any] = deque()
+    state = _Run(partitions, op, options, sinks, rows_total, partitions_total, label, unit, None,
+                 ready.append, ordered=ordered, show=show)
+
+    def deliver(steps: Iterator[None]) -> Iterator[Any]:
+        try:
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as stop:
+                    yield from ready
+                    return stop.value
+                while ready:
+                    yield ready.popleft()
+        finally:
+            steps.close()  # the consumer stopped: stop the workers, close the bars
+
+    choice = options.chosen
+    if choice.nested:  # in place in a task, as run() does
+        return (yield from deliver(state.steps(choice.cls(1))))
+    with _one_run_at_a_time:
+        _refuse_while_streaming(options.backend)
+        backend = start_backend(options)
+        _streaming.add(options.backend)
+        try:
+            return (yield from deliver(state.steps(backend)))
+        finally:
+            _streaming.discard(options.backend)

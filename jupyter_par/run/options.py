@@ -40,6 +40,12 @@ class Options:
     oversubscribe: bool = False
     #: Native (BLAS/OpenMP) threads per process worker; None: the CPUs shared out.
     blas_threads: int | None = None
+    #: Called once in each worker before its first task; its value is jp.worker_state().
+    worker_init: Any = None
+    #: Positional arguments of ``worker_init``.
+    worker_init_args: tuple[Any, ...] = ()
+    #: Replace a worker process after it ran this many partitions (libraries that leak).
+    max_tasks_per_worker: int | None = None
     #: The backend that runs and why (jupyter_par.run.backend_choice); set by resolve.
     runs_on: BackendChoice | None = None
 
@@ -77,7 +83,13 @@ def _check(name: str, value: Any) -> Any:
              "a whole number: 1 or more, or -1 for all CPUs (-2 all but one, ...)")
         if value < 0:  # a negative count past the CPUs: say so now
             limits.worker_count(value, None)
-    elif name in ("partitions", "blas_threads"):
+    elif name == "worker_init":
+        need(callable(value), "a function (called once in each worker; its value is "
+             "jp.worker_state())")
+    elif name == "worker_init_args":
+        need(isinstance(value, tuple | list), "a tuple of arguments for worker_init")
+        value = tuple(value)
+    elif name in ("partitions", "blas_threads", "max_tasks_per_worker"):
         need(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
              "a whole number of at least 1")
     elif name == "retries":

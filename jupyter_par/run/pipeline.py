@@ -18,7 +18,7 @@ import dataclasses
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
@@ -38,6 +38,7 @@ from . import engine
 from . import fallback as cost
 from .backend_choice import choose_backend
 from .options import Options, with_backend
+from .worker_setup import with_worker_init
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,8 @@ def execute(
             return cost.too_small_to_move(parts, here(plan.op), options.jobs,
                                           cost.sharing_seconds(shared) if shared else 0.0)
 
-    choice = choose_backend(options, sample if known else None)
+    # A worker_init is setup the user wants in the workers, however small the data.
+    choice = choose_backend(options, sample if known and options.worker_init is None else None)
     if choice.detail is not None and choice != options.runs_on:  # the fallback said so
         filename, lineno, module_globals = _caller_location()
         warnings.warn_explicit(choice.detail, InlineFallbackWarning, filename, lineno,
@@ -201,7 +203,8 @@ def execute(
                          in_band=not backend.shares_host_memory) as wrap:
         try:
             outcome = engine.run(
-                parts, wrap(_with_callers_numpy_errors(plan.op)), options,
+                parts, wrap(with_worker_init(_with_callers_numpy_errors(plan.op), options,
+                                             backend)), options,
                 sinks=sinks,
                 rows_total=sum(p.size for p in parts) if known else None,
                 partitions_total=len(parts) if known else None,
@@ -227,3 +230,38 @@ def execute(
     _raise_again([*worker_warnings, *combining], where)
     _report_skipped(outcome, where)
     return value, outcome
+
+
+def stream(
+    plan: Plan,
+    options: Options,
+    *,
+    ordered: bool = True,
+    rows_total: int | None = None,
+    shared: Mapping[str, Any] | None = None,
+    output: TextIO | None = None,
+) -> Iterator[Any]:
+    """Run ``plan``, yielding each partition's result as it finishes (``jp.imap``).
+
+    No in-kernel fallback (the input is read as it goes, never sampled); what a
+    partition prints is shown as it finishes; warnings are raised again once each when
+    the loop ends; ``jp.last_run()`` tells where the run went.
+    """
+    backend = options.chosen.cls
+    sinks = sinks_for(options.progress, plan.label, options.frontend)
+    warned: dict[tuple[str, str], CapturedWarning] = {}
+
+    def show(out: engine.PartitionOutput) -> None:
+        show_outputs(engine.RunOutcome([], [out]), output)
+        for w in out.warnings:
+            warned.setdefault((w.qualname, w.message), w)
+
+    with _shared.sharing(shared, to_processes=backend.uses_processes,
+                         in_band=not backend.shares_host_memory) as wrap:
+        op = wrap(with_worker_init(_with_callers_numpy_errors(plan.op), options, backend))
+        outcome = yield from engine.stream(
+            plan.parts, op, options, ordered=ordered, show=show, sinks=sinks,
+            rows_total=rows_total, label=plan.label, unit=plan.unit)
+    _explain(outcome, plan, 0.0, options.chosen.in_kernel, sinks)
+    _raise_again(warned.values(), None)
+    _report_skipped(outcome, None)

@@ -45,18 +45,33 @@ def _describe(obj: Any) -> str:
     return f"{name!r} ({kind})" if name else f"a {kind} object"
 
 
+#: Modules whose objects live in one process (or thread) and cannot be sent anywhere.
+_DATABASES = ("sqlite3", "psycopg", "psycopg2", "pymysql", "sqlalchemy")
+_PROCESS_BOUND = ("_thread", "threading", "socket", "ssl", "multiprocessing", "multiprocess",
+                  "_multiprocessing", "selectors", "asyncio")
+
+
 def advice(value: Any, cause: BaseException | None, *, threads: str = "backend='threads'",
-           inside: str = "the function") -> str:
-    """What to do about ``value``, which could not be sent because of ``cause``."""
+           inside: str = "the function",
+           init: str = "worker_init=setup (then jp.worker_state() in the function)") -> str:
+    """What to do about ``value``, which could not be sent because of ``cause``.
+
+    A connection, a lock or a socket cannot travel at all: it is made where it is used,
+    once per worker with ``worker_init`` (or once per call inside the function).
+    """
     if isinstance(cause, Refused):
         return ""  # the refusal says it
-    module = type(value).__module__ or ""
-    if module.split(".")[0] in ("sqlite3", "psycopg", "psycopg2", "pymysql", "sqlalchemy"):
+    module = (type(value).__module__ or "").split(".")[0]
+    if module in _DATABASES:
         return (f"A database connection cannot move to another process (and a sqlite one "
-                f"not even to another thread): open it inside {inside}, for example "
-                "sqlite3.connect(path) there, once per call or per partition.")
-    return (f"Create such objects inside {inside} (or pass plain data), or use {threads} "
-            "which needs no shipping.")
+                f"not even to another thread): open it once per worker with {init}, where "
+                "setup() returns sqlite3.connect(path), or open it inside "
+                f"{inside}, once per call or per partition.")
+    if module in _PROCESS_BOUND:
+        return (f"A {type(value).__qualname__} belongs to the process that made it: make it "
+                f"once per worker with {init}, or inside {inside}.")
+    return (f"Create such objects inside {inside} or once per worker with {init} (or pass "
+            f"plain data), or use {threads} which needs no shipping.")
 
 
 def dumps_code(obj: Any, *, what: str = "the function",
@@ -143,7 +158,8 @@ def _cell_message(name: str, value: Any, exc: BaseException) -> str:
         what = f"{name!r}, which uses {inner}"
     else:
         what = f"{name!r} ({type(value).__qualname__})"
-    said = advice(value, exc, threads="--backend threads", inside="the cell")
+    said = advice(value, exc, threads="--backend threads", inside="the cell",
+                  init="--init SETUP (a notebook function; jp.worker_state() in the cell)")
     return f"cannot send {what} to the workers: {_text(exc)}. {said}".rstrip()
 
 
