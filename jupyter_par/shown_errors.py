@@ -159,7 +159,8 @@ def notebook_lines(exc: BaseException) -> list[str] | None:
         if frames and frames[0].startswith("Traceback"):
             frames = frames[1:]
         header = f"{type(exc).__name__:<42}Traceback (most recent call last)"
-        return ["-" * 75, header, *frames, *notes]
+        # A note made in the worker (a failing worker_init) is in its traceback already.
+        return ["-" * 75, header, *frames, *[n for n in notes if n not in frames]]
     if isinstance(exc, JupyterParError):
         return [f"{type(exc).__name__}: {exc}", *notes]
     return None

@@ -53,7 +53,8 @@ _PROCESS_BOUND = ("_thread", "threading", "socket", "ssl", "multiprocessing", "m
 
 def advice(value: Any, cause: BaseException | None, *, threads: str = "backend='threads'",
            inside: str = "the function",
-           init: str = "worker_init=setup (then jp.worker_state() in the function)") -> str:
+           init: str = "worker_init=setup (jp.worker_state() is then its value in the "
+                       "function)") -> str:
     """What to do about ``value``, which could not be sent because of ``cause``.
 
     A connection, a lock or a socket cannot travel at all: it is made where it is used,
@@ -65,7 +66,7 @@ def advice(value: Any, cause: BaseException | None, *, threads: str = "backend='
     if module in _DATABASES:
         return (f"A database connection cannot move to another process (and a sqlite one "
                 f"not even to another thread): open it once per worker with {init}, where "
-                "setup() returns sqlite3.connect(path), or open it inside "
+                "setup returns sqlite3.connect(path); or open it inside "
                 f"{inside}, once per call or per partition.")
     if module in _PROCESS_BOUND:
         return (f"A {type(value).__qualname__} belongs to the process that made it: make it "
@@ -159,7 +160,8 @@ def _cell_message(name: str, value: Any, exc: BaseException) -> str:
     else:
         what = f"{name!r} ({type(value).__qualname__})"
     said = advice(value, exc, threads="--backend threads", inside="the cell",
-                  init="--init SETUP (a notebook function; jp.worker_state() in the cell)")
+                  init="--init setup (a notebook function; jp.worker_state() is then its value "
+                       "in the cell)")
     return f"cannot send {what} to the workers: {_text(exc)}. {said}".rstrip()
 
 
