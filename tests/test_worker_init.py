@@ -208,3 +208,11 @@ def test_a_connection_that_cannot_travel_suggests_worker_init():
         jp.map(list(range(8)), query, jobs=2, progress=False, inline_fallback=False)
     assert "'con'" in str(info.value) and "threads" not in str(info.value)
     con.close()
+
+
+def test_the_accessor_takes_worker_init(log):
+    df = pd.DataFrame({"a": range(30)})
+    out = df.par.apply(lambda r: r.a + jp.worker_state()["pid"] * 0 + 1, axis=1, jobs=2,
+                       worker_init=record_init, worker_init_args=(str(log),), progress=False)
+    pd.testing.assert_series_equal(out, df.apply(lambda r: r.a + 1, axis=1))
+    assert jp.last_run().backend == "processes" and set(init_calls(log).values()) == {1}

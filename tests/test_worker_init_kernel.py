@@ -87,6 +87,20 @@ def _per_method(method: str) -> list[str]:
         f"got = set(jp.imap(lambda x: x * 2, iter(range(3000)), ordered=False, {api}))\n"
         "assert got == {x * 2 for x in range(3000)}\n"
         "print('imap ok')",
+        # an endless generator, a break: back at once, no worker left busy
+        "import itertools, time\n"
+        "def slow(x):\n    time.sleep(0.3)\n    return x\n"
+        "taken = []\n"
+        f"for v in jp.imap(slow, itertools.count(), {api}):\n"
+        "    taken.append(v)\n"
+        "    if len(taken) == 3:\n"
+        "        broke = time.monotonic()\n"
+        "        break\n"
+        "waited = time.monotonic() - broke\n"
+        "pool = jp.backends.warm_backends()['processes']\n"
+        "busy = [p for p in pool._procs if p is not None and p.task_id is not None]\n"
+        "assert taken == [0, 1, 2] and waited < 1.0 and not busy, (taken, waited, busy)\n"
+        "print('break ok')",
     ]
 
 
@@ -119,6 +133,7 @@ def test_worker_init_magic_and_imap_in_a_kernel(tmp_path):
         bad = _plain(outputs_text(cell[7]))
         assert "--init 'no_such_function' is not defined in the notebook" in bad, bad
         assert "imap ok" in outputs_text(cell[8]), (method, outputs_text(cell[8]))
+        assert "break ok" in outputs_text(cell[9]), (method, outputs_text(cell[9]))
         views = [o for o in cell[8].outputs if o.output_type == "display_data"]
         assert views, (method, cell[8].outputs)  # the progress of the first imap
         text = views[0].data.get("text/plain", "")
