@@ -216,3 +216,23 @@ def test_the_accessor_takes_worker_init(log):
                        worker_init=record_init, worker_init_args=(str(log),), progress=False)
     pd.testing.assert_series_equal(out, df.apply(lambda r: r.a + 1, axis=1))
     assert jp.last_run().backend == "processes" and set(init_calls(log).values()) == {1}
+
+
+def test_max_tasks_per_worker_is_refused_where_workers_cannot_be_replaced():
+    with pytest.raises(UsageError, match="max_tasks_per_worker replaces worker processes"):
+        jp.map(list(range(8)), square_it, backend="threads", jobs=2, max_tasks_per_worker=2)
+    # one job runs in the caller: nothing to replace, nothing refused
+    assert jp.map(list(range(4)), square_it, jobs=1, max_tasks_per_worker=2) == [0, 1, 4, 9]
+
+
+def square_it(x: int) -> int:
+    return x * x
+
+
+def imap_inside(n: int) -> list[int]:
+    return list(jp.imap(square_it, range(n), jobs=2, progress=False))
+
+
+def test_imap_inside_a_task_runs_in_that_worker():
+    assert jp.map([3, 4], imap_inside, jobs=2, progress=False, inline_fallback=False) == [
+        [0, 1, 4], [0, 1, 4, 9]]

@@ -87,6 +87,8 @@ class Backend(ABC):
     replaces_dead_workers: bool = False
     #: With one worker, run in the caller instead (nothing to gain, the debugger to lose).
     one_worker_inline: bool = False
+    #: Workers are processes it can replace at will (``max_tasks_per_worker``).
+    replaces_workers: bool = False
     #: The backend a call made inside one of this backend's tasks runs on.
     nested_backend: str = "inline"
     #: The run options (fields of :class:`jupyter_par.run.options.Options`) this backend reads.

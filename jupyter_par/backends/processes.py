@@ -180,6 +180,7 @@ class ProcessBackend(Backend):
     local_fallback = True
     replaces_dead_workers = True
     one_worker_inline = True
+    replaces_workers = True
     option_names = ("start_method", "blas_threads", "max_tasks_per_worker")
 
     def __init__(self, jobs: int, start_method: str | None = None,

@@ -12,6 +12,7 @@ import hashlib
 from typing import Any
 
 from ..backends.base import Backend
+from ..errors import UsageError
 from ..wire import pickling
 from ..worker.state import WithWorkerInit
 from .options import Options
@@ -26,7 +27,18 @@ def _digest(init: Any, args: tuple[Any, ...]) -> str:
 
 
 def with_worker_init(op: Any, options: Options, backend: type[Backend]) -> Any:
-    """``op`` wrapped so that each worker runs ``options.worker_init`` once first."""
+    """``op`` wrapped so that each worker runs ``options.worker_init`` once first.
+
+    Also refuses ``max_tasks_per_worker`` where workers cannot be replaced (threads, a
+    cluster whose workers are its own), rather than ignoring it; in the caller (one job,
+    inline) there is no worker to replace and nothing to refuse.
+    """
+    if options.max_tasks_per_worker is not None and not backend.replaces_workers \
+            and not backend.in_caller:
+        msg = (f"max_tasks_per_worker replaces worker processes, which backend "
+               f"{backend.name!r} cannot do; use backend='processes' (on Dask, the "
+               "workers' own --lifetime option recycles them)")
+        raise UsageError(msg)
     if options.worker_init is None:
         return op
     args = tuple(options.worker_init_args or ())
