@@ -204,7 +204,9 @@ def imap(func: Callable[..., Any], iterable: Iterable[Any], *, ordered: bool = T
     when items take uneven time). Breaking out of the loop stops the workers at once.
     ``chunksize`` items travel together (default: adapted to about 0.1 s of work per
     partition, starting from one). Options as in :func:`apply` (``jobs``, ``backend``,
-    ``progress``, ``worker_init``, ``on_error``, ...).
+    ``progress``, ``worker_init``, ``on_error``, ...). Until the loop ends (or the
+    generator is closed) its workers serve it alone: a parallel call on the same
+    backend inside the loop is refused.
 
     Examples
     --------

@@ -568,7 +568,9 @@ def stream(
     Partitions are read only while the consumer keeps asking, so an endless input is
     fine; closing the generator (``break`` out of the loop) stops the busy workers at
     once. ``show`` receives each partition's output and warnings as it finishes. The
-    generator's return value is the :class:`RunOutcome` (results not kept).
+    generator's return value is the :class:`RunOutcome` (results not kept). Until it
+    ends or is closed it holds the warm backend (and the one-run-at-a-time lock of the
+    thread that first advanced it): a generator left half-read keeps other runs waiting.
     """
     ready: deque[Any] = deque()
     state = _Run(partitions, op, options, sinks, rows_total, partitions_total, label, unit, None,
