@@ -86,14 +86,17 @@ def test_unordered_yields_fast_items_before_a_slow_one():
 def test_break_over_an_endless_generator_returns_at_once_no_worker_busy(method):
     source = Pulled()
     results = jp.imap(slow, source, jobs=2, start_method=method, progress=False)
-    taken = []
-    for value in results:
-        taken.append(value)
-        if len(taken) == 3:
-            assert _busy_workers(), "the workers should be busy with the next items"
-            started = time.monotonic()
-            break
-    results.close()  # what a for loop's break does when the generator is dropped
+    taken, busy = [], []
+    try:
+        for value in results:
+            taken.append(value)
+            if len(taken) == 3:
+                busy = _busy_workers()  # refilled before the result was handed over
+                started = time.monotonic()
+                break
+    finally:
+        results.close()  # what a for loop's break does when the generator is dropped
+    assert busy, "the workers should be busy with the next items"
     assert time.monotonic() - started < 1.0
     assert taken == [0, 1, 2]
     assert _busy_workers() == []

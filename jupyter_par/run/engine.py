@@ -426,6 +426,8 @@ class _Run:
                 self.check_timeouts(backend)
                 self.publish(backend=backend)
                 if self.show is not None:
+                    # Hand out more work first, so workers run while the consumer is busy.
+                    self.fill(backend)
                     yield
         except BaseException as exc:
             # What finished partitions printed helps most when a run fails: keep it.
