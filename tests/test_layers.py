@@ -235,7 +235,7 @@ def test_hidden_frames_are_defined_once():
 
 def test_the_operation_is_shipped_only_by_the_engine():
     assert where_used(_calls("begin_run"), skip=["jupyter_par.backends"]) == {
-        ("jupyter_par.run.engine", "drive")}
+        ("jupyter_par.run.engine", "steps")}
     assert where_used(_calls("begin_run")) & {
         ("jupyter_par.backends.processes", "submit"),
         ("jupyter_par.backends.dask", "submit")} == set()

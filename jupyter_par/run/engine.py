@@ -50,6 +50,7 @@ from ..worker import output as worker_output
 from ..worker import task as _worker
 from ..worker.state import init_failure
 from ..worker.task import TaskDone, TaskFailed
+from .backend_choice import BackendChoice
 from .options import Options
 
 #: Seconds between two progress updates sent to the sinks (about ten a second).
@@ -527,7 +528,7 @@ def run(
         # In place in a task: the outer run holds the warm workers and the run lock.
         return state.drive(choice.cls(1))
     with _one_run_at_a_time:
-        _refuse_while_streaming(options.backend)
+        _refuse_while_streaming(options.chosen)
         return state.drive(start_backend(options))
 
 
@@ -541,9 +542,10 @@ def start_backend(options: Options) -> backends.Backend:
 _streaming: set[str] = set()
 
 
-def _refuse_while_streaming(name: str) -> None:
+def _refuse_while_streaming(choice: BackendChoice) -> None:
     """A warm backend serves one run at a time; a stream holds it until its loop ends."""
-    if name in _streaming and not backends.backend_class(name).in_caller:
+    name = choice.name
+    if name in _streaming and not choice.cls.in_caller:
         msg = (f"a jp.imap loop still holds the {name!r} workers: a parallel call made inside "
                "the loop (or a second jp.imap over the same backend) must wait until the loop "
                "ends or breaks; use another backend for it (backend='threads' or 'inline')")
@@ -595,10 +597,10 @@ def stream(
     if choice.nested:  # in place in a task, as run() does
         return (yield from deliver(state.steps(choice.cls(1))))
     with _one_run_at_a_time:
-        _refuse_while_streaming(options.backend)
+        _refuse_while_streaming(options.chosen)
         backend = start_backend(options)
-        _streaming.add(options.backend)
+        _streaming.add(options.chosen.name)
         try:
             return (yield from deliver(state.steps(backend)))
         finally:
-            _streaming.discard(options.backend)
+            _streaming.discard(options.chosen.name)
