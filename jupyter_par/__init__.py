@@ -58,6 +58,7 @@ from .errors import (
 from .planning.sources import files
 from .progress.chooser import register_notebook_view
 from .progress.timings import last_run
+from .run.background import BackgroundRun, runs, wait
 from .run.options import current_defaults, set_defaults
 from .wire import (
     shared_objects as shared,  # jp.shared["name"]: objects passed as shared= (read-only)
@@ -110,6 +111,7 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 
 
 __all__ = [
+    "BackgroundRun",
     "CancelledError",
     "InlineFallbackWarning",
     "JupyterParError",
@@ -134,8 +136,10 @@ __all__ = [
     "map_partitions",
     "progress",
     "register_backend",
+    "runs",
     "set_defaults",
     "shared",
     "shutdown",
+    "wait",
     "worker_state",
 ]

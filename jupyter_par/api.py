@@ -8,6 +8,7 @@ panel use.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from typing import Any
@@ -20,7 +21,8 @@ from .planning import sources
 from .planning import stream as stream_plans
 from .planning.groups import GROUPBY_KEYWORDS
 from .planning.plan import Plan
-from .run import pipeline
+from .progress.chooser import sinks_for
+from .run import background, pipeline
 from .run.options import OPTION_NAMES, Options, resolve
 
 
@@ -38,10 +40,28 @@ def _split_options(
 
 
 def _run(plan: Plan, options: Options, shared: Mapping[str, Any] | None,
-         fold: Callable[[Any], None] | None = None) -> Any:
+         fold: Callable[[Any], None] | None = None,
+         value_of: Callable[[Any], Any] | None = None) -> Any:
+    """Run ``plan``: its value, or with ``background=True`` a handle to it at once."""
     __tracebackhide__ = True
+    if options.background:
+        return _start_background(plan, options, shared, fold, value_of)
     value, _ = pipeline.execute(plan, options, shared=shared, fold=fold)
-    return value
+    return value if value_of is None else value_of(value)
+
+
+def _start_background(plan: Plan, options: Options, shared: Mapping[str, Any] | None,
+                      fold: Callable[[Any], None] | None,
+                      value_of: Callable[[Any], Any] | None) -> background.BackgroundRun:
+    # The view is made here, so that it shows under the calling cell.
+    sinks = sinks_for(options.progress, plan.label, options.frontend)
+
+    def work(cancel: threading.Event, sinks: list[Any]) -> Any:
+        value, _ = pipeline.execute(plan, options, shared=shared, fold=fold, sinks=sinks,
+                                    cancel=cancel)
+        return value if value_of is None else value_of(value)
+
+    return background.start(plan.label, work, sinks)
 
 
 def _planned(build: Callable[..., Plan], *args: Any) -> Plan:
@@ -188,8 +208,7 @@ def map_partitions(obj: Any, func: Callable[..., Any], *args: Any,
     if reduce is None:
         return _run(plan, options, objects)
     folding = sources.Fold(reduce)
-    _run(plan, options, objects, fold=folding)
-    return folding.value
+    return _run(plan, options, objects, fold=folding, value_of=lambda _: folding.value)
 
 
 def imap(func: Callable[..., Any], iterable: Iterable[Any], *, ordered: bool = True,

@@ -102,6 +102,15 @@ class ParallelMagics(Magics):
     @argument("--max-tasks-per-worker", type=int, default=None, metavar="N",
               help="replace a worker process after it ran N partitions (leaky libraries)")
     @argument("--no-progress", action="store_true", help="draw no progress bars")
+    @argument("--resume", action="store_true",
+              help="reuse the partitions a failed, cancelled or interrupted run of this cell "
+                   "finished (same data cut the same way); compute only the rest")
+    @argument("--cache", default=None, metavar="PATH",
+              help="keep finished partitions in this private directory, so --resume works "
+                   "after a kernel restart too")
+    @argument("--background", action="store_true",
+              help="return a handle at once and run while other cells run; TARGET (or --out) "
+                   "is written when it ends")
     @cell_magic
     def parallel(self, line: str, body: str) -> Any:
         """Run this cell once per partition of TARGET, in parallel workers.
@@ -127,6 +136,10 @@ class ParallelMagics(Magics):
                ...: df.groupby("city")["score"].mean()
             In [5]: %%parallel --reduce "lambda parts: sum(parts)" df
                ...: int((df["score"] > 10).sum())
+            In [6]: %%parallel --resume df          # after a failure: only what did not finish
+               ...: df["score"] = df.apply(score, axis=1)
+            In [7]: %%parallel --background df      # a handle now; df is written at the end
+               ...: df["score"] = df.apply(score, axis=1)
         """
         __tracebackhide__ = True
         try:
@@ -151,6 +164,9 @@ class ParallelMagics(Magics):
                     "blas_threads": args.blas_threads,
                     "worker_init": args.init,
                     "max_tasks_per_worker": args.max_tasks_per_worker,
+                    "resume": True if args.resume else None,
+                    "cache": args.cache,
+                    "background": True if args.background else None,
                 },
             )
             return cell.run_cell(self.shell, request)

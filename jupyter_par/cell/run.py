@@ -301,20 +301,39 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
         split.parts, op,
         lambda cells: _combine(cells, request, split, reducer, expression),
         label=f"%%parallel {target}", unit=split.unit)
-    try:
-        (written, value), _ = pipeline.execute(plan, options, shared=shared or None,
-                                               where=(filename, 1))
-    except ShippingError as exc:
-        msg = shipping.unshippable_names(names)
-        if msg is None:
-            raise exc.with_traceback(None) from None
-        raise ShippingError(msg) from None
-    except UsageError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - re-raised, only its traceback trimmed
-        cells = getattr(getattr(shell, "compile", None), "_filename_map", {})
-        raise exc.with_traceback(for_cell(exc, cells)) from exc.__cause__
+    def execute(sinks: Any = None, cancel: Any = None) -> tuple[Any, Any]:
+        __tracebackhide__ = True
+        try:
+            (written, value), _ = pipeline.execute(plan, options, shared=shared or None,
+                                                   where=(filename, 1), sinks=sinks,
+                                                   cancel=cancel)
+        except ShippingError as exc:
+            msg = shipping.unshippable_names(names)
+            if msg is None:
+                raise exc.with_traceback(None) from None
+            raise ShippingError(msg) from None
+        except UsageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - re-raised, only its traceback trimmed
+            cells = getattr(getattr(shell, "compile", None), "_filename_map", {})
+            raise exc.with_traceback(for_cell(exc, cells)) from exc.__cause__
+        return written, value
+
+    if options.background:
+        from . import background
+
+        _note_local_names(request, expression=expression)
+        return background.start(namespace, request, plan.label, options, execute,
+                                expression=expression, nothing=_NOTHING)
+    written, value = execute()
     _note_local_names(request, expression=expression)
+    return store_result(namespace, request, expression, written, value)
+
+
+def store_result(namespace: dict[str, Any], request: CellRequest, expression: bool,
+                 written: Any, value: Any) -> Any:
+    """Write the combined result where the cell says; return the cell's output."""
+    target = request.target
     if not expression:
         if written is not _NOTHING:
             namespace[request.out or target] = written

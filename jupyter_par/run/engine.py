@@ -21,7 +21,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,8 +148,11 @@ class _Run:
         fold: Callable[[Any], None] | None = None,
         ordered: bool = True,
         show: Callable[[PartitionOutput], None] | None = None,
+        kept: Mapping[int, Any] | None = None,
+        on_done: Callable[[int, Any], None] | None = None,
     ) -> None:
         self.source = iter(partitions)
+        self.on_done = on_done
         self.fold, self.folded = fold, 0
         #: With a fold: hand results over as they finish rather than in partition order.
         self.unordered = not ordered
@@ -160,7 +163,8 @@ class _Run:
         self.tracker = ProgressTracker(rows_total, partitions_total, label=label, unit=unit)
         self.retry: deque[tuple[Partition, int]] = deque()
         self.running: dict[int, _Running] = {}
-        self.results: dict[int, Any] = {}
+        # Results kept from an earlier run (resume): in order and folded like the others.
+        self.results: dict[int, Any] = dict(kept or {})
         self.outputs: list[PartitionOutput] = []
         self.failures: list[PartitionFailure] = []
         self.exhausted = False
@@ -178,6 +182,7 @@ class _Run:
         # Live output: characters of each partition's output given to the sinks so far.
         self.streamed: dict[int, int] = {}
         self.output_sinks = [s for s in self.sinks if callable(getattr(s, "output", None))]
+        self.advance_fold()  # kept results that come first are folded at once
 
     # -- progress -------------------------------------------------------------------
     def publish(self, *, force: bool = False, state: str = "running", message: str | None = None,
@@ -347,6 +352,8 @@ class _Run:
             if isinstance(outcome, TaskDone):
                 self.compute += outcome.seconds
                 self.results[outcome.task_id] = outcome.value
+                if self.on_done is not None:
+                    self.on_done(outcome.task_id, outcome.value)
                 self.advance_fold()
                 self.tracker.finished(event.worker)
                 return
@@ -494,6 +501,8 @@ def run(
     unit: str = "rows",
     cancel: threading.Event | None = None,
     fold: Callable[[Any], None] | None = None,
+    kept: Mapping[int, Any] | None = None,
+    on_done: Callable[[int, Any], None] | None = None,
 ) -> RunOutcome:
     """Run ``op`` on every partition on the backend chosen for ``options`` (``runs_on``).
 
@@ -515,6 +524,10 @@ def run(
         Called with each result in partition order as soon as all earlier ones came;
         results are then not kept (``RunOutcome.results`` is empty), and no more than
         twice ``jobs`` partitions are read ahead of the oldest unfolded one.
+    kept, on_done
+        Results by partition index that an earlier run finished (``partitions`` then
+        holds only the others), and a callback given each partition's result as it
+        finishes: :mod:`jupyter_par.run.resume` keeps them for a run that fails.
 
     Returns
     -------
@@ -522,7 +535,7 @@ def run(
         Results in partition order, captured output, skipped failures, timings.
     """
     state = _Run(partitions, op, options, sinks, rows_total, partitions_total, label, unit, cancel,
-                 fold)
+                 fold, kept=kept, on_done=on_done)
     choice = options.chosen
     if choice.nested:
         # In place in a task: the outer run holds the warm workers and the run lock.

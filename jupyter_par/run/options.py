@@ -7,6 +7,7 @@ built-in defaults below. Nothing else in the package re-decides a default.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -46,6 +47,13 @@ class Options:
     worker_init_args: tuple[Any, ...] = ()
     #: Replace a worker process after it ran this many partitions (libraries that leak).
     max_tasks_per_worker: int | None = None
+    #: Reuse the partitions an earlier failed, cancelled or interrupted run finished
+    #: (jupyter_par.run.resume), when the input is the same data cut the same way.
+    resume: bool = False
+    #: A directory keeping finished partitions on disk, signed (jupyter_par.run.cache).
+    cache: str | None = None
+    #: Return a handle at once and run on a thread of the kernel (jupyter_par.run.background).
+    background: bool = False
     #: The backend that runs and why (jupyter_par.run.backend_choice); set by resolve.
     runs_on: BackendChoice | None = None
 
@@ -109,7 +117,10 @@ def _check(name: str, value: Any) -> Any:
         check_frontend(value)
     elif name == "progress":
         check_progress(value)
-    elif name in ("inline_fallback", "oversubscribe"):
+    elif name == "cache":
+        need(isinstance(value, str | os.PathLike) and str(value) != "", "a directory path")
+        value = os.fspath(value)
+    elif name in ("inline_fallback", "oversubscribe", "resume", "background"):
         need(isinstance(value, bool), "True or False")
     elif name not in OPTION_NAMES:
         msg = f"unknown option {name!r}"

@@ -34,7 +34,7 @@ from ..wire import shared_objects as _shared
 from ..worker import display as _display
 from ..worker import task as _worker
 from ..worker.task import CapturedWarning
-from . import engine
+from . import engine, resume
 from . import fallback as cost
 from .backend_choice import choose_backend
 from .options import Options, with_backend
@@ -180,7 +180,10 @@ def execute(
         timings.remember(timings.RunRecord(
             plan.label, explain=plan.serial_reason or "ran in the kernel as pandas"))
         return value, None
-    parts = plan.parts
+    # Finished partitions of an earlier run are reused (resume=True); this run's are kept.
+    keeper = resume.Keeper(plan.parts, plan.label, resume=options.resume, cache=options.cache,
+                           output=output)
+    parts = keeper.parts
     known = isinstance(parts, Sequence)
 
     def sample() -> str | None:  # the fallback's verdict, asked only where it may apply
@@ -209,14 +212,17 @@ def execute(
                 rows_total=sum(p.size for p in parts) if known else None,
                 partitions_total=len(parts) if known else None,
                 label=plan.label, unit=plan.unit, cancel=cancel, fold=fold,
+                kept=keeper.reused, on_done=keeper.record,
             )
         except BaseException as exc:
+            keeper.failed(exc)
             # What the partitions printed before the failure is what one debugs with.
             failed = engine.RunOutcome([], list(getattr(exc, "partition_outputs", [])))
             show_outputs(failed, output)
             if show_short(exc):
                 raise exc.with_traceback(None) from None
             raise
+    keeper.succeeded()
     show_outputs(outcome, output)
     worker_warnings = [w for out in outcome.outputs for w in out.warnings]
     with warnings.catch_warnings(record=True) as combining:

@@ -215,6 +215,11 @@ class NotebookProgress:
             if final or self.lab is None or now - self._html_drawn >= FALLBACK_INTERVAL:
                 self._html_drawn = now
                 self.html.value = render_html(progress, self.log.entries())
+        self.show()
+
+    def show(self) -> None:
+        """Show the view under the running cell, once (at the first update, or now for a
+        background run: its updates come from a thread whose output has no cell)."""
         if self._display and not self._shown:
             self._shown = True
             from IPython.display import display
