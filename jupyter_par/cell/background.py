@@ -30,11 +30,13 @@ def _written_names(request: Any, expression: bool, written: Any, nothing: Any) -
 
 
 def start(namespace: dict[str, Any], request: Any, label: str, options: Options,
-          execute: Callable[..., tuple[Any, Any]], *, expression: bool,
-          nothing: Any) -> background.BackgroundRun:
-    """Start the cell's run in the background; return its handle."""
-    from .run import store_result
+          execute: Callable[..., tuple[Any, Any]], *, expression: bool, nothing: Any,
+          store: Callable[[Any, Any], Any]) -> background.BackgroundRun:
+    """Start the cell's run in the background; return its handle.
 
+    ``execute(sinks=, cancel=)`` runs the cell and returns ``(written, value)``;
+    ``store(written, value)`` writes them to the notebook as a foreground cell would.
+    """
     watched = {name: namespace.get(name, _MISSING)
                for name in filter(None, (request.target, request.out))}
     sinks = sinks_for(options.progress, label, options.frontend)
@@ -52,7 +54,7 @@ def start(namespace: dict[str, Any], request: Any, label: str, options: Options,
         changed = [name for name in _written_names(request, expression, written, nothing)
                    if namespace.get(name, _MISSING) is not watched.get(name, _MISSING)]
         if not changed:
-            store_result(namespace, request, expression, written, value)
+            store(written, value)
             return None
         note = (f"{', '.join(changed)} was rebound while the run went, so the result was not "
                 "written; it is on the handle: .result()")

@@ -51,6 +51,7 @@ from ..run import pipeline
 from ..run.options import resolve
 from ..shown_errors import for_cell
 from ..wire import shipping
+from . import background as in_background
 from . import meaning as cell_meaning
 from .code import (
     CellOp,
@@ -320,11 +321,12 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
         return written, value
 
     if options.background:
-        from . import background
-
         _note_local_names(request, expression=expression)
-        return background.start(namespace, request, plan.label, options, execute,
-                                expression=expression, nothing=_NOTHING)
+        return in_background.start(
+            namespace, request, plan.label, options, execute, expression=expression,
+            nothing=_NOTHING,
+            store=lambda written, value: store_result(namespace, request, expression, written,
+                                                      value))
     written, value = execute()
     _note_local_names(request, expression=expression)
     return store_result(namespace, request, expression, written, value)
