@@ -236,3 +236,35 @@ def test_background_cells_and_calls(method):
                   "expected['s'].rename(None))\nassert not h.cancelled()")
     finally:
         kernel.close()
+
+
+def test_api_resumes_after_an_interrupt(tmp_path):
+    count = tmp_path / "count"
+    count.mkdir()
+    call = (f"res = jp.apply(df, score, axis=1, jobs=2, partitions={PARTS}, progress=False, "
+            "inline_fallback=False{extra})")
+    kernel = Kernel()
+    try:
+        kernel.ok(SETUP.format(rows=ROWS, count=str(count), last=ROWS - 1)
+                  + "\nPAUSE = 0.02\nFAIL_AT = None")
+        msg_id = kernel.client.execute(call.format(extra=""), stop_on_error=False)
+        deadline = time.monotonic() + 60
+        while len(os.listdir(count)) < 100:  # at least 3 partitions finished
+            assert time.monotonic() < deadline, "the run never got going"
+            time.sleep(0.01)
+        kernel.manager.interrupt_kernel()
+        reply = kernel.client.get_shell_msg(timeout=60)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = kernel.client.get_shell_msg(timeout=60)
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+        shown = "\n".join(reply["content"]["traceback"])
+        kept = int(KEPT.search(shown).group(1))
+        assert 3 <= kept < PARTS and "resume=True" in shown, shown
+        _fresh(count)
+        printed = kernel.ok("PAUSE = 0.0\n" + call.format(extra=", resume=True"))
+        assert f"reused {kept} of 10 partitions from the run at" in printed, printed
+        assert len(_partitions(count)) == PARTS - kept
+        kernel.ok("assert 'res' in globals()\n"
+                  "pd.testing.assert_series_equal(res, expected['s'].rename(None))")
+    finally:
+        kernel.close()
