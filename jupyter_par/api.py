@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
-from typing import Any
+from typing import Any, TextIO
 
 import pandas as pd
 
@@ -56,9 +56,9 @@ def _start_background(plan: Plan, options: Options, shared: Mapping[str, Any] | 
     # The view is made here, so that it shows under the calling cell.
     sinks = sinks_for(options.progress, plan.label, options.frontend)
 
-    def work(cancel: threading.Event, sinks: list[Any]) -> Any:
+    def work(cancel: threading.Event, sinks: list[Any], output: TextIO) -> Any:
         value, _ = pipeline.execute(plan, options, shared=shared, fold=fold, sinks=sinks,
-                                    cancel=cancel)
+                                    cancel=cancel, output=output)
         return value if value_of is None else value_of(value)
 
     return background.start(plan.label, work, sinks)

@@ -34,7 +34,7 @@ def start(namespace: dict[str, Any], request: Any, label: str, options: Options,
           store: Callable[[Any, Any], Any]) -> background.BackgroundRun:
     """Start the cell's run in the background; return its handle.
 
-    ``execute(sinks=, cancel=)`` runs the cell and returns ``(written, value)``;
+    ``execute(sinks=, cancel=, output=)`` runs the cell and returns ``(written, value)``;
     ``store(written, value)`` writes them to the notebook as a foreground cell would.
     """
     watched = {name: namespace.get(name, _MISSING)
@@ -42,8 +42,8 @@ def start(namespace: dict[str, Any], request: Any, label: str, options: Options,
     sinks = sinks_for(options.progress, label, options.frontend)
     pair: dict[str, Any] = {}
 
-    def work(cancel: Any, sinks: list[Any]) -> Any:
-        written, value = execute(sinks=sinks, cancel=cancel)
+    def work(cancel: Any, sinks: list[Any], output: Any) -> Any:
+        written, value = execute(sinks=sinks, cancel=cancel, output=output)
         pair["written"], pair["value"] = written, value
         if expression:
             return value

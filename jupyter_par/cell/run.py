@@ -302,12 +302,12 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
         split.parts, op,
         lambda cells: _combine(cells, request, split, reducer, expression),
         label=f"%%parallel {target}", unit=split.unit)
-    def execute(sinks: Any = None, cancel: Any = None) -> tuple[Any, Any]:
+    def execute(sinks: Any = None, cancel: Any = None, output: Any = None) -> tuple[Any, Any]:
         __tracebackhide__ = True
         try:
             (written, value), _ = pipeline.execute(plan, options, shared=shared or None,
                                                    where=(filename, 1), sinks=sinks,
-                                                   cancel=cancel)
+                                                   cancel=cancel, output=output)
         except ShippingError as exc:
             msg = shipping.unshippable_names(names)
             if msg is None:

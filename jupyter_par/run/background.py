@@ -14,10 +14,12 @@ background run; :meth:`BackgroundRun.cancel` (or the view's Cancel) does.
 
 from __future__ import annotations
 
+import io
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TextIO
 
 from ..progress.records import ProgressSink, RunProgress
 
@@ -46,7 +48,7 @@ class BackgroundRun:
     and returns the value or raises the run's exception.
     """
 
-    def __init__(self, label: str, work: Callable[[threading.Event, list[Any]], Any],
+    def __init__(self, label: str, work: Callable[[threading.Event, list[Any], TextIO], Any],
                  sinks: Sequence[ProgressSink] = (),
                  finish: Callable[[Any], str | None] | None = None) -> None:
         self.label = label
@@ -58,6 +60,8 @@ class BackgroundRun:
         self._recorder = _Recorder()
         self._sinks = [*sinks, self._recorder]
         self._work, self._finish = work, finish
+        #: What the partitions printed (shown under the view when the run ends).
+        self.output = io.StringIO()
         self._value: Any = None
         self._error: BaseException | None = None
         self._done = threading.Event()
@@ -66,14 +70,26 @@ class BackgroundRun:
 
     def _main(self) -> None:
         try:
-            self._value = self._work(self._cancel, self._sinks)
+            self._value = self._work(self._cancel, self._sinks, self.output)
             if self._finish is not None:
                 self.note = self._finish(self._value)
         except BaseException as exc:  # noqa: BLE001 - kept for result()/exception()
             self._error = exc
         finally:
             self.ended = time.time()
+            self._show_output()
             self._done.set()
+
+    def _show_output(self) -> None:
+        """Show what the run printed where its view is (or on standard output)."""
+        text = self.output.getvalue()
+        if not text:
+            return
+        for sink in self._sinks:
+            late = getattr(sink, "late_output", None)
+            if callable(late) and late(text):
+                return
+        sys.stdout.write(text)
 
     # -- the Future-like face -----------------------------------------------------
     def done(self) -> bool:
@@ -129,22 +145,24 @@ class BackgroundRun:
         return f"<BackgroundRun {self.label} · {state}>"
 
 
-def start(label: str, work: Callable[[threading.Event, list[Any]], Any],
+def start(label: str, work: Callable[[threading.Event, list[Any], TextIO], Any],
           sinks: Sequence[ProgressSink] = (),
           finish: Callable[[Any], str | None] | None = None) -> BackgroundRun:
-    """Start ``work(cancel, sinks)`` on a thread; return its handle at once.
+    """Start ``work(cancel, sinks, output)`` on a thread; return its handle at once.
 
     ``sinks`` are made by the caller's thread (so a view shows under the calling
     cell); one with ``show()`` is shown now, one with ``on_cancel`` gets the handle's
-    cancel for its Cancel button. ``finish(value)`` runs on the thread after a
-    successful run and returns why it did not store the value, or ``None``.
+    cancel for its Cancel button. What ``work`` writes to ``output`` is shown when
+    the run ends, by a sink's ``late_output`` if one has a place for it.
+    ``finish(value)`` runs on the thread after a successful run and returns why it
+    did not store the value, or ``None``.
     """
     handle = BackgroundRun(label, work, sinks, finish)
     for sink in sinks:
         if callable(getattr(sink, "on_cancel", None)):
             sink.on_cancel(handle.cancel)
         if callable(getattr(sink, "show", None)):
-            sink.show()
+            sink.show(with_output=True)
     with _runs_lock:
         _runs.append(handle)
     handle._thread.start()

@@ -147,7 +147,11 @@ class DiskCache:
                           f"be pickled ({type(exc).__name__}: {exc})", CacheWarning, stacklevel=2)
             return
         target, identity = self._entry(label, total, index, digest)
-        self._write(target, _MAGIC + self._sign(identity, payload) + payload)
+        try:
+            self._write(target, _MAGIC + self._sign(identity, payload) + payload)
+        except OSError as exc:  # a full disk must not stop the run: it only loses the copy
+            warnings.warn(f"jupyter_par: partition {index} was not cached in {self.path}: "
+                          f"{exc}", CacheWarning, stacklevel=2)
 
     # -- reading --------------------------------------------------------------------
     def manifest(self, label: str) -> dict[str, Any] | None:

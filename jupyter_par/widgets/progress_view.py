@@ -217,15 +217,35 @@ class NotebookProgress:
                 self.html.value = render_html(progress, self.log.entries())
         self.show()
 
-    def show(self) -> None:
+    def show(self, *, with_output: bool = False) -> None:
         """Show the view under the running cell, once (at the first update, or now for a
-        background run: its updates come from a thread whose output has no cell)."""
+        background run: its updates come from a thread whose output has no cell).
+
+        ``with_output`` also places an empty Output widget under it, which
+        :meth:`late_output` fills when a background run ends: its cell has ended by
+        then, and a front end drops what is printed (or displayed) for a cell that has
+        ended, but a widget's state still reaches the page.
+        """
         if self._display and not self._shown:
             self._shown = True
             from IPython.display import display
 
             # With an id, so that close() can bring its text fallback up to date too.
             self._handle = display(self, display_id=True)
+            if with_output:
+                import ipywidgets
+
+                self._late = ipywidgets.Output()
+                display(self._late)
+
+    def late_output(self, text: str) -> bool:
+        """Show ``text`` (what a background run printed) under the view; False if no
+        place was made for it by :meth:`show`."""
+        late = getattr(self, "_late", None)
+        if late is None:
+            return False
+        late.append_stdout(text)
+        return True
 
     def explain(self, text: str) -> None:
         """Show under the finished run's bars where its time went (the pipeline calls it

@@ -2,7 +2,8 @@
 
 The cell returns at once; its view keeps updating while another cell runs and prints;
 the status bar's runs list shows the background run, and its Cancel stops it (by the
-comm message: the kernel is free, so it reads it at once). Nothing is written to TARGET.
+comm message: the kernel is free, so it reads it at once). Nothing is written to TARGET,
+and what the finished partitions printed shows under the run's own cell.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def slow(row):
     time.sleep(0.02)  # 2,000 rows on 2 workers: about 20 s
     return row["x"] * 2
 """
-BACKGROUND = '%%parallel --background --jobs 2 df\ndf["y"] = df.apply(slow, axis=1)'
+BACKGROUND = ('%%parallel --background --jobs 2 df\nprint("partition of", len(df), "rows")\n'
+              'df["y"] = df.apply(slow, axis=1)')
 # Prints a line, waits until the view has moved on, prints again: the view updates
 # while this cell holds the kernel's main thread.
 OTHER = """h = jp.runs()[-1]
@@ -81,6 +83,10 @@ def test_a_background_run_updates_while_another_cell_prints_and_cancels_from_the
     item = page.locator(".jp-par-runs-menu .lm-Menu-item", has_text="Cancel %%parallel df")
     item.click()
     view.locator(f"{OVERALL}[data-state=cancelled]").wait_for(timeout=10_000)
+    # What the finished partitions printed shows under the run's own cell, which
+    # ended long ago (an Output widget the run made at its start).
+    view.get_by_text("partition of", exact=False).first.wait_for(timeout=10_000)
+    assert "other cell" not in view.inner_text()
     start_cell(page, 3)
     wait_cell_done(page, 3)
     out = cell(page, 3).locator(".jp-OutputArea-output").last.inner_text().strip()
