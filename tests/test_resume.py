@@ -247,3 +247,50 @@ def test_background_handle_and_cancel_then_resume(tmp_path, start_method):
     assert kept >= 2
     assert len(ran(rest)) == PARTS - kept
     assert jp.wait(timeout=10) == jp.runs()
+
+
+class _ExplainingSink:
+    """A progress sink with the view's ``explain``: what the view shows under the bars."""
+
+    def __init__(self) -> None:
+        self.explained: list[str] = []
+        self.last = None
+
+    def update(self, progress):
+        self.last = progress
+
+    def close(self, progress):
+        self.last = progress
+
+    def explain(self, text):
+        self.explained.append(text)
+
+
+def test_background_cell_leaves_a_rebound_target_alone_and_the_view_says_why(shell, tmp_path):
+    df = frame()
+    gate = tmp_path / "go"
+    shell.user_ns.update(df=df, gate=str(gate), os=os, time=time)
+    sink = _ExplainingSink()
+    jp.set_defaults(progress=sink)
+    try:
+        body = ("while not os.path.exists(gate):\n    time.sleep(0.01)\n"
+                "df['s'] = df['a'] * 2 + df['b']")
+        handle = shell.run_cell_magic("parallel", "--background --jobs 2 --partitions 4 df", body)
+        assert isinstance(handle, jp.BackgroundRun) and not handle.done()
+        mine = shell.user_ns["df"] = df.copy()  # rebound while the run goes
+        gate.touch()
+        expected = df.assign(s=serial(df))
+        pd.testing.assert_frame_equal(handle.result(timeout=60), expected)
+        assert shell.user_ns["df"] is mine and "s" not in mine
+        assert "df was rebound" in handle.note and "df was rebound" in sink.explained[-1]
+
+        # Left alone, TARGET is written in one step at the end.
+        gate.unlink()
+        handle = shell.run_cell_magic("parallel", "--background --jobs 2 --partitions 4 df", body)
+        assert "s" not in shell.user_ns["df"]
+        gate.touch()
+        handle.result(timeout=60)
+        assert handle.note is None
+        pd.testing.assert_frame_equal(shell.user_ns["df"], mine.assign(s=serial(mine)))
+    finally:
+        jp.set_defaults(progress=None)
