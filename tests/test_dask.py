@@ -530,3 +530,36 @@ def test_members_fetched_before_a_forced_refresh_are_dropped(dask_run):
     backend._fetched = (backend._generation, {**current}, None)
     backend._refresh()
     assert backend._members == current
+
+
+def _touching(folder: Path, fail_at: str | None):
+    """A row function leaving one file per row it ran (counted by the test)."""
+    def double(row):
+        (folder / str(row.name)).touch()
+        if row.name == fail_at:
+            raise ValueError(f"bad row {row.name}")
+        return row["a"] * 2
+    return double
+
+
+def test_resume_on_the_cluster_computes_only_what_did_not_finish(dask_run, df, tmp_path,
+                                                                 capsys):
+    import re
+
+    from jupyter_par.run import resume
+
+    resume.STORE.runs.clear()
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    options = {**dask_run, "partitions": 8, "progress": False}
+    with pytest.raises(ValueError, match="bad row r399") as info:
+        jp.apply(df, _touching(first, "r399"), axis=1, **options)
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    kept = int(re.search(r"(\d) of 8 partitions finished and are kept", notes).group(1))
+    assert kept >= 4
+    result = jp.apply(df, _touching(second, None), axis=1, resume=True, **options)
+    pd.testing.assert_series_equal(result, df.apply(lambda row: row["a"] * 2, axis=1))
+    assert f"reused {kept} of 8 partitions" in capsys.readouterr().out
+    assert len({int(name[1:]) // 50 for name in os.listdir(second)}) == 8 - kept
+    assert jp.last_run().backend == "dask"
+

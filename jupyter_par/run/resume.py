@@ -40,6 +40,9 @@ from . import cache as disk
 
 #: Fraction of the memory available now that kept partitions may hold before spilling.
 MEMORY_SHARE = 0.25
+#: Kept runs (one per label) beyond which the oldest is dropped: a session of many
+#: failing calls must not fill the disk with spilled partitions nobody resumes.
+MAX_KEPT_RUNS = 8
 RESUME_HINT = "run it again with %%parallel --resume (or resume=True) to compute only the rest"
 
 
@@ -134,6 +137,8 @@ class KeptStore:
         """Keep ``run`` (replacing the label's earlier one), spilling beyond the budget."""
         with self._lock:
             self.forget(run.label, locked=True)
+            while len(self.runs) >= MAX_KEPT_RUNS:
+                self.forget(next(iter(self.runs)), locked=True)
             budget = available_memory()[0] * MEMORY_SHARE - sum(
                 r.nbytes for r in self.runs.values())
             for index in sorted(run.results):
