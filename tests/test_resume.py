@@ -172,6 +172,19 @@ def test_digest_is_by_content_not_identity():
     lists = pd.DataFrame({"x": [[1], [2]]})  # unhashable cells: digested by pickle
     assert resume.digest(lists) == resume.digest(lists.copy())
     assert resume.digest([{"a": 1}]) != resume.digest([{"a": 2}])
+    kinds = pd.DataFrame({
+        "cat": pd.Categorical(["x", "y", "x"]), "n": pd.array([1, None, 3], dtype="Int64"),
+        "t": pd.to_datetime(["2024-01-01", "2024-01-02", None]), "s": ["a", None, "c"],
+        "mixed": ["a", 1, 2.5]}, index=pd.MultiIndex.from_tuples([("a", 1), ("a", 2), ("b", 1)]))
+    assert resume.digest(kinds) == resume.digest(kinds.copy(deep=True))
+    for column, value in [("cat", "y"), ("n", 7), ("s", "z"), ("mixed", "b")]:
+        changed = kinds.copy()
+        changed.loc[("b", 1), column] = value
+        assert resume.digest(changed) != resume.digest(kinds), column
+    assert resume.digest(kinds) != resume.digest(kinds.set_axis([("a", 1), ("a", 3), ("b", 1)]))
+    # Equal strings that are distinct objects (read twice) digest the same.
+    assert resume.digest(pd.Series(["ab" + str(i) for i in range(3)])) == resume.digest(
+        pd.Series([f"ab{i}" for i in range(3)]))
 
 
 def test_kept_partitions_beyond_the_budget_spill_to_a_private_directory(tmp_path, monkeypatch):
