@@ -99,8 +99,12 @@ def apply(obj: pd.DataFrame | pd.Series, func: Callable[..., Any], axis: Any = 0
         As in pandas; ignored for a Series.
     **kwargs
         jupyter_par's options (``jobs``, ``backend``, ``partitions``, ``timeout``,
-        ``retries``, ``on_error``, ``start_method``, ``progress``); every other
-        keyword goes to pandas' ``apply`` (``raw``, ``result_type``, ``args``, ...).
+        ``retries``, ``on_error``, ``start_method``, ``progress``; ``resume=True``
+        to compute only the partitions an earlier failed, cancelled or interrupted
+        call did not finish, ``cache=PATH`` to keep finished partitions on disk,
+        ``background=True`` for a :class:`~jupyter_par.BackgroundRun` handle at
+        once); every other keyword goes to pandas' ``apply`` (``raw``,
+        ``result_type``, ``args``, ...).
 
     Examples
     --------
