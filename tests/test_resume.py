@@ -307,3 +307,30 @@ def test_background_cell_leaves_a_rebound_target_alone_and_the_view_says_why(she
         pd.testing.assert_frame_equal(shell.user_ns["df"], mine.assign(s=serial(mine)))
     finally:
         jp.set_defaults(progress=None)
+
+
+def test_magic_cache_and_resume_flags(shell, tmp_path, capsys):
+    from IPython.core.error import UsageError as IPythonUsageError
+
+    df, cache, count = frame(), tmp_path / "cache", tmp_path / "count"
+    count.mkdir()
+    shell.user_ns.update(df=df, score=counting(count, fail_at="r95"))
+    flags = f"--jobs 2 --partitions {PARTS} --no-progress --cache {cache} df"
+    body = "df['s'] = df.apply(score, axis=1)"
+    with pytest.raises(ValueError, match="bad row r95") as info:
+        shell.run_cell_magic("parallel", flags, body)
+    assert "--resume" in "\n".join(info.value.__notes__)
+    assert "s" not in shell.user_ns["df"]
+    resume.STORE.runs.clear()  # as after a kernel restart: only the disk remembers
+    again = tmp_path / "again"
+    again.mkdir()
+    shell.user_ns["score"] = counting(again)
+    capsys.readouterr()
+    shell.run_cell_magic("parallel", f"--resume {flags}", body)
+    said = capsys.readouterr().out
+    kept = int(re.search(r"reused (\d+) of 10 partitions from the cache", said).group(1))
+    assert kept in (8, 9) and len(ran(again)) == PARTS - kept
+    pd.testing.assert_frame_equal(shell.user_ns["df"], df.assign(s=serial(df)))
+    cache.chmod(0o775)
+    with pytest.raises(IPythonUsageError, match="can be written by others"):
+        shell.run_cell_magic("parallel", f"--resume {flags}", body)
