@@ -334,3 +334,19 @@ def test_magic_cache_and_resume_flags(shell, tmp_path, capsys):
     cache.chmod(0o775)
     with pytest.raises(IPythonUsageError, match="can be written by others"):
         shell.run_cell_magic("parallel", f"--resume {flags}", body)
+
+
+def test_a_stream_is_neither_kept_nor_cached_and_says_so(tmp_path, capsys):
+    path = tmp_path / "rows.csv"
+    frame().to_csv(path)
+    with pytest.raises(ZeroDivisionError):
+        jp.map_partitions(pd.read_csv(path, chunksize=30),
+                          lambda part: 1 // 0 if part.index[0] >= 90 else len(part), **QUIET)
+    assert not resume.STORE.runs  # keeping a stream's results would defeat streaming
+    got = jp.map_partitions(pd.read_csv(path, chunksize=30), len, resume=True,
+                            cache=str(tmp_path / "cache"), **QUIET)
+    assert got == [30, 30, 30, 10]
+    assert "resume needs an input cut in advance" in capsys.readouterr().out
+    jp.map_partitions(pd.read_csv(path, chunksize=30), len, cache=str(tmp_path / "c2"), **QUIET)
+    assert "nothing is cached" in capsys.readouterr().out
+    assert not (tmp_path / "c2").exists()

@@ -207,9 +207,11 @@ class Keeper:
         The plan's partitions; only a sequence (known in advance) can be matched.
     label
         The run's label (``apply(score, axis=1)``, ``%%parallel df``): kept runs are
-        found by it.
+        found by it (without the function's name: see :func:`run_key`).
     resume, cache
         The ``resume`` and ``cache`` options.
+    output
+        Where its one-line messages go (standard output by default).
     """
 
     def __init__(self, parts: Any, label: str, *, resume: bool = False,
@@ -223,6 +225,9 @@ class Keeper:
         self.digests: list[str | None] | None = None
         self.disk = disk.DiskCache(cache) if cache is not None and self.known else None
         self.output = output
+        if cache is not None and not self.known and not resume:
+            self._say(f"cache={cache!r} keeps the partitions of an input cut in advance (a "
+                      "DataFrame, Series or list), not of one read as it goes; nothing is cached")
         if self.disk is not None:
             self.digests = self._digests()
             if all(self.digests):
