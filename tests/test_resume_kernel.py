@@ -162,12 +162,13 @@ def test_magic_resumes_after_a_failure_an_interrupt_and_a_cancel(method):
         kernel.close()
 
 
-def test_api_resume_and_cache_after_a_kernel_restart(tmp_path):
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_api_resume_and_cache_after_a_kernel_restart(tmp_path, method):
     count, cache = tmp_path / "count", tmp_path / "cache"
     count.mkdir()
     setup = SETUP.format(rows=ROWS, count=str(count), last=ROWS - 1)
     call = (f"res = jp.apply(df, score, axis=1, jobs=2, partitions={PARTS}, progress=False, "
-            f"inline_fallback=False, cache={str(cache)!r}{{extra}})")
+            f"inline_fallback=False, start_method={method!r}, cache={str(cache)!r}{{extra}})")
     kernel = Kernel()
     try:
         kernel.ok(setup)
@@ -238,11 +239,12 @@ def test_background_cells_and_calls(method):
         kernel.close()
 
 
-def test_api_resumes_after_an_interrupt(tmp_path):
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_api_resumes_after_an_interrupt(tmp_path, method):
     count = tmp_path / "count"
     count.mkdir()
     call = (f"res = jp.apply(df, score, axis=1, jobs=2, partitions={PARTS}, progress=False, "
-            "inline_fallback=False{extra})")
+            f"inline_fallback=False, start_method={method!r}{{extra}})")
     kernel = Kernel()
     try:
         kernel.ok(SETUP.format(rows=ROWS, count=str(count), last=ROWS - 1)
