@@ -61,7 +61,7 @@ from ..wire import shipping
 from ..wire.outcome import decode_outcome
 from ..worker import output as worker_output
 from ..worker.task import TaskFailed
-from . import dask_worker
+from . import dask_spawn, dask_worker
 from .base import Backend, Died, Event, Finished, Output, Task
 from .dask_worker import run_partition, still_executing
 
@@ -249,11 +249,17 @@ class DaskBackend(Backend):
                 # default port is taken it says so, and takes another one on 127.0.0.1.
                 warnings.filterwarnings("ignore", message="Port .* is already in use")
                 self._kernel_environ = _pre_spawn_environ()
-                self.cluster = distributed.LocalCluster(
-                    n_workers=self.jobs, threads_per_worker=1, processes=True,
-                    host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR,
-                    preload=[dask_worker.__name__],
-                )
+                # Its nannies' workers must not re-run a script's __main__ (dask_spawn).
+                dask_spawn.hold()
+                try:
+                    self.cluster = distributed.LocalCluster(
+                        n_workers=self.jobs, threads_per_worker=1, processes=True,
+                        host="127.0.0.1", dashboard_address=None,
+                        silence_logs=logging.ERROR, preload=[dask_worker.__name__],
+                    )
+                except BaseException:
+                    dask_spawn.release()
+                    raise
                 self._restore_environ()
             self.client = Client(self.cluster, set_as_default=False)
         elif isinstance(self.scheduler, str):
@@ -341,6 +347,7 @@ class DaskBackend(Backend):
         if self.cluster is not None:
             with contextlib.suppress(Exception):
                 self.cluster.close()
+            dask_spawn.release()
             self._restore_environ()
         self.client = self.cluster = None
 
