@@ -16,8 +16,8 @@ the API can grow to cover the common ones.
 Environment:
 
 ``JP_CONFORMANCE_MODE``
-    ``plain`` (nothing replaced: the baseline), ``fork``, ``spawn`` (worker processes
-    started so) or ``threads`` (the threads backend).
+    ``plain`` (nothing replaced: the baseline), ``fork``, ``spawn``, ``forkserver``
+    (worker processes started so) or ``threads`` (the threads backend).
 ``JP_CONFORMANCE_PARTITIONS``
     partitions per call (default 3), so a partition holds few rows or groups.
 ``JP_CONFORMANCE_REPORT``
@@ -47,7 +47,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-MODES = ("plain", "fork", "spawn", "threads")
+MODES = ("plain", "fork", "spawn", "forkserver", "threads")
 _TESTS_DIR = os.path.join(os.path.dirname(pd.__file__), "tests") + os.sep
 _MAIN_PID = os.getpid()
 _DISGUISE = os.path.join(os.path.dirname(pd.__file__), "_jp_conformance_wrapper.py")
