@@ -3,11 +3,28 @@
 #
 #   bash scripts/bootstrap.sh            # .venv: newest pandas, the lab extension, test tools
 #   bash scripts/bootstrap.sh --pandas2  # .venv-pandas2: the engine on pandas 2.x
+#   PYTHON=python3.13 bash scripts/bootstrap.sh --engine .venv-py3.13 'pandas>=3' [--no-pyarrow]
+#                                        # a venv for the engine and routed suites on another
+#                                        # interpreter (no lab extension build); --no-pyarrow
+#                                        # removes pyarrow, so pandas 3's str is Python-backed
 #
 # Safe to run again: it only installs what is missing or out of date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+
+if [ "${1:-}" = "--engine" ]; then
+  VENV=${2:?"--engine needs a venv folder, e.g. .venv-py3.13"}
+  PANDAS=${3:-pandas}
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -U pip
+  SKIP_JUPYTER_BUILDER=1 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+    -e '.[test]' "$PANDAS"
+  if [ "${4:-}" = "--no-pyarrow" ]; then
+    "$VENV/bin/python" -m pip uninstall -q -y pyarrow
+  fi
+  exit 0
+fi
 
 if [ "${1:-}" = "--pandas2" ]; then
   [ -x .venv-pandas2/bin/python ] || "$PYTHON" -m venv .venv-pandas2
