@@ -1,23 +1,136 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: install; lint the Python and the lab extension
-# and run the extension's unit tests; the engine suite on pandas 2.x; pandas' own apply / map /
-# groupby-apply tests routed through jupyter_par on pandas 2.x and the newest pandas; then every
-# test on the newest pandas (the real kernels, the browser, the Dask cluster).
+# The whole test suite, from a fresh machine (CI runs exactly this; README "Run the tests"):
+#   install; lint the Python and the lab extension and run the extension's unit tests; the
+#   engine suite and pandas' own apply / map / groupby-apply tests routed through jupyter_par
+#   on pandas 2.x and the newest pandas; the same on Python 3.10, 3.12 and 3.13 (venvs made
+#   while the first steps run); the wheel as users get it; the documentation; then every test
+#   on the newest pandas (the real kernels, the browser, the Dask cluster).
+# Which runs where: README "Run the tests". Each step's time is printed, and all of them at
+# the end. JP_CI_EXTRA_PYTHONS="" skips the other interpreters (e.g. JP_CI_EXTRA_PYTHONS=3.13).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
+LOGS=$ROOT/test-artifacts/ci
+mkdir -p "$LOGS"
+CI_START=$(date +%s)
+STEP_TIMES=()
+step() { STEP=$1; STEP_START=$(date +%s); echo "== $STEP"; }
+done_step() {
+  local took=$(( $(date +%s) - STEP_START ))
+  STEP_TIMES+=("$(printf '%6s s  %s' "$took" "$STEP")")
+  echo "== $STEP: ${took} s"
+}
+summary() {
+  echo "== step times (s):"
+  printf '   %s\n' "${STEP_TIMES[@]}"
+  echo "   total: $(( $(date +%s) - CI_START )) s"
+}
+trap summary EXIT
+
+# The test files that need no Jupyter, browser or cluster: run on every interpreter.
+ENGINE_SUITE=(tests/test_api.py tests/test_engine.py tests/test_properties.py
+  tests/test_same_as_pandas.py tests/test_pipeline.py tests/test_group_split.py
+  tests/test_text_transport.py tests/test_arrow.py)
+
+# The other interpreters: version | pandas | pyarrow or not | routed modes (besides plain).
+# Each gets the engine suite and the routed suites under one start method, so that every
+# method runs on more than one interpreter without running every method everywhere.
+EXTRA=(
+  "3.10|pandas>=2.2,<3|pyarrow|spawn"
+  "3.12|pandas>=3|no-pyarrow|forkserver"
+  "3.13|pandas>=3|pyarrow|fork"
+)
+WANTED=${JP_CI_EXTRA_PYTHONS-"3.10 3.12 3.13"}
+
+find_python() {  # the newest pyenv build of version $1, or python$1 on PATH
+  local found=""
+  if command -v pyenv >/dev/null; then
+    found=$(ls -d "$(pyenv root)"/versions/"$1".* 2>/dev/null | sort -V | tail -1)
+    [ -n "$found" ] && [ -x "$found/bin/python" ] && { echo "$found/bin/python"; return; }
+  fi
+  command -v "python$1" || true
+}
+
+step "install: .venv (newest pandas, pyarrow, lab extension) and .venv-pandas2"
 bash scripts/bootstrap.sh
 bash scripts/bootstrap.sh --pandas2
-echo "== lint: ruff, and eslint + prettier + vitest for the lab extension"
-.venv/bin/ruff check jupyter_par tests benchmarks
+done_step
+
+# The other interpreters' venvs are made in the background (downloads and unpacking) while
+# lint, the engine suite and the routed suites run.
+RUNS=()
+for entry in "${EXTRA[@]}"; do
+  IFS='|' read -r ver pandas arrow modes <<<"$entry"
+  case " $WANTED " in *" $ver "*) ;; *) echo "== Python $ver: skipped (JP_CI_EXTRA_PYTHONS)"; continue ;; esac
+  python=$(find_python "$ver")
+  if [ -z "$python" ]; then
+    echo "== Python $ver: skipped, no interpreter found (pyenv or python$ver on PATH)"
+    continue
+  fi
+  RUNS+=("$ver|$python|$pandas|$arrow|$modes")
+done
+(
+  for run in "${RUNS[@]}"; do
+    IFS='|' read -r ver python pandas arrow modes <<<"$run"
+    started=$(date +%s)
+    flag=""; [ "$arrow" = no-pyarrow ] && flag=--no-pyarrow
+    if PYTHON=$python bash scripts/bootstrap.sh --engine ".venv-py$ver" "$pandas" $flag \
+         >"$LOGS/venv-py$ver.log" 2>&1; then
+      echo "ok $(( $(date +%s) - started ))" >"$LOGS/venv-py$ver.status"
+    else
+      echo "failed $(( $(date +%s) - started ))" >"$LOGS/venv-py$ver.status"
+    fi
+  done
+) &
+VENVS_PID=$!
+
+step "lint: ruff, and eslint + prettier + vitest for the lab extension"
+.venv/bin/ruff check jupyter_par tests benchmarks docs
 (cd labextension && ../.venv/bin/jlpm lint:check && ../.venv/bin/jlpm test)
+done_step
+
 P2=$(.venv-pandas2/bin/python -c 'import pandas; print("pandas", pandas.__version__)')
-echo "== engine suite on $P2"
-.venv-pandas2/bin/python -m pytest -q tests/test_api.py tests/test_engine.py \
-  tests/test_properties.py tests/test_same_as_pandas.py tests/test_pipeline.py \
-  tests/test_group_split.py tests/test_text_transport.py
-echo "== pandas' own tests routed through jupyter_par, $P2"
+PN=$(.venv/bin/python -c 'import pandas; print("pandas", pandas.__version__)')
+step "engine suite, Python 3.11, $P2"
+.venv-pandas2/bin/python -m pytest -q "${ENGINE_SUITE[@]}"
+done_step
+step "pandas' own tests routed through jupyter_par, Python 3.11, $P2"
 bash scripts/conformance.sh .venv-pandas2/bin/python
-echo "== pandas' own tests routed through jupyter_par, newest pandas"
+done_step
+step "pandas' own tests routed through jupyter_par, Python 3.11, $PN with pyarrow"
 bash scripts/conformance.sh .venv/bin/python
-echo "== full suite on $(.venv/bin/python -c 'import pandas; print("pandas", pandas.__version__)')"
+done_step
+
+step "wait for the other interpreters' venvs"
+wait "$VENVS_PID"
+done_step
+for run in "${RUNS[@]}"; do
+  IFS='|' read -r ver python pandas arrow modes <<<"$run"
+  read -r state took <"$LOGS/venv-py$ver.status"
+  if [ "$state" != ok ]; then
+    echo "== Python $ver: making .venv-py$ver failed after $took s:" >&2
+    tail -30 "$LOGS/venv-py$ver.log" >&2
+    exit 1
+  fi
+  py=.venv-py$ver/bin/python
+  what=$("$py" -c 'import importlib.util as u, pandas, sys; print(f"Python {sys.version.split()[0]}, pandas {pandas.__version__}, " + ("pyarrow" if u.find_spec("pyarrow") else "no pyarrow"))')
+  echo "== Python $ver: venv made in $took s (background)"
+  step "engine suite, $what"
+  "$py" -m pytest -q "${ENGINE_SUITE[@]}"
+  done_step
+  step "pandas' own tests routed through jupyter_par, $what, $modes"
+  JP_CONFORMANCE_MODES=$modes bash scripts/conformance.sh "$py"
+  done_step
+done
+
+step "the wheel as users get it: build, twine check, from the sdist without node, lab + demo"
+bash scripts/wheel_check.sh "$ROOT/.venv/bin/python"
+done_step
+
+step "documentation (Sphinx, warnings as errors, demo notebooks executed)"
+bash scripts/docs.sh .venv/bin/python
+done_step
+
+step "full suite, Python 3.11, $PN with pyarrow"
 .venv/bin/python -m pytest
+done_step

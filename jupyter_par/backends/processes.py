@@ -221,7 +221,13 @@ class ProcessBackend(Backend):
                   self.options.get("blas_threads") is not None, _kernel_authkeys()),
             name=f"jupyter_par-worker-{index}",
         )
-        with _main_not_rerun(self.start_method):
+        with _main_not_rerun(self.start_method), warnings.catch_warnings():
+            # Python 3.12+ warns at each fork of a process that has threads (a kernel
+            # always has some, and so does the pool): the same fork as on 3.11, and a
+            # warning about jupyter_par's start method, not the user's code, which
+            # must see the warnings a serial run gives (spawn/forkserver avoid forking).
+            warnings.filterwarnings("ignore", r"This process \(pid=\d+\) is multi-threaded",
+                                    DeprecationWarning)
             process.start()
         child_end.close()
         proc = _Proc(str(index), process, parent_end)
