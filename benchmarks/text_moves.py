@@ -10,6 +10,12 @@ text as one buffer (the default), and serial pandas beside them:
 * ``Series.map`` over 1M strings: forced onto the workers, and as shipped;
 * pickling and unpickling the 1M-string column alone.
 
+Where pyarrow is installed, the same map and the same pickling with Arrow-backed text:
+pandas 3's default ``str`` with pyarrow, and ``pd.ArrowDtype(pa.string())``. Those travel
+as Arrow buffers (pickle protocol 5), never one string at a time, so the threshold above
+does not apply to them. (The cases above use Python-backed ``str`` explicitly, so that
+they measure the same thing with or without pyarrow.)
+
 Usage: .venv/bin/python benchmarks/text_moves.py [--rows 1000000] [--repeat 3]
 """
 
@@ -52,7 +58,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     rows, repeat = args.rows, args.repeat
-    names = pd.Series([f"customer-{i:07d}" for i in range(rows)])
+    texts = [f"customer-{i:07d}" for i in range(rows)]
+    names = pd.Series(texts, dtype=pd.StringDtype("python", na_value=np.nan))
     table = pd.DataFrame({"name": names, "value": np.random.default_rng(0).random(rows)})
     small = pd.DataFrame({"k": np.random.default_rng(1).integers(0, rows, 2000)})
     expected_look = small.apply(lambda r: len(table["name"].iat[r["k"]])
@@ -99,7 +106,40 @@ def main() -> None:
         seconds = best_of(repeat, lambda: pickle.loads(_pickling.dumps_plain(column)))
         print(f"pickle + unpickle of {rows:,} strings, {label}: {seconds:.3f} s")
     _pickling.STRINGS_AS_TEXT_FROM = default
+    arrow_cases(texts, names, repeat)
     jp.shutdown()
+
+
+def arrow_cases(texts: list[str], python_backed: pd.Series, repeat: int) -> None:
+    """``Series.map`` and pickling over Arrow-backed text, beside Python-backed ``str``."""
+    try:
+        import pyarrow as pa
+    except ImportError:
+        print("Arrow cases: skipped (pyarrow is not installed)")
+        return
+    columns = {
+        "str, Python-backed": python_backed,
+        "str, Arrow-backed (pandas 3 default with pyarrow)": pd.Series(
+            texts, dtype=pd.StringDtype("pyarrow", na_value=np.nan)),
+        "ArrowDtype(pa.string())": pd.Series(texts, dtype=pd.ArrowDtype(pa.string())),
+    }
+    print(f"Arrow cases, {len(texts):,} strings, pyarrow {pa.__version__} (median seconds)")
+    print("| column | serial map | map, workers | map, as shipped | pickle + unpickle |")
+    print("|---|---|---|---|---|")
+    for label, column in columns.items():
+        expected = column.map(shout)
+        serial_s = best_of(repeat, lambda c=column: c.map(shout))
+        measured = []
+        for forced in (True, False):
+            def run(c=column, f=forced):
+                return jp.map(c, shout, jobs=2, progress=False, inline_fallback=not f)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pd.testing.assert_series_equal(run(), expected)  # warm, and checked
+                measured.append(best_of(repeat, run))
+        trip = best_of(repeat, lambda c=column: pickle.loads(_pickling.dumps_plain(c)))
+        print(f"| {label} | {serial_s:.3f} | {measured[0]:.3f} | {measured[1]:.3f} "
+              f"| {trip:.3f} |")
 
 
 if __name__ == "__main__":
