@@ -28,7 +28,7 @@ expected_agg = serial.groupby("g")[["a", "ab"]].sum()
 BODY = 'df4["ab"] = df4["a"] * df4["b"]\ndf4.groupby("g")[["a", "ab"]].sum()'
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 def test_aggregates_and_write_back(method):
     flags = f"--jobs 2 --partitions 4 --start {method} --no-progress"
     cells = [
@@ -67,7 +67,7 @@ parts = np.array_split(np.arange(60), 3)
 """
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 def test_cross_row_bodies_are_refused_or_acknowledged(method):
     """A body needing other rows fails in one line before any worker starts and changes
     nothing; --per-partition gives each partition's own value; --reduce combines heads."""
