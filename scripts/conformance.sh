@@ -7,7 +7,8 @@
 # baseline), then with every call from the tests routed through jupyter_par under each mode
 # in JP_CONFORMANCE_MODES (default "fork spawn forkserver threads"). A test that passes
 # plain and fails routed, and is not in tests/conformance/excused.txt, is a conformance
-# failure: the script prints each and exits 1. Reports and logs go to test-artifacts/conformance/pandas-VERSION/.
+# failure: the script prints each and exits 1. Reports and logs go to
+# test-artifacts/conformance/pandas-VERSION-pyX.Y/ (CI runs one pandas on several Pythons).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${1:-$ROOT/.venv/bin/python}
@@ -16,7 +17,8 @@ PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")
 MODES=${JP_CONFORMANCE_MODES:-"fork spawn forkserver threads"}
 PANDAS_DIR=$("$PY" -c "import pandas, os; print(os.path.dirname(pandas.__file__))") || exit 2
 VERSION=$("$PY" -c "import pandas; print(pandas.__version__)")
-OUT=$ROOT/test-artifacts/conformance/pandas-$VERSION
+PYV=$("$PY" -c "import sys; print('%d.%d' % sys.version_info[:2])")
+OUT=$ROOT/test-artifacts/conformance/pandas-$VERSION-py$PYV
 mkdir -p "$OUT"
 
 FILES=()
