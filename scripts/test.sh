@@ -47,7 +47,7 @@ WANTED=${JP_CI_EXTRA_PYTHONS-"3.10 3.12 3.13"}
 find_python() {  # the newest pyenv build of version $1, or python$1 on PATH
   local found=""
   if command -v pyenv >/dev/null; then
-    found=$(ls -d "$(pyenv root)"/versions/"$1".* 2>/dev/null | sort -V | tail -1)
+    found=$(ls -d "$(pyenv root)"/versions/"$1".* 2>/dev/null | sort -V | tail -1 || true)
     [ -n "$found" ] && [ -x "$found/bin/python" ] && { echo "$found/bin/python"; return; }
   fi
   command -v "python$1" || true
