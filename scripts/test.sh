@@ -32,15 +32,16 @@ ENGINE_SUITE=(tests/test_api.py tests/test_engine.py tests/test_properties.py
   tests/test_same_as_pandas.py tests/test_pipeline.py tests/test_group_split.py
   tests/test_text_transport.py tests/test_arrow.py)
 
-# The other interpreters: version | pandas | pyarrow or not | start methods. Each gets the
-# engine suite (its start_method tests under those methods) and the routed suites under
-# them: every method runs on more than one interpreter, without every method everywhere.
-# 3.10 is the pandas 2.x run (all methods); 3.12 runs forkserver (the default from 3.14)
-# without pyarrow; 3.13 runs fork (which 3.12+ warns about in threaded processes).
+# The other interpreters: version | pandas | pyarrow or not | the engine suite's start
+# methods | the routed suites' modes: every method runs on more than one interpreter,
+# without every method everywhere.
+# 3.10 is the pandas 2.x run: engine suite under every method, routed suites under spawn
+# (the most pickling) and threads (no pickling); 3.12 runs forkserver (the default from
+# 3.14) without pyarrow; 3.13 runs fork (which 3.12+ warns about in threaded processes).
 EXTRA=(
-  "3.10|pandas>=2.2,<3|pyarrow|fork spawn forkserver threads"
-  "3.12|pandas>=3|no-pyarrow|forkserver"
-  "3.13|pandas>=3|pyarrow|fork"
+  "3.10|pandas>=2.2,<3|pyarrow|fork spawn forkserver|spawn threads"
+  "3.12|pandas>=3|no-pyarrow|forkserver|forkserver"
+  "3.13|pandas>=3|pyarrow|fork|fork"
 )
 WANTED=${JP_CI_EXTRA_PYTHONS-"3.10 3.12 3.13"}
 
@@ -61,7 +62,7 @@ done_step
 # lint, the engine suite and the routed suites run.
 RUNS=()
 for entry in "${EXTRA[@]}"; do
-  IFS='|' read -r ver pandas arrow modes <<<"$entry"
+  IFS='|' read -r ver pandas arrow methods modes <<<"$entry"
   case " $WANTED " in *" $ver "*) ;; *) echo "== Python $ver: skipped (JP_CI_EXTRA_PYTHONS)"; continue ;; esac
   python=$(find_python "$ver")
   if [ -z "$python" ] && [ "$ver" = 3.10 ]; then
@@ -71,11 +72,11 @@ for entry in "${EXTRA[@]}"; do
     echo "== Python $ver: skipped, no interpreter found (pyenv or python$ver on PATH)"
     continue
   fi
-  RUNS+=("$ver|$python|$pandas|$arrow|$modes")
+  RUNS+=("$ver|$python|$pandas|$arrow|$methods|$modes")
 done
 (
   for run in "${RUNS[@]}"; do
-    IFS='|' read -r ver python pandas arrow modes <<<"$run"
+    IFS='|' read -r ver python pandas arrow methods modes <<<"$run"
     started=$(date +%s)
     flag=""; [ "$arrow" = no-pyarrow ] && flag=--no-pyarrow
     if PYTHON=$python bash scripts/bootstrap.sh --engine ".venv-py$ver" "$pandas" $flag \
@@ -102,7 +103,7 @@ step "wait for the other interpreters' venvs"
 wait "$VENVS_PID"
 done_step
 for run in "${RUNS[@]}"; do
-  IFS='|' read -r ver python pandas arrow modes <<<"$run"
+  IFS='|' read -r ver python pandas arrow methods modes <<<"$run"
   read -r state took <"$LOGS/venv-py$ver.status"
   if [ "$state" != ok ]; then
     echo "== Python $ver: making .venv-py$ver failed after $took s:" >&2
@@ -112,7 +113,6 @@ for run in "${RUNS[@]}"; do
   py=.venv-py$ver/bin/python
   what=$("$py" -c 'import importlib.util as u, pandas, sys; print(f"Python {sys.version.split()[0]}, pandas {pandas.__version__}, " + ("pyarrow" if u.find_spec("pyarrow") else "no pyarrow"))')
   echo "== Python $ver: venv made in $took s (background)"
-  methods=${modes/threads/}
   step "engine suite, $what, start methods: $methods"
   JP_TEST_START_METHODS=$methods "$py" -m pytest -q "${ENGINE_SUITE[@]}"
   done_step
