@@ -306,7 +306,10 @@ import pandas as pd
 from jupyter_par.wire import pickling as _pickling
 from jupyter_par.errors import InlineFallbackWarning
 
-table = pd.DataFrame({"name": [f"customer-{i:07d}" for i in range(1_000_000)],
+# Python-backed text (object), as without pyarrow: Arrow-backed text is cheap to share
+# (its buffers travel as they are), so the fallback below would not be taken for it.
+table = pd.DataFrame({"name": pd.Series([f"customer-{i:07d}" for i in range(1_000_000)],
+                                        dtype=object),
                       "value": np.arange(1_000_000, dtype=float)})
 small = pd.DataFrame({"k": np.arange(0, 1_000_000, 1000)})
 names = pd.Series([f"name {i}" if i % 9 else None for i in range(50_000)], dtype=object)
