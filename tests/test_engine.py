@@ -318,9 +318,18 @@ def test_a_background_run_and_a_foreground_run_take_turns():
 
 def test_parallel_call_inside_a_threads_task_runs_in_that_thread():
     def inner(n):
-        return sum(jp.map(list(range(n)), lambda v: v + 1, jobs=2, progress=False))
+        here = threading.get_ident()
+        got = jp.map(list(range(n)), lambda v: (v + 1, threading.get_ident()), jobs=2,
+                     progress=False, inline_fallback=False)
+        return here, sum(v for v, _ in got), {ident for _, ident in got}
 
-    assert jp.map([3, 4, 5], inner, backend="threads", jobs=3, progress=False) == [6, 10, 15]
+    out = jp.map([3, 4, 5], inner, backend="threads", jobs=3, progress=False,
+                 inline_fallback=False)
+    assert [total for _, total, _ in out] == [6, 10, 15]
+    main = threading.get_ident()
+    for outer, _, nested in out:
+        # Each task ran in a worker thread, and its nested call in that same thread.
+        assert outer != main and nested == {outer}
 
 
 def test_group_split_keeps_every_group_whole_past_32k_partitions():
