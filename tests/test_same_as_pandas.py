@@ -312,3 +312,33 @@ def test_a_function_that_fails_on_the_grouping_column_is_retried_without_it(kw):
         func = (lambda x: x / x.sum()) if "group_keys" in extra else (lambda x: x.mean())
         _same(_quiet(lambda e=extra, f=func: jp.groupby_apply(df, "A", f, **e, **kw)),
               _quiet(lambda e=extra, f=func: df.groupby("A", **e).apply(f)))
+
+
+# -- 9. what the function receives, seen in the workers ------------------------------------
+# pandas' own tests of these (test_map_apply_masked_element_types,
+# test_map_datetime_series_passes_scalar_timestamps) record into a list in the caller,
+# which worker processes cannot fill (tests/conformance/excused.txt): the same checks
+# here return what each call received, so they run in the workers.
+def _received(value):
+    return (type(value).__name__, value is pd.NA, value)
+
+
+@pytest.mark.parametrize("method", ["map", "apply"])
+@pytest.mark.parametrize("dtype", ["Int32", "Int64", "Float64", "boolean"])
+def test_masked_values_reach_the_function_as_scalars_and_na(kw, dtype, method):
+    values = [True, False, None] if dtype == "boolean" else [1, 2, None]
+    ser = pd.Series(values * 4, dtype=dtype)
+    got = getattr(jp, method)(ser, _received, **kw)
+    pd.testing.assert_series_equal(got, getattr(ser, method)(_received))
+    seen = got.tolist()
+    assert [v for _, _, v in seen[:2]] == values[:2]
+    assert all(is_na for _, is_na, _ in seen[2::3])
+    if dtype != "Float64":
+        assert not any(name == "float" for name, _, _ in seen)
+
+
+@pytest.mark.parametrize("method", ["map", "apply"])
+def test_tz_aware_datetimes_reach_the_function_as_timestamps(kw, method):
+    ser = pd.Series(pd.date_range("2021-01-01", periods=12, tz="UTC"))
+    got = getattr(jp, method)(ser, lambda ts: (type(ts).__name__, str(ts.tz)), **kw)
+    assert set(got) == {("Timestamp", "UTC")}
