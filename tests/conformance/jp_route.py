@@ -327,6 +327,13 @@ def uninstall() -> None:
 # --- pytest hooks ---------------------------------------------------------------------
 
 def pytest_configure(config: pytest.Config) -> None:
+    if STATE.mode == "default":
+        # pandas' inputs are tiny: under the fallback's size threshold nothing would be
+        # sampled, and this run would repeat the fork run. At 0 every call takes the
+        # default path: sampled in the kernel, then run there or sent to the workers.
+        from jupyter_par.run import fallback
+
+        fallback.SAMPLE_ABOVE_BYTES = 0
     if STATE.mode != "plain":
         install()
 
