@@ -5,7 +5,8 @@
 #
 # Runs the test files below from the installed pandas wheel, first on plain pandas (the
 # baseline), then with every call from the tests routed through jupyter_par under each mode
-# in JP_CONFORMANCE_MODES (default "fork spawn threads"). A test that passes plain and fails
+# in JP_CONFORMANCE_MODES (default "fork spawn threads default"; default: the fallback's
+# sampling on, as a user's call runs). A test that passes plain and fails
 # routed, and is not in tests/conformance/excused.txt, is a conformance failure: the script
 # prints each and exits 1. Reports and logs go to test-artifacts/conformance/pandas-VERSION/.
 set -uo pipefail
@@ -13,7 +14,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${1:-$ROOT/.venv/bin/python}
 # Absolute (the runs below change directory), without resolving the venv's symlink.
 PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")
-MODES=${JP_CONFORMANCE_MODES:-"fork spawn threads"}
+MODES=${JP_CONFORMANCE_MODES:-"fork spawn threads default"}
 PANDAS_DIR=$("$PY" -c "import pandas, os; print(os.path.dirname(pandas.__file__))") || exit 2
 VERSION=$("$PY" -c "import pandas; print(pandas.__version__)")
 OUT=$ROOT/test-artifacts/conformance/pandas-$VERSION
