@@ -101,13 +101,18 @@ def expect_count(page: Page, selector: str, count: int, timeout: float = 30.0) -
         time.sleep(0.05)
 
 
+# Starts every cell without waiting for them (the command's promise ends with the run).
+RUN_ALL_JS = "() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }"
+
+
 def test_sixty_four_real_workers_in_a_grid(
-    run_notebook: Callable[[str, Sequence[str]], Page], screenshot_path: Callable[[str], Path]
+    open_notebook: Callable[[str, Sequence[str]], Page], screenshot_path: Callable[[str], Path]
 ) -> None:
     # 64 x 60 rows of 0.1 s over 64 threads: about 6 s of run, longer on a loaded machine.
     cells = [RUN.format(nap=0.1, rows=64 * 60),
              CALL.format(jobs=64, partitions=256), "'after'"]
-    page = run_notebook("sixty-four.ipynb", cells)
+    page = open_notebook("sixty-four.ipynb", cells)
+    page.evaluate(RUN_ALL_JS)
     page.locator(f"{OVERALL}[data-state=running]").wait_for(timeout=60_000)
     expect_count(page, WORKERS, 64)
     assert page.locator(".jp-par-progress").get_attribute("data-layout") == "grid"
@@ -148,7 +153,7 @@ def test_the_status_bar_menu_lists_and_cancels_the_real_runs_of_every_kernel(
     # workers (40 s): long enough to be listed and cancelled from the menu.
     cells = [RUN.format(nap=0.2, rows=400), CALL.format(jobs=2, partitions=8), "'after'"]
     page = open_notebook("first.ipynb", cells)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.evaluate(RUN_ALL_JS)
     page.locator(f"{OVERALL}[data-state=running]").first.wait_for(timeout=60_000)
     second = notebook_json(cells)
     page.evaluate(
@@ -165,7 +170,7 @@ def test_the_status_bar_menu_lists_and_cancels_the_real_runs_of_every_kernel(
             return panel.context.path === 'second.ipynb' && kernel?.status === 'idle'
                 && kernel.connectionStatus === 'connected';
         }""", timeout=90_000)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.evaluate(RUN_ALL_JS)
     status = page.locator(STATUS)
     page.wait_for_function(
         "() => (document.querySelector('.jp-par-statusbar')?.textContent ?? '')"
