@@ -1,7 +1,7 @@
 """Notebook objects travel faithfully (issue 18): classes, display(), files, Manager proxies,
 large globals, and the messages when something cannot travel.
 
-Each test runs one real kernel (nbclient) and checks fork and spawn in it, through the
+Each test runs one real kernel (nbclient) and checks fork, spawn and forkserver in it, through the
 API and the magic; the assertions about the notebook's own objects run as cells there.
 """
 
@@ -14,7 +14,7 @@ from notebook_runner import outputs_text, run_cells
 
 pytestmark = pytest.mark.kernel
 
-METHODS = ("fork", "spawn")
+METHODS = ("fork", "spawn", "forkserver")
 HEAD = "%load_ext jupyter_par\nimport jupyter_par as jp\n"
 
 
@@ -282,18 +282,19 @@ def test_messages_are_short_and_right():
         "%%parallel --jobs 2 --reduce sum --out shown df\ndf['v'].sum()",
     ]
     nb = run_cells(cells, timeout=180, allow_errors=True)
-    for cell in nb.cells[1:3]:
+    n = len(METHODS)
+    for cell in nb.cells[1:1 + n]:
         error = _error(cell)
         shown = _plain("\n".join(error.traceback))
         assert error.ename == "ShippingError", shown
         assert "'CONN'" in shown and "inside the function" in shown, shown
         assert "backend='threads'" not in shown, shown
         assert len(shown.splitlines()) <= 20, shown
-    for cell in nb.cells[3:6]:
+    for cell in nb.cells[1 + n:4 + n]:
         assert not any(o.output_type == "error" for o in cell.outputs), outputs_text(cell)
-    views = [o for o in nb.cells[6].outputs if o.output_type == "display_data"
+    views = [o for o in nb.cells[4 + n].outputs if o.output_type == "display_data"
              and "application/vnd.jupyter.widget-view+json" in o.data]
-    assert views, nb.cells[6].outputs
+    assert views, nb.cells[4 + n].outputs
     text = views[-1].data["text/plain"]
     assert "done" in text and "running" not in text, text
 
