@@ -330,6 +330,8 @@ def test_masked_values_reach_the_function_as_scalars_and_na(kw, dtype, method):
     ser = pd.Series(values * 4, dtype=dtype)
     got = getattr(jp, method)(ser, _received, **kw)
     pd.testing.assert_series_equal(got, getattr(ser, method)(_received))
+    if PANDAS_MAJOR < 3:
+        return  # pandas 2 passes floats and NaN (GH#60766, fixed in pandas 3): as serially
     seen = got.tolist()
     assert [v for _, _, v in seen[:2]] == values[:2]
     assert all(is_na for _, is_na, _ in seen[2::3])
