@@ -5,16 +5,17 @@
 #
 # Runs the test files below from the installed pandas wheel, first on plain pandas (the
 # baseline), then with every call from the tests routed through jupyter_par under each mode
-# in JP_CONFORMANCE_MODES (default "fork spawn forkserver threads"). A test that passes
-# plain and fails routed, and is not in tests/conformance/excused.txt, is a conformance
-# failure: the script prints each and exits 1. Reports and logs go to
-# test-artifacts/conformance/pandas-VERSION-pyX.Y/ (CI runs one pandas on several Pythons).
+# in JP_CONFORMANCE_MODES (default "fork spawn forkserver threads default"; default: the
+# fallback's sampling on, as a user's call runs). A test that passes plain and fails routed,
+# and is not in tests/conformance/excused.txt, is a conformance failure: the script prints
+# each and exits 1. Reports and logs go to test-artifacts/conformance/pandas-VERSION-pyX.Y/
+# (CI runs one pandas on several Pythons).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${1:-$ROOT/.venv/bin/python}
 # Absolute (the runs below change directory), without resolving the venv's symlink.
 PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")
-MODES=${JP_CONFORMANCE_MODES:-"fork spawn forkserver threads"}
+MODES=${JP_CONFORMANCE_MODES:-"fork spawn forkserver threads default"}
 PANDAS_DIR=$("$PY" -c "import pandas, os; print(os.path.dirname(pandas.__file__))") || exit 2
 VERSION=$("$PY" -c "import pandas; print(pandas.__version__)")
 PYV=$("$PY" -c "import sys; print('%d.%d' % sys.version_info[:2])")

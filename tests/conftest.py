@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -97,8 +98,52 @@ def fresh_workers():
     jupyter_par.shutdown()
 
 
+#: Skips CI accepts, each with its reason (``nodeid prefix | reason``). On CI (``CI=true``)
+#: any other skip fails the run: a test skipped there is a promise nobody checked.
+ALLOWED_SKIPS = Path(os.environ.get("JP_ALLOWED_SKIPS",
+                                    Path(__file__).parent / "allowed_skips.txt"))
+_skips: list[tuple[str, str]] = []
+
+
+def allowed_skips(path: Path = ALLOWED_SKIPS) -> dict[str, str]:
+    """Node id prefix -> reason, from ``tests/allowed_skips.txt``."""
+    allowed: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        prefix, _, reason = (part.strip() for part in line.partition(" | "))
+        if not prefix or not reason:
+            msg = f"{path}:{number}: expected 'nodeid prefix | reason', got {line!r}"
+            raise pytest.UsageError(msg)
+        allowed[prefix] = reason
+    return allowed
+
+
+def unlisted_skips(skips: list[tuple[str, str]], allowed: dict[str, str]
+                   ) -> list[tuple[str, str]]:
+    """The skips that no allowed prefix covers."""
+    return [(nodeid, why) for nodeid, why in skips
+            if not any(nodeid.startswith(prefix) for prefix in allowed)]
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and not hasattr(report, "wasxfail"):
+        longrepr = report.longrepr
+        why = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        _skips.append((report.nodeid, why))
+
+
 def pytest_sessionfinish(session, exitstatus):
     jupyter_par.shutdown()
+    if os.environ.get("CI", "").lower() != "true":
+        return
+    unlisted = unlisted_skips(_skips, allowed_skips())
+    if unlisted:
+        lines = "\n".join(f"  {nodeid}: {why}" for nodeid, why in unlisted)
+        print(f"\n{len(unlisted)} test(s) skipped on CI, not listed with a reason in "
+              f"{ALLOWED_SKIPS.name}:\n{lines}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="module")

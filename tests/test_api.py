@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from where_ran import assert_all_ran, ran, recording, where_for
 
 import jupyter_par as jp
 from jupyter_par.errors import JupyterParWarning
@@ -22,8 +23,21 @@ BACKENDS = {
 
 @pytest.fixture(scope="module", params=list(BACKENDS))
 def kw(request) -> dict:
-    """Options selecting one backend; module scope keeps each pool warm across tests."""
-    return {**BACKENDS[request.param], "progress": False}
+    """Options selecting one backend; module scope keeps each pool warm across tests.
+
+    No inline fallback: each call must run where its backend runs (checked by
+    :func:`runs_where_the_backend_runs`), not in the kernel because it is small.
+    """
+    return {**BACKENDS[request.param], "progress": False, "inline_fallback": False}
+
+
+@pytest.fixture(autouse=True)
+def runs_where_the_backend_runs(kw, monkeypatch):
+    """Every call a test makes ran in the workers (in the kernel for ``inline``), unless
+    the test checked it with :func:`where_ran.ran` (the calls handed back to pandas)."""
+    with recording(monkeypatch) as made:
+        yield
+    assert_all_ran(made, where_for(kw))
 
 
 @pytest.fixture
@@ -94,7 +108,9 @@ def test_apply_columns(frame, kw):
 def test_series_map_and_apply(frame, kw):
     s = frame["s"]
     pd.testing.assert_series_equal(jp.map(s, str.upper, **kw), s.map(str.upper))
-    pd.testing.assert_series_equal(jp.map(s, {"x": 1, "y": 2}, **kw), s.map({"x": 1, "y": 2}))
+    # A dict mapper is one vectorised lookup: handed to pandas whole, never to workers.
+    pd.testing.assert_series_equal(ran("pandas", lambda: jp.map(s, {"x": 1, "y": 2}, **kw)),
+                                   s.map({"x": 1, "y": 2}))
     with_na = frame["b"].where(frame["a"] > 50)
     pd.testing.assert_series_equal(jp.map(with_na, lambda v: v + 1, na_action="ignore", **kw),
                                    with_na.map(lambda v: v + 1, na_action="ignore"))
@@ -156,8 +172,8 @@ def test_map_partitions(frame, kw):
         frame.assign(z=frame["a"] + 1),
     )
     sizes = jp.map_partitions(frame, len, partitions=4, **kw)
-    assert (sum(sizes) == len(frame) and len(sizes) == (1 if kw["backend"] == "inline" else 4)) \
-        or sum(sizes) == len(frame)
+    assert sum(sizes) == len(frame) and len(sizes) == 4
+    assert max(sizes) - min(sizes) <= 1  # even cuts, in order
 
 
 def test_map_over_list_and_generator(kw):
@@ -196,12 +212,17 @@ def test_index_kinds(index, kw):
                                    df["t"].map(lambda t: t.day))
 
 
-def test_empty_inputs(kw):
+def test_empty_inputs(frame, kw):
+    # Empty input is handed to pandas whole (nothing to split): the result is pandas' own.
     empty = pd.DataFrame({"a": pd.Series([], dtype="int64"), "k": pd.Series([], dtype="int64")})
     expected = empty.apply(lambda r: r["a"], axis=1)
-    got = jp.apply(empty, lambda r: r["a"], axis=1, **kw)
+    got = ran("pandas", lambda: jp.apply(empty, lambda r: r["a"], axis=1, **kw))
     assert type(got) is type(expected)
     pd.testing.assert_frame_equal(got.to_frame(), expected.to_frame()) if isinstance(
         got, pd.Series) else pd.testing.assert_frame_equal(got, expected)
-    pd.testing.assert_series_equal(jp.map(empty["a"], helper, **kw), empty["a"].map(helper))
-    assert jp.map([], helper, **kw) == []
+    pd.testing.assert_series_equal(ran("pandas", lambda: jp.map(empty["a"], helper, **kw)),
+                                   empty["a"].map(helper))
+    assert ran("pandas", lambda: jp.map([], helper, **kw)) == []
+    # Empty results made in the workers, from every partition, combine as pandas would.
+    pd.testing.assert_frame_equal(jp.map_partitions(frame, lambda p: p.iloc[0:0], **kw),
+                                  frame.iloc[0:0])

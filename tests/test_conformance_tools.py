@@ -8,6 +8,7 @@ comparison counts and excuses as documented.
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -114,13 +115,19 @@ def test_trampoline_gives_warnings_the_callers_file_and_line():
     assert caught[0].lineno == line
 
 
-def _report(**tests):
-    return {"mode": "fork", "pandas": pd.__version__, "routed_calls": {},
+def _report(mode="fork", **tests):
+    calls = sum(t.get("routed", 0) for t in tests.values())
+    workers = sum(t.get("ran", {}).get("workers", 0) for t in tests.values())
+    return {"mode": mode, "pandas": pd.__version__, "routed_calls": {"Series.map": calls},
+            "ran_calls": {"workers": workers, "kernel": 0, "pandas": calls - workers,
+                          "unknown": 0},
             "passed_through_calls": [], "tests": tests}
 
 
-def _test(outcome, routed=1, where="", message=""):
-    return {"outcome": outcome, "routed": routed, "where": where, "message": message}
+def _test(outcome, routed=1, where="", message="", workers=None):
+    workers = routed if workers is None else workers
+    return {"outcome": outcome, "routed": routed, "where": where, "message": message,
+            "ran": {"workers": workers, "pandas": routed - workers}}
 
 
 def test_compare_counts_only_what_passes_plain(tmp_path):
@@ -141,7 +148,8 @@ def test_compare_counts_only_what_passes_plain(tmp_path):
     base["tests"]["t.py::side"] = base["tests"].pop("side")
     routed["tests"]["t.py::side"] = routed["tests"].pop("side")
     counts, failures, _ = compare.compare(base, routed, compare.read_excused(excused))
-    assert counts == {"tests": 5, "routed tests": 4, "passed": 1, "excused": 2, "failed": 1}
+    assert counts == {"tests": 5, "routed tests": 4, "through workers": 4, "passed": 1,
+                      "excused": 2, "failed": 1}
     assert [f[0] for f in failures] == ["bad"]
 
 
@@ -164,3 +172,107 @@ def test_excuse_without_reason_is_refused(tmp_path):
 def test_the_excused_list_parses():
     entries = compare.read_excused(Path(__file__).parent / "conformance" / "excused.txt")
     assert 0 < len(entries) <= 15
+    assert all(e.pattern.pattern.startswith("^") for e in entries.values())
+
+
+# --- the comparison fails the run on what would make it pass without checking ---------------
+
+def _run_compare(tmp_path, base, routed, excuses="") -> tuple[int, str]:
+    """compare.py as scripts/conformance.sh (and so .ci/run) runs it: exit status, output."""
+    import subprocess
+
+    for name, data in (("plain.json", base), ("routed.json", routed)):
+        (tmp_path / name).write_text(json.dumps(data))
+    (tmp_path / "excused.txt").write_text(excuses)
+    done = subprocess.run(
+        [sys.executable, str(Path(compare.__file__)), str(tmp_path / "plain.json"),
+         str(tmp_path / "routed.json"), str(tmp_path / "excused.txt")],
+        capture_output=True, text=True, timeout=60, check=False)
+    return done.returncode, done.stdout + done.stderr
+
+
+def _passing_run(n=5, **extra):
+    base = _report(mode="plain", **{f"t.py::t{i}": _test("passed") for i in range(n)})
+    routed = _report(**{f"t.py::t{i}": _test("passed") for i in range(n)}, **extra)
+    return base, routed
+
+
+def test_a_run_that_routes_and_passes_passes(tmp_path):
+    code, out = _run_compare(tmp_path, *_passing_run())
+    assert code == 0, out
+    assert "routed tests 5 (5 through the workers)" in out and "workers 5" in out
+
+
+def test_a_run_that_routed_nothing_fails(tmp_path):
+    base = _report(mode="plain", **{f"t.py::t{i}": _test("passed") for i in range(5)})
+    routed = _report(**{f"t.py::t{i}": _test("passed", routed=0) for i in range(5)})
+    code, out = _run_compare(tmp_path, base, routed)
+    assert code == 1 and "nothing was really routed" in out, out
+
+
+def test_calls_handed_back_to_pandas_do_not_count_as_routed(tmp_path):
+    # Every call "routed", none reached the workers (dict mappers, empty inputs...).
+    base = _report(mode="plain", **{f"t.py::t{i}": _test("passed") for i in range(5)})
+    routed = _report(**{f"t.py::t{i}": _test("passed", workers=0) for i in range(5)})
+    code, out = _run_compare(tmp_path, base, routed)
+    assert code == 1 and "nothing was really routed" in out, out
+    assert "only 0 of 5 routed calls reached the workers" in out
+
+
+def test_a_run_below_the_floor_of_calls_in_the_workers_fails(tmp_path):
+    base = _report(mode="plain", **{f"t.py::t{i}": _test("passed") for i in range(10)})
+    routed = _report(**{f"t.py::t{i}": _test("passed", workers=int(i < 3)) for i in range(10)})
+    code, out = _run_compare(tmp_path, base, routed)
+    assert code == 1 and "only 3 of 10 routed calls reached the workers" in out, out
+    # The default path's floor is its own: the fallback runs small inputs in the kernel.
+    routed["mode"] = "default"
+    code, out = _run_compare(tmp_path, base, routed)
+    assert code == 0, out
+
+
+def test_a_stale_excuse_fails_the_run(tmp_path):
+    base, routed = _passing_run()
+    code, out = _run_compare(tmp_path, base, routed, "t.py::t1 | ^assert seen | side effect\n")
+    assert code == 1 and "STALE excuse t.py::t1" in out, out
+    # An excuse for a test this run does not have is stale too (renamed upstream).
+    code, out = _run_compare(tmp_path, base, routed, "t.py::gone | ^assert x | identity\n")
+    assert code == 1 and "STALE excuse t.py::gone" in out, out
+
+
+def test_an_excuse_limited_to_some_runs_is_neither_used_nor_stale_in_others(tmp_path):
+    base, _ = _passing_run(n=2)
+    failing = {"t.py::t0": _test("failed", where="assert names == list(df.index)",
+                                 message="AssertionError: assert [] == ['a']"),
+               "t.py::t1": _test("passed")}
+    excuse = "t.py::t0 | ^assert names == | side effect in processes | fork spawn\n"
+    code, out = _run_compare(tmp_path, base, _report(**failing), excuse)
+    assert code == 0, out
+    # Under threads the side effect is visible: the same failure is a real one there...
+    code, out = _run_compare(tmp_path, base, _report(mode="threads", **failing), excuse)
+    assert code == 1 and "FAIL t.py::t0" in out, out
+    # ...and a pass there does not make the processes-only excuse stale.
+    code, out = _run_compare(tmp_path, base, _report(mode="threads", **{
+        "t.py::t0": _test("passed"), "t.py::t1": _test("passed")}), excuse)
+    assert code == 0, out
+
+
+def test_an_unanchored_or_unknown_excuse_is_refused(tmp_path):
+    excused = tmp_path / "excused.txt"
+    excused.write_text("t.py::side | groups\\[0\\] | side effect\n")
+    with pytest.raises(SystemExit, match="must start with '\\^'"):
+        compare.read_excused(excused)
+    excused.write_text("t.py::side | ^assert | side effect | forks\n")
+    with pytest.raises(SystemExit, match="unknown condition"):
+        compare.read_excused(excused)
+
+
+def test_the_excuse_is_matched_at_the_failing_statement_not_anywhere(tmp_path):
+    base, _ = _passing_run(n=1)
+    routed = _report(t0=_test("failed", where="tm.assert_frame_equal(groups[0], expected)",
+                              message="AssertionError: DataFrame.iloc[:, 0] are different"))
+    routed["tests"]["t.py::t0"] = routed["tests"].pop("t0")
+    # Excuses the empty caller list only (IndexError), not wrong group contents.
+    excuse = ("t.py::t0 | ^tm\\.assert_frame_equal\\(groups\\[0\\], .*\\nIndexError: "
+              "| side effect\n")
+    code, out = _run_compare(tmp_path, base, routed, excuse)
+    assert code == 1 and "FAIL t.py::t0" in out, out

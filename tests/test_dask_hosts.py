@@ -215,6 +215,7 @@ import json, os, socket, threading, time, warnings
 import numpy as np, pandas as pd, distributed
 import jupyter_par as jp
 from jupyter_par.planning import operations
+from jupyter_par.planning.plan import Plan
 from jupyter_par.run import pipeline
 from jupyter_par.wire import shared_memory as transport
 from jupyter_par.run.options import resolve
@@ -497,22 +498,25 @@ def test_cancel_stops_the_tasks_on_every_host_and_the_next_run_works(cluster, ke
     cluster.marker("cancel")
     result = kernel.ok("""
 cancel = threading.Event()
+cancelled_at = []
 def cancel_when_all_run(p):
-    if sum(w.rows_done > 0 for w in p.workers) >= 4:
+    if sum(w.rows_done > 0 for w in p.workers) >= 4 and not cancel.is_set():
+        cancelled_at.append(time.monotonic())
         cancel.set()
 options = resolve(**RUN, progress=cancel_when_all_run)
-started = time.monotonic()
 try:
     pipeline.execute(Plan(split_rows(pd.concat([df] * 3), 4),
                                    operations.RowApply(slow), combine, "cancel"),
                      options, cancel=cancel)
 except jp.CancelledError:
-    print("cancelled=" + json.dumps(time.monotonic() - started))
+    print("cancelled=" + json.dumps(time.monotonic() - cancelled_at[0]))
 settle(10)
 print("again=" + json.dumps(bool(jp.apply(df, score, axis=1, progress=False, **RUN)
                                  .equals(df.apply(score, axis=1)))))
 """)
-    assert result.json("cancelled") < 30  # 15 s of work per partition, stopped early
+    # Every partition had started (15 s of work each); a task checks the flag between rows:
+    # the run ends well before its work would, with a margin for a loaded machine.
+    assert result.json("cancelled") < 8
     assert result.json("again") is True
 
 
@@ -599,18 +603,18 @@ def test_a_worker_whose_heartbeats_lag_the_others_is_silent():
 def test_a_worker_host_that_dies_mid_run(cluster, kernel):
     marker = cluster.marker("kill-w2")
     msg = kernel.start("""
-started = time.monotonic()
 try:
     jp.apply(df, slow, axis=1, partitions=8, progress=mark_when("kill-w2"), **RUN)
 except jp.WorkerDiedError as exc:
-    print("died=" + json.dumps([str(exc), time.monotonic() - started]))
+    print("died=" + json.dumps([str(exc), time.monotonic()]))
 """)
     _wait_for(marker, kernel, msg)
-    killed_at = time.monotonic()
+    killed_at = time.monotonic()  # one clock for every process on the machine
     cluster.hosts.kill("w2")
     result = kernel.wait(msg, timeout=90)
-    text, _ = result.json("died")
-    assert time.monotonic() - killed_at < 30
+    text, raised_at = result.json("died")
+    # README: noticed "within about a second"; a margin for load 10 on 2 CPUs.
+    assert raised_at - killed_at < 10, raised_at - killed_at
     assert "tcp://10.231.0.12:" in text and "left the Dask cluster" in text
     assert "partition " in text and " of 8" in text
     assert cluster.hosts.pids("w2") == []
@@ -624,12 +628,10 @@ except jp.WorkerDiedError as exc:
 def test_a_worker_host_whose_network_goes_down(cluster, kernel):
     marker = cluster.marker("unplug-w1")
     msg = kernel.start("""
-started = time.monotonic()
 try:
     got = jp.apply(df, slow, axis=1, partitions=8, retries=1, progress=mark_when("unplug-w1"),
                    **RUN)
-    print("result=" + json.dumps([bool(got.equals(df.apply(slow, axis=1))),
-                                  time.monotonic() - started]))
+    print("result=" + json.dumps([bool(got.equals(df.apply(slow, axis=1))), time.monotonic()]))
 except Exception as exc:
     print("failed=" + json.dumps([type(exc).__name__, str(exc)]))
 """)
@@ -638,12 +640,12 @@ except Exception as exc:
     cluster.hosts.link("w1", up=False)
     try:
         result = kernel.wait(msg, timeout=120)
-        waited = time.monotonic() - unplugged
     finally:
         cluster.hosts.link("w1", up=True)
     # The partitions on the silent host are given to the other one (retries=1).
-    equal, _ = result.json("result")
+    equal, finished_at = result.json("result")
     assert equal is True
+    waited = finished_at - unplugged
     assert waited < 45, waited  # SILENT_AFTER (15 s) and the rest of the run
     # The cut-off workers stop by themselves once they notice (dask's own timeouts);
     # whatever they still ran is gone with them.
@@ -657,18 +659,18 @@ except Exception as exc:
 def test_a_scheduler_that_disappears_mid_run(cluster, kernel):
     marker = cluster.marker("kill-sched")
     msg = kernel.start("""
-started = time.monotonic()
 try:
     jp.apply(df, slow, axis=1, partitions=8, progress=mark_when("kill-sched"), **RUN)
 except Exception as exc:
-    print("failed=" + json.dumps([type(exc).__name__, str(exc), time.monotonic() - started]))
+    print("failed=" + json.dumps([type(exc).__name__, str(exc), time.monotonic()]))
 """)
     _wait_for(marker, kernel, msg)
     killed_at = time.monotonic()
     cluster.hosts.kill("sched")
     result = kernel.wait(msg, timeout=90)
-    name, text, _ = result.json("failed")
-    assert time.monotonic() - killed_at < 15
+    name, text, raised_at = result.json("failed")
+    # README: "ends the run at once"; a margin for load 10 on 2 CPUs.
+    assert raised_at - killed_at < 10, raised_at - killed_at
     assert name == "SchedulerUnreachableError", text
     assert f"lost the connection to the Dask scheduler at {cluster.address}" in text
     assert "partition(s) " in text and "were running and are lost" in text

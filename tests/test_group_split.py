@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from where_ran import ran
 
 import jupyter_par as jp
 from jupyter_par.planning import groups
@@ -94,9 +95,14 @@ def test_lazy_cut_runs_equal_serial_pandas(name, obj, by, kwargs, backend) -> No
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", jp.SerialFallbackWarning)
         expected = obj.groupby(by, **kwargs).apply(group_summary)
-        got = jp.groupby_apply(obj, by, group_summary, jobs=2, partitions=5, backend=backend,
-                               progress=False, inline_fallback=False, **kwargs)
+        # Split in groups: the workers ran it. Not split (binned over the whole input):
+        # handed to pandas, as test_lazy_cut_holds_exactly_each_partitions_groups says.
+        where = "pandas" if isinstance(groups.split(obj, by, 5, kwargs), str) else "workers"
+        got = ran(where, lambda: jp.groupby_apply(
+            obj, by, group_summary, jobs=2, partitions=5, backend=backend, progress=False,
+            inline_fallback=False, **kwargs))
     pd.testing.assert_frame_equal(got, expected)
+    assert where == "workers" or name == "Grouper by level"
 
 
 def test_the_first_partition_is_dispatched_before_the_others_are_cut() -> None:

@@ -1,8 +1,8 @@
 """Notebook objects travel faithfully (issue 18): classes, display(), files, Manager proxies,
 large globals, and the messages when something cannot travel.
 
-Each test runs one real kernel (nbclient) and checks fork, spawn and forkserver in it,
-through the API and the magic; the assertions about the notebook's own objects run as cells there.
+Each test runs one real kernel (nbclient) and checks fork, spawn and forkserver in it, through the
+API and the magic; the assertions about the notebook's own objects run as cells there.
 """
 
 from __future__ import annotations

@@ -153,5 +153,9 @@ def test_an_outside_backend_works_in_the_api_the_magic_and_the_panel(shell, list
 
 def test_the_magic_and_the_panel_list_backends_from_the_registry(shell, listed):
     assert "listed" in jp.Panel({"df": FRAME}, frontend="ipywidgets").backend_picker.options
-    with pytest.raises(Exception, match=r"backend must be one of .*listed"):
+    from IPython.core.error import UsageError
+
+    # IPython's usage error: a one-line message under the cell, no traceback.
+    shell.user_ns["df"] = FRAME
+    with pytest.raises(UsageError, match=r"^backend must be one of .*listed.*, got 'nowhere'$"):
         shell.run_cell_magic("parallel", "--backend nowhere df", "df\n")

@@ -4,9 +4,11 @@ Frames mix the dtypes people have (int, float with NaN, object strings, category
 datetime with a time zone, nullable Int64, bool) over every kind of index (RangeIndex,
 strings, MultiIndex, duplicates, non-monotonic, empty), and are cut into a random
 number of partitions run by a random number of workers through real worker
-processes (one worker runs in the caller, as jupyter_par does). Where serial pandas
-raises, the parallel call must raise the same type. Each example stays small, so a
-few hundred run in well under a minute.
+processes (one job runs in the kernel, as jupyter_par does). Each call asserts where
+it ran (:mod:`where_ran`): in the workers, in the kernel for one job, or handed to
+pandas for an empty input, so that no example compares pandas with pandas unawares.
+Where serial pandas raises, the parallel call must raise the same type. Each example
+stays small, so a few hundred run in well under a minute.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from where_ran import ran
 
 import jupyter_par as jp
+from jupyter_par.planning.partition import partition_count
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -86,15 +90,25 @@ runs = st.fixed_dictionaries({
 })
 
 
-def _same(parallel_call, serial_call) -> None:
-    """Parallel result equals serial; or both raise the same exception type."""
+def _where(obj, run: dict, *, empty: str = "pandas") -> str:
+    """Where a call on ``obj`` runs: ``empty`` if it is empty (pandas for the calls
+    jupyter_par hands back whole), else the kernel for one job, else the workers (no
+    inline fallback, see :func:`_options`)."""
+    if len(obj) == 0 and empty != "cut":
+        return empty
+    return "kernel" if run["jobs"] == 1 else "workers"
+
+
+def _same(parallel_call, serial_call, where: str) -> None:
+    """Parallel result equals serial, and the call ran in ``where``; or both raise the
+    same exception type."""
     try:
         expected = serial_call()
     except Exception as exc:  # noqa: BLE001 - then the parallel call must fail alike
         with pytest.raises(type(exc)):
             parallel_call()
         return
-    got = parallel_call()
+    got = ran(where, parallel_call)
     if isinstance(expected, pd.DataFrame):
         pd.testing.assert_frame_equal(got, expected)
     elif isinstance(expected, pd.Series):
@@ -106,7 +120,8 @@ def _same(parallel_call, serial_call) -> None:
 
 
 def _options(run: dict) -> dict:
-    return {**run, "start_method": "fork", "progress": False}
+    """No inline fallback: these frames are small, and must still reach the workers."""
+    return {**run, "start_method": "fork", "progress": False, "inline_fallback": False}
 
 
 # Row functions: a scalar drawn from the row, a whole row back (a frame), a count.
@@ -144,14 +159,16 @@ PARTITION_FUNCS = {
 @given(frames(), runs, st.sampled_from(list(ROW_FUNCS)))
 def test_apply_rows(df, run, name):
     func = ROW_FUNCS[name]
-    _same(lambda: jp.apply(df, func, axis=1, **_options(run)), lambda: df.apply(func, axis=1))
+    _same(lambda: jp.apply(df, func, axis=1, **_options(run)), lambda: df.apply(func, axis=1),
+          _where(df, run))
 
 
 @EXAMPLES
 @given(frames(), runs, st.sampled_from(list(COLUMN_FUNCS)))
 def test_apply_columns(df, run, name):
     func = COLUMN_FUNCS[name]
-    _same(lambda: jp.apply(df, func, axis=0, **_options(run)), lambda: df.apply(func, axis=0))
+    _same(lambda: jp.apply(df, func, axis=0, **_options(run)), lambda: df.apply(func, axis=0),
+          _where(df, run))
 
 
 @EXAMPLES
@@ -159,7 +176,8 @@ def test_apply_columns(df, run, name):
 def test_map_series(df, run, name, data):
     series = df[data.draw(st.sampled_from(list(df.columns)))]
     func = VALUE_FUNCS[name]
-    _same(lambda: jp.map(series, func, **_options(run)), lambda: series.map(func))
+    _same(lambda: jp.map(series, func, **_options(run)), lambda: series.map(func),
+          _where(series, run))
 
 
 @EXAMPLES
@@ -170,17 +188,32 @@ def test_groupby_apply(df, run, name, data):
     df = df.assign(key=keys)
     func = GROUP_FUNCS[name]
     _same(lambda: jp.groupby_apply(df, "key", func, **_options(run)),
-          lambda: df.groupby("key").apply(func))
+          lambda: df.groupby("key").apply(func), _where(df["key"].dropna(), run))
 
 
 @EXAMPLES
 @given(frames(), runs, st.sampled_from(list(PARTITION_FUNCS)))
 def test_map_partitions(df, run, name):
     func = PARTITION_FUNCS[name]
-    if name == "tail":
-        # Serial meaning of "drop each partition's first row" needs the partition bounds.
+    if name == "tail" and len(df):
+        _check_tails(df, run, func)
         return
-    _same(lambda: jp.map_partitions(df, func, **_options(run)), lambda: func(df))
+    _same(lambda: jp.map_partitions(df, func, **_options(run)), lambda: func(df),
+          _where(df, run, empty="cut"))  # an empty frame is one empty partition
+
+
+def _check_tails(df: pd.DataFrame, run: dict, func) -> None:
+    """"Drop each partition's first row": the rows left and the partitions' first rows
+    (from a second run) make up the frame, once each, one first row per partition."""
+    tagged = df.assign(_pos=range(len(df)))
+    rest = ran(_where(df, run), lambda: jp.map_partitions(tagged, func, **_options(run)))
+    heads = jp.map_partitions(tagged, lambda part: part.iloc[:1], **_options(run))
+    expected_parts = partition_count(len(df), run["jobs"], run["partitions"])
+    assert len(heads) == expected_parts
+    kept, first = rest["_pos"].tolist(), heads["_pos"].tolist()
+    assert kept == sorted(kept) and first == sorted(first) and first[0] == 0
+    assert sorted(kept + first) == list(range(len(df)))
+    pd.testing.assert_frame_equal(rest.drop(columns="_pos"), df.iloc[kept])
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +246,7 @@ MAGIC_ROW_FUNCS = [name for name in ROW_FUNCS if name not in ("row", "mixed")]
 def test_magic_trailing_expression(shell, df, run, name):
     shell.user_ns.update(df=df, func=ROW_FUNCS[name])
     _same(lambda: _magic(shell, run, "df", "df.apply(func, axis=1)\n"),
-          lambda: df.apply(ROW_FUNCS[name], axis=1))
+          lambda: df.apply(ROW_FUNCS[name], axis=1), _where(df, run, empty="cut"))
 
 
 @EXAMPLES
@@ -236,7 +269,7 @@ def test_magic_by_groups(shell, df, run, name, data):
     func = GROUP_FUNCS[name]
     shell.user_ns.update(df=df, func=func)
     _same(lambda: _magic(shell, run, "df", "df.groupby('key').apply(func)\n", "--by key"),
-          lambda: df.groupby("key").apply(func))
+          lambda: df.groupby("key").apply(func), _where(df["key"].dropna(), run))
 
 
 # --- What the first properties missed (issue 13) -----------------------------------------
@@ -345,7 +378,7 @@ def test_groupby_apply_key_forms(df, run, form, name, flags):
     func = PER_GROUP[name]
     kwargs = {**flags, **extra}
     _same(_quietly(lambda: jp.groupby_apply(obj, by, func, **kwargs, **_few_rows(run))),
-          _quietly(lambda: obj.groupby(by, **kwargs).apply(func)))
+          _quietly(lambda: obj.groupby(by, **kwargs).apply(func)), "workers")
 
 
 SERIES_PER_GROUP = {
@@ -370,7 +403,7 @@ def test_series_groupby_apply_key_forms(df, run, form, name, flags):
     func = SERIES_PER_GROUP[name]
     kwargs = {**{k: v for k, v in flags.items() if k != "as_index"}, **extra}
     _same(_quietly(lambda: jp.groupby_apply(series, by, func, **kwargs, **_few_rows(run))),
-          _quietly(lambda: series.groupby(by, **kwargs).apply(func)))
+          _quietly(lambda: series.groupby(by, **kwargs).apply(func)), "workers")
 
 
 @st.composite
@@ -398,8 +431,13 @@ def nan_keyed_maps(draw) -> tuple[pd.Series, dict, str | None]:
 @given(nan_keyed_maps(), few_rows_runs)
 def test_map_dict_with_nan_keys(case, run):
     series, mapping, na_action = case
+    # A dict mapper is one vectorised lookup: handed to pandas whole.
     _same(lambda: jp.map(series, mapping, na_action=na_action, **_few_rows(run)),
-          lambda: series.map(mapping, na_action=na_action))
+          lambda: series.map(mapping, na_action=na_action), "pandas")
+    # The same lookup as a function runs in the workers, NaN and NA values and all.
+    lookup = mapping.__getitem__ if isinstance(mapping, defaultdict) else mapping.get
+    _same(lambda: jp.map(series, lambda v: lookup(v), na_action=na_action, **_few_rows(run)),
+          lambda: series.map(lambda v: lookup(v), na_action=na_action), "workers")
 
 
 @FEW
@@ -412,4 +450,5 @@ def test_apply_series_of_different_lengths(rows, run, kind):
     else:
         def func(x):
             return pd.Series(x, index=[f"c{i}" for i in range(len(x))], dtype="int64")
-    _same(lambda: jp.apply(series, func, **_few_rows(run)), lambda: series.apply(func))
+    _same(lambda: jp.apply(series, func, **_few_rows(run)), lambda: series.apply(func),
+          "workers")

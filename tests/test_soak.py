@@ -84,39 +84,56 @@ def _halve_or_fail(part):
 _BIG = pd.DataFrame(np.random.default_rng(2).normal(size=(900_000, 2)), columns=["x", "y"])
 
 
+def _check_big_halved() -> None:
+    got = jp.map_partitions(_BIG.iloc[:-1], _halve_or_fail, partitions=3, **RUN)
+    pd.testing.assert_frame_equal(got, _BIG.iloc[:-1] / 2)
+
+
+def _check_groups(df: pd.DataFrame) -> None:
+    got = jp.groupby_apply(df, "k", _group_sum, **RUN)
+    pd.testing.assert_series_equal(got, df.groupby("k").apply(_group_sum))
+
+
+def _check_plus_one(df: pd.DataFrame) -> None:
+    got = jp.apply(df, _plus_one, axis=1, **RUN)
+    pd.testing.assert_series_equal(got, df["a"] + 1, check_names=False)
+
+
 def _one_run(i: int, df: pd.DataFrame) -> str:
     """Run number ``i``: mostly successes, with every kind of failure now and then.
 
     Every 20th run moves partitions of about 4.8 MB, which travel through shared
-    memory, half of them ending in a failure.
+    memory, half of them ending in a failure. Each failing run must fail with its own
+    fault's error (a run that fails otherwise fails the test).
     """
     kind = i % 8
+    if i % 20 == 6:
+        call, expected = _check_big_halved, None
+    elif i % 20 == 16:
+        call, expected = (lambda: jp.map_partitions(_BIG, _halve_or_fail, partitions=3, **RUN),
+                          ValueError)
+    elif i % 50 == 49:
+        call, expected = (lambda: jp.map(list(range(10)), _spin_on_seven, timeout=0.3, **RUN),
+                          jp.PartitionTimeoutError)
+    elif i % 25 == 12:
+        call, expected = (lambda: jp.map(list(range(10)), _exit_on_seven, **RUN),
+                          jp.WorkerDiedError)
+    elif kind == 1:
+        call, expected = lambda: jp.apply(df, _fail_on_seven, axis=1, **RUN), ValueError
+    elif kind == 3:
+        call, expected = lambda: jp.map_partitions(df, _generator_back, **RUN), jp.ShippingError
+    elif kind == 5:
+        call, expected = lambda: _check_groups(df), None
+    else:
+        call, expected = lambda: _check_plus_one(df), None
+    if expected is None:
+        call()
+        return "ok"
     try:
-        if i % 20 == 6:
-            got = jp.map_partitions(_BIG.iloc[:-1], _halve_or_fail, partitions=3, **RUN)
-            pd.testing.assert_frame_equal(got, _BIG.iloc[:-1] / 2)
-            return "ok"
-        if i % 20 == 16:
-            jp.map_partitions(_BIG, _halve_or_fail, partitions=3, **RUN)
-        elif i % 50 == 49:
-            jp.map(list(range(10)), _spin_on_seven, timeout=0.3, **RUN)
-        elif i % 25 == 12:
-            jp.map(list(range(10)), _exit_on_seven, **RUN)
-        elif kind == 1:
-            jp.apply(df, _fail_on_seven, axis=1, **RUN)
-        elif kind == 3:
-            jp.map_partitions(df, _generator_back, **RUN)
-        elif kind == 5:
-            got = jp.groupby_apply(df, "k", _group_sum, **RUN)
-            pd.testing.assert_series_equal(got, df.groupby("k").apply(_group_sum))
-            return "ok"
-        else:
-            got = jp.apply(df, _plus_one, axis=1, **RUN)
-            pd.testing.assert_series_equal(got, df["a"] + 1, check_names=False)
-            return "ok"
-    except (ValueError, jp.WorkerDiedError, jp.PartitionTimeoutError, jp.ShippingError) as exc:
-        return type(exc).__name__
-    msg = f"run {i} (kind {kind}) should have failed"
+        call()
+    except expected:
+        return expected.__name__
+    msg = f"run {i} (kind {kind}) should have failed with {expected.__name__}"
     raise AssertionError(msg)
 
 

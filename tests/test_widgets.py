@@ -372,11 +372,18 @@ def test_cancel_stops_the_workers_and_changes_no_variable():
     assert not panel.run_button.disabled and panel.cancel_button.disabled
 
 
+def long_nap(row):
+    time.sleep(0.01)
+    return row["a"]
+
+
 def test_tune_recommends_a_count_and_moves_the_slider():
-    panel, namespace = make_panel(nap=nap)
+    panel, namespace = make_panel(nap=long_nap)
     panel.func_picker.value = "nap"
     panel.jobs_slider.value = 1
-    panel.tune(seconds=1.0, counts=[1, 2])  # long enough that fixed costs do not decide
+    # Rows of 10 ms asleep: a worker's fixed costs per row, slower on a loaded machine,
+    # stay a few percent of the row, so two workers measure close to 2x under any load.
+    panel.tune(seconds=2.0, counts=[1, 2])
     result = panel.wait(60)
     assert result is panel.last_tune
     assert result.counts == (1, 2) and result.speedups[0] == 1.0

@@ -188,7 +188,8 @@ class RunRecord:
     """What :func:`jupyter_par.last_run` returns: where the last run's time went.
 
     ``breakdown`` is :func:`breakdown` in seconds (empty for a run in the kernel),
-    ``explain`` the line the views show, ``with_workers`` whether workers ran it.
+    ``explain`` the line the views show, ``with_workers`` whether workers ran it, and
+    :attr:`ran` where, in one word (what tests claiming "through the workers" assert).
     """
 
     label: str
@@ -198,6 +199,15 @@ class RunRecord:
     breakdown: dict[str, float] = field(default_factory=dict)
     explain: str = ""
     with_workers: bool = False
+
+    @property
+    def ran(self) -> str:
+        """``"workers"``; ``"kernel"`` (a backend ran it here: one job, the inline
+        fallback, a nested call); or ``"pandas"`` (handed back to pandas whole: empty
+        input, a dict or Series mapper, a ufunc, a function's name)."""
+        if self.with_workers:
+            return "workers"
+        return "kernel" if self.backend else "pandas"
 
 
 _last: RunRecord | None = None

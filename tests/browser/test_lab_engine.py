@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 DEMO = Path(__file__).resolve().parents[2] / "demo_notebooks" / "06_lab_progress.ipynb"
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 # Positions of the demo's cells (markdown cells count): setup, the 8-worker jp.apply run, the
 # same run through %%parallel and the cell that checks its write-back, the failing run.
 SETUP_CELL, RUN_CELL, MAGIC_CELL, CHECK_CELL, FAIL_CELL = 1, 3, 5, 6, 8
@@ -113,6 +114,9 @@ def test_eight_workers_of_a_real_run(
     ).json_value()
     scroll_to_top(run)
     page.screenshot(path=str(screenshot_path("engine-8-workers-midrun.png")))
+    # The README's picture: this real run, mid-way (not a scripted one).
+    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(DOCS_IMAGES / "lab-8-workers-midrun.png"))
     assert len(bars["workers"]) == JOBS, bars
     assert len({w["id"] for w in bars["workers"]}) == JOBS, bars
     for w in bars["workers"]:

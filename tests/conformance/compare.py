@@ -5,12 +5,26 @@
 Both files are written by the ``jp_route`` plugin (``JP_CONFORMANCE_REPORT``). A test is a
 conformance failure when it passes on plain pandas and does not pass routed, unless the
 excused list names it and its failure message matches the pattern given there. Each line
-of that list reads ``nodeid | regex | reason`` (fields separated by " | "; ``#`` lines and
-blank lines ignored). The regex is searched in the test's own statement that failed, a
-newline, then pytest's message: it pins the excuse to the one assertion that observes a
-side effect or an identity, so that any other difference in the same test still fails.
-Prints one summary line (routed tests, passed, excused, failed), then each failure with
-its failing statement and pytest's one-line message.
+of that list reads ``nodeid | regex | reason`` or ``nodeid | regex | reason | only``
+(fields separated by " | "; ``#`` lines and blank lines ignored). The regex must be
+anchored (start with ``^``): it is matched at the start of the test's own statement that
+failed, then a newline and pytest's message follow, so it pins the excuse to the one
+assertion that observes a side effect or an identity, and any other difference in the
+same test still fails. ``only`` limits the excuse to some runs: modes (``fork``,
+``spawn``, ``threads``, ``default``) and pandas majors (``pandas2``, ``pandas3``); an
+excuse applies where every kind of condition it names holds.
+
+The run fails (exit 1), besides on a failure, when:
+
+- no test had a call reach jupyter_par's workers (nothing was routed, in effect);
+- fewer routed calls reached the workers than the floor for the mode (:data:`FLOORS`):
+  a call jupyter_par hands back to pandas whole (empty input, a dict mapper, a ufunc,
+  a function's name) or runs in the kernel is routed in name only;
+- an excuse that applies to this run excused nothing (stale: the test passed, or was not
+  run): the list must say exactly what fails.
+
+Prints one summary line (routed tests, passed, excused, failed; where the routed calls
+ran), then each failure with its failing statement and pytest's one-line message.
 """
 
 from __future__ import annotations
@@ -18,14 +32,36 @@ from __future__ import annotations
 import json
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 PASSING = ("passed",)
+MODES = frozenset({"fork", "spawn", "threads", "default"})
+PANDAS = frozenset({"pandas2", "pandas3"})
+#: Least share of routed calls that must reach the workers, per mode. With no inline
+#: fallback nearly all do (the rest are handed to pandas: empty inputs, dict mappers);
+#: on the default path the fallback runs pandas' small inputs in the kernel.
+FLOORS = {"fork": 0.6, "spawn": 0.6, "threads": 0.6, "default": 0.02}
 
 
-def read_excused(path: Path | None) -> dict[str, re.Pattern[str]]:
-    """Node id -> the pattern its failure message must match, from ``nodeid | regex | reason``."""
-    excused: dict[str, re.Pattern[str]] = {}
+@dataclass(frozen=True)
+class Excuse:
+    """One line of the excused list."""
+
+    pattern: re.Pattern[str]
+    reason: str
+    modes: frozenset[str] = frozenset()
+    pandas: frozenset[str] = frozenset()
+
+    def applies(self, mode: str, pandas_version: str) -> bool:
+        major = f"pandas{pandas_version.split('.', 1)[0]}"
+        return (not self.modes or mode in self.modes) and \
+            (not self.pandas or major in self.pandas)
+
+
+def read_excused(path: Path | None) -> dict[str, Excuse]:
+    """Node id -> its excuse, from ``nodeid | regex | reason [| only]``."""
+    excused: dict[str, Excuse] = {}
     if path is None or not path.exists():
         return excused
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -33,27 +69,57 @@ def read_excused(path: Path | None) -> dict[str, re.Pattern[str]]:
         if not line or line.startswith("#"):
             continue
         fields = [f.strip() for f in line.split(" | ")]
-        if len(fields) != 3 or not all(fields):
-            msg = f"{path}:{number}: expected 'nodeid | regex | reason', got {line!r}"
+        where = f"{path}:{number}"
+        if len(fields) not in (3, 4) or not all(fields):
+            msg = f"{where}: expected 'nodeid | regex | reason [| only]', got {line!r}"
             raise SystemExit(msg)
-        excused[fields[0]] = re.compile(fields[1])
+        if not fields[1].startswith("^"):
+            msg = (f"{where}: the regex {fields[1]!r} must start with '^' (anchored at the "
+                   "failing statement), or it excuses other failures of the test too")
+            raise SystemExit(msg)
+        only = frozenset(fields[3].split()) if len(fields) == 4 else frozenset()
+        unknown = only - MODES - PANDAS
+        if unknown:
+            msg = (f"{where}: unknown condition(s) {' '.join(sorted(unknown))}; "
+                   f"use modes {' '.join(sorted(MODES))} or {' '.join(sorted(PANDAS))}")
+            raise SystemExit(msg)
+        excused[fields[0]] = Excuse(re.compile(fields[1]), fields[2], only & MODES,
+                                    only & PANDAS)
     return excused
 
 
-def _excused(nodeid: str, got: dict, excused: dict[str, re.Pattern[str]]) -> bool:
-    """Whether the failure is the excused one: same test (any parameters if none are
-    named), and the failing statement or message matches the excuse's pattern."""
-    pattern = excused.get(nodeid) or excused.get(nodeid.split("[", 1)[0])
-    return pattern is not None and bool(
-        pattern.search(f"{got.get('where', '')}\n{got.get('message', '')}"))
+def applicable(excused: dict[str, Excuse], mode: str, pandas_version: str
+               ) -> dict[str, Excuse]:
+    """The excuses that apply to a run in ``mode`` on ``pandas_version``."""
+    return {k: e for k, e in excused.items() if e.applies(mode, pandas_version)}
 
 
-def compare(baseline: dict, routed: dict, excused: dict[str, re.Pattern[str]]
+def _excuse_for(nodeid: str, excused: dict[str, Excuse]) -> tuple[str, Excuse] | None:
+    for key in (nodeid, nodeid.split("[", 1)[0]):
+        if key in excused:
+            return key, excused[key]
+    return None
+
+
+def _excused(nodeid: str, got: dict, excused: dict[str, Excuse]) -> str | None:
+    """The excuse's key if the failure is the excused one: same test (any parameters if
+    none are named), and the failing statement, then the message, match its pattern."""
+    found = _excuse_for(nodeid, excused)
+    if found is None:
+        return None
+    key, excuse = found
+    text = f"{got.get('where', '')}\n{got.get('message', '')}"
+    return key if excuse.pattern.match(text) else None
+
+
+def compare(baseline: dict, routed: dict, excused: dict[str, Excuse]
             ) -> tuple[dict, list, list]:
-    """Counts, the failures (nodeid, outcome, message) and the stale excuses."""
+    """Counts, the failures (nodeid, outcome, where, message) and the stale excuses
+    (those given, assumed to apply to this run, that excused no failure)."""
     base_tests, tests = baseline["tests"], routed["tests"]
-    counts = {"tests": 0, "routed tests": 0, "passed": 0, "excused": 0, "failed": 0}
-    failures, stale = [], []
+    counts = {"tests": 0, "routed tests": 0, "through workers": 0, "passed": 0,
+              "excused": 0, "failed": 0}
+    failures, used = [], set()
     for nodeid, base in base_tests.items():
         if base["outcome"] != "passed":
             continue  # only what plain pandas passes is held to conformance
@@ -61,18 +127,38 @@ def compare(baseline: dict, routed: dict, excused: dict[str, re.Pattern[str]]
         got = tests.get(nodeid, {"outcome": "not run", "message": "", "routed": 0})
         if got.get("routed"):
             counts["routed tests"] += 1
+        if got.get("ran", {}).get("workers"):
+            counts["through workers"] += 1
         if got["outcome"] in PASSING:
             if got.get("routed"):
                 counts["passed"] += 1
-            if got.get("routed") and (nodeid in excused or nodeid.split("[", 1)[0] in excused):
-                stale.append(nodeid)
-        elif _excused(nodeid, got, excused):
+            continue
+        key = _excused(nodeid, got, excused)
+        if key is not None:
             counts["excused"] += 1
+            used.add(key)
         else:
             counts["failed"] += 1
             failures.append((nodeid, got["outcome"], got.get("where", ""),
                              got.get("message", "")))
+    stale = sorted(set(excused) - used)
     return counts, failures, stale
+
+
+def floor_problems(routed: dict, counts: dict) -> list[str]:
+    """Why the run did not route enough through the workers (empty if it did)."""
+    problems = []
+    if counts["through workers"] == 0:
+        problems.append("no test had a call reach jupyter_par's workers: nothing was "
+                        "really routed (is the jp_route plugin loaded?)")
+    calls = sum(routed.get("routed_calls", {}).values())
+    workers = routed.get("ran_calls", {}).get("workers", 0)
+    floor = FLOORS.get(routed.get("mode", ""), 0.0)
+    if calls and workers < floor * calls:
+        problems.append(f"only {workers} of {calls} routed calls reached the workers "
+                        f"(floor for {routed.get('mode')}: {floor:.0%}); the rest ran in "
+                        "the kernel or were handed back to pandas")
+    return problems
 
 
 def main(argv: list[str]) -> int:
@@ -81,24 +167,33 @@ def main(argv: list[str]) -> int:
         return 2
     baseline = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     routed = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
-    excused = read_excused(Path(argv[2]) if len(argv) == 3 else None)
+    excused = applicable(read_excused(Path(argv[2]) if len(argv) == 3 else None),
+                         routed["mode"], routed["pandas"])
     counts, failures, stale = compare(baseline, routed, excused)
     if counts["tests"] == 0:
         print(f"{argv[0]}: no test passed on plain pandas; nothing to compare", file=sys.stderr)
         return 2
     calls = sum(routed["routed_calls"].values())
     through = sum(p["count"] for p in routed["passed_through_calls"])
+    ran = routed.get("ran_calls", {})
     print(f"[{routed['mode']}, pandas {routed['pandas']}] "
-          f"{counts['tests']} tests pass plain; routed tests {counts['routed tests']}: "
+          f"{counts['tests']} tests pass plain; routed tests {counts['routed tests']} "
+          f"({counts['through workers']} through the workers): "
           f"passed {counts['passed']}, excused {counts['excused']}, failed {counts['failed']} "
-          f"(calls routed {calls}, passed through {through})")
+          f"(calls routed {calls}: workers {ran.get('workers', 0)}, "
+          f"kernel {ran.get('kernel', 0)}, handed to pandas {ran.get('pandas', 0)}; "
+          f"passed through {through})")
     for nodeid, outcome, where, message in failures:
         first = message.splitlines()[0] if message else ""
         at = f" at `{where.splitlines()[0][:100]}`" if where else ""
         print(f"  FAIL {nodeid} [{outcome}]{at}: {first[:300]}")
-    if stale:
-        print(f"  ({len(stale)} excused tests passed routed in this run)")
-    return 1 if failures else 0
+    for key in stale:
+        print(f"  STALE excuse {key}: it excused nothing in this run (the test passed or "
+              "did not run); remove it, or limit it to the runs it applies to")
+    problems = floor_problems(routed, counts)
+    for problem in problems:
+        print(f"  FAIL {problem}")
+    return 1 if failures or stale or problems else 0
 
 
 if __name__ == "__main__":

@@ -16,14 +16,17 @@ the API can grow to cover the common ones.
 Environment:
 
 ``JP_CONFORMANCE_MODE``
-    ``plain`` (nothing replaced: the baseline), ``fork``, ``spawn``, ``forkserver``
-    (worker processes started so) or ``threads`` (the threads backend).
+    ``plain`` (nothing replaced: the baseline), ``fork``, ``spawn``, ``forkserver`` (worker
+    processes started so), ``threads`` (the threads backend), or ``default`` (jupyter_par's
+    defaults: processes, and the in-kernel fallback's sampling on).
 ``JP_CONFORMANCE_PARTITIONS``
     partitions per call (default 3), so a partition holds few rows or groups.
 ``JP_CONFORMANCE_REPORT``
     where to write, at session end, a JSON file with each test's outcome, its failure
     message, the test's own statement that failed, and how many of its calls were routed
-    or passed through (``tests/conformance/compare.py`` reads it).
+    or passed through, and where each routed call ran: in the ``workers``, in the
+    ``kernel`` (the inline fallback), or handed back to ``pandas`` whole
+    (``tests/conformance/compare.py`` reads it).
 
 jupyter_par's own informational warnings (:class:`JupyterParWarning`) are silenced
 around routed calls: they say how jupyter_par ran, which pandas' tests cannot expect.
@@ -47,7 +50,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-MODES = ("plain", "fork", "spawn", "forkserver", "threads")
+MODES = ("plain", "fork", "spawn", "forkserver", "threads", "default")
+#: Where a routed call ran (``RunRecord.ran``); "unknown" if it left no run record.
+WHERE = ("workers", "kernel", "pandas", "unknown")
 _TESTS_DIR = os.path.join(os.path.dirname(pd.__file__), "tests") + os.sep
 _MAIN_PID = os.getpid()
 _DISGUISE = os.path.join(os.path.dirname(pd.__file__), "_jp_conformance_wrapper.py")
@@ -74,6 +79,7 @@ class _State:
         self.nodeid: str | None = None
         self.routing = False
         self.routed: collections.Counter[str] = collections.Counter()
+        self.ran: collections.Counter[str] = collections.Counter()
         self.passed: collections.Counter[tuple[str, str]] = collections.Counter()
         self.examples: dict[tuple[str, str], str] = {}
         self.tests: dict[str, dict[str, Any]] = {}
@@ -85,6 +91,8 @@ class _State:
     def options(self) -> dict[str, Any]:
         common = {"jobs": 2, "partitions": self.partitions, "progress": False,
                   "inline_fallback": False}
+        if self.mode == "default":  # the path a user's call takes: fallback sampling on
+            return {"jobs": 2, "partitions": self.partitions, "progress": False}
         if self.mode == "threads":
             return {**common, "backend": "threads"}
         return {**common, "backend": "processes", "start_method": self.mode}
@@ -259,13 +267,34 @@ def _wrapper(method: str, original: Callable[..., Any],
         record["routed"] += 1
         function, call_args, call_kwargs = call
         with _routing():
-            return _call_from(caller, function, *call_args, **call_kwargs)
+            _forget_last_run()
+            try:
+                return _call_from(caller, function, *call_args, **call_kwargs)
+            finally:
+                _count_where_it_ran(record)
 
     # pandas points a warning at the first frame outside its package. This wrapper also
     # runs inside jupyter_par's workers (threads, forked processes), where it must not be
     # that frame: its code is named as a file in pandas, so that frame stays the caller.
     routed.__code__ = routed.__code__.replace(co_filename=_DISGUISE)
     return routed
+
+
+def _forget_last_run() -> None:
+    from jupyter_par.progress import timings
+
+    timings.remember(None)  # type: ignore[arg-type]
+
+
+def _count_where_it_ran(record: dict[str, Any]) -> None:
+    """Count where the routed call ran: a call handed back to pandas is routed in name
+    only, and compare.py holds each run to a floor of calls that reached the workers."""
+    import jupyter_par as jp
+
+    run = jp.last_run()
+    where = run.ran if run is not None else "unknown"
+    STATE.ran[where] += 1
+    record["ran"][where] = record["ran"].get(where, 0) + 1
 
 
 def _targets() -> list[tuple[type, str, str, Callable[..., Any]]]:
@@ -298,6 +327,13 @@ def uninstall() -> None:
 # --- pytest hooks ---------------------------------------------------------------------
 
 def pytest_configure(config: pytest.Config) -> None:
+    if STATE.mode == "default":
+        # pandas' inputs are tiny: under the fallback's size threshold nothing would be
+        # sampled, and this run would repeat the fork run. At 0 every call takes the
+        # default path: sampled in the kernel, then run there or sent to the workers.
+        from jupyter_par.run import fallback
+
+        fallback.SAMPLE_ABOVE_BYTES = 0
     if STATE.mode != "plain":
         install()
 
@@ -335,7 +371,8 @@ def _message(report: pytest.TestReport) -> str:
 
 def _record(nodeid: str) -> dict[str, Any]:
     return STATE.tests.setdefault(nodeid, {"outcome": None, "message": "", "where": "",
-                                           "routed": 0, "passed_through": 0, "reasons": []})
+                                           "routed": 0, "passed_through": 0, "reasons": [],
+                                           "ran": {}})
 
 
 @pytest.hookimpl(wrapper=True)
@@ -370,6 +407,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "pandas": pd.__version__,
         "partitions": STATE.partitions,
         "routed_calls": dict(STATE.routed),
+        "ran_calls": {where: STATE.ran.get(where, 0) for where in WHERE},
         "passed_through_calls": [
             {"method": m, "reason": r, "count": n, "example": STATE.examples[(m, r)]}
             for (m, r), n in STATE.passed.most_common()
@@ -389,6 +427,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     write(f"routed calls: {sum(STATE.routed.values())} "
           f"({', '.join(f'{m} {n}' for m, n in STATE.routed.most_common())}) "
           f"in {routed_tests} tests")
+    write("routed calls ran in: " + ", ".join(f"{w} {STATE.ran.get(w, 0)}" for w in WHERE))
     write(f"passed-through calls: {sum(STATE.passed.values())}")
     for (method, reason), count in STATE.passed.most_common():
         write(f"  {count:5d}  {method}: {reason}  (e.g. {STATE.examples[(method, reason)]})")

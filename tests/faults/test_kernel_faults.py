@@ -148,7 +148,7 @@ def _seconds(cell) -> float:
     return (parse(end) - parse(start)).total_seconds()
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 def test_faults_in_a_kernel(method, report_time):
     cells, faults = _cells(method)
     nb = run_cells(cells, allow_errors=True, timeout=120)

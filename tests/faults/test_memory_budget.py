@@ -136,17 +136,20 @@ def test_a_worker_killed_for_memory_is_named_and_the_run_ends_cleanly(start_meth
     print(f"\n{limit.kind}: {report['error']} (reported after {report['seconds']:.1f} s)")
     error = report["error"]
     assert error is not None
-    if limit.kind == "RLIMIT_AS":
-        assert error.startswith("MemoryError") or "out of memory" in error, error
-    else:
-        assert kills >= 1
-        assert error.startswith("WorkerDiedError"), error
-        assert "(SIGKILL)" in error and "out-of-memory killer" in error, error
-        assert "MB of input" in error and "try partitions=16" in error, error
     assert "partition 2 of 4" in error or "partition 3 of 4" in error, error
     assert report["next_run_ok"]
     assert report["left_in_shm"] == []
     assert report["children"] == [], "processes left behind after shutdown"
+    if limit.kind == "RLIMIT_AS":
+        # Past RLIMIT_AS an allocation fails: the worker's MemoryError, not a kill.
+        assert error.startswith("MemoryError"), error
+        # What this test is for (the kernel's OOM killer, named as such) needs a cgroup:
+        # say it was not checked, rather than pass (CI lists no such skip).
+        pytest.skip("the OOM-killer report needs a memory cgroup; only RLIMIT_AS here")
+    assert kills >= 1
+    assert error.startswith("WorkerDiedError"), error
+    assert "(SIGKILL)" in error and "out-of-memory killer" in error, error
+    assert "MB of input" in error and "try partitions=16" in error, error
 
 
 def test_a_worker_out_of_address_space_under_rlimit_as() -> None:

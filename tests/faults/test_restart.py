@@ -137,7 +137,8 @@ def test_restart_mid_run_leaves_nothing(method, now, report_time, tmp_path):
                     break
                 time.sleep(0.02)
             seconds = time.monotonic() - started
-            report_time(seconds, f"{name}, restart_kernel(now={now}) took {restarted:.1f} s")
+            report_time(seconds, f"{name}, restart_kernel(now={now}) took {restarted:.1f} s",
+                        within=CLEAN_WITHIN)
             assert not _alive(workers), f"workers {_alive(workers)} outlived the kernel"
             assert not _segments(kernel_pid), f"segments left: {_segments(kernel_pid)}"
             assert not _temp_files(tmp) - temp_before, f"left: {_temp_files(tmp) - temp_before}"
@@ -199,7 +200,8 @@ def test_kernel_killed_alone_mid_run(method, report_time, tmp_path):
                 break
             time.sleep(0.02)
         seconds = time.monotonic() - started
-        report_time(seconds, f"kernel SIGKILLed alone, {len(waiting)} results in /dev/shm")
+        report_time(seconds, f"kernel SIGKILLed alone, {len(waiting)} results in /dev/shm",
+                    within=CLEAN_WITHIN)
         assert not _alive(workers), f"workers {_alive(workers)} outlived the kernel"
         assert not _segments(kernel_pid), f"segments left: {_segments(kernel_pid)}"
     finally:

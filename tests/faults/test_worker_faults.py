@@ -32,7 +32,7 @@ from jupyter_par.run.options import resolve
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_shm_leak")]
 
 ROWS, PARTS, BAD = 200, 50, 77  # row 77 lies in partition 19 (rows 76-79)
-METHODS = ["fork", "spawn"]
+METHODS = ["fork", "spawn", "forkserver"]
 
 
 
