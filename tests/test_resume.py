@@ -63,10 +63,10 @@ def ran(folder: Path) -> set[int]:
     return {int(name[1:]) // (ROWS // PARTS) for name in os.listdir(folder)}
 
 
-@pytest.mark.parametrize("backend", ["processes", "threads", "inline"])
+@pytest.mark.parametrize(("backend", "start_method"), [
+    ("processes", "fork"), ("processes", "spawn"), ("processes", "forkserver"),
+    ("threads", None), ("inline", None)])
 def test_resume_after_a_failure_in_the_last_partition(tmp_path, backend, start_method, capsys):
-    if backend != "processes" and start_method != "fork":
-        pytest.skip("start methods are for processes")
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir(), second.mkdir()
     df = frame()
