@@ -112,16 +112,18 @@ class _WeightedUnsupported(_Unsupported):
 
 def _register() -> None:
     """Put ``.par`` on the public window classes (pandas 2.2+ and 3.x names)."""
-    typing = pd.api.typing
+    # pandas 3 renamed the groupby forms (…GroupBy) and warns on the old names: only
+    # the names this pandas defines are read.
+    typing = vars(pd.api.typing)
     for name in ("Rolling", "Expanding", "RollingGroupby", "RollingGroupBy",
                  "ExpandingGroupby", "ExpandingGroupBy"):
-        if hasattr(typing, name):
-            getattr(typing, name).par = _ParDescriptor(WindowParallel)
+        if name in typing:
+            typing[name].par = _ParDescriptor(WindowParallel)
     for name in ("ExponentialMovingWindow", "ExponentialMovingWindowGroupby",
                  "ExponentialMovingWindowGroupBy"):
-        if hasattr(typing, name):
-            getattr(typing, name).par = _ParDescriptor(_EwmUnsupported)
-    typing.Window.par = _ParDescriptor(_WeightedUnsupported)
+        if name in typing:
+            typing[name].par = _ParDescriptor(_EwmUnsupported)
+    typing["Window"].par = _ParDescriptor(_WeightedUnsupported)
 
 
 _register()

@@ -206,6 +206,7 @@ def window_apply(window: Any, func: Any, call: dict[str, Any], jobs: int,
                  partitions)
 
 
-_GROUPED_WINDOWS = tuple(getattr(pd.api.typing, name) for name in (
+# pandas 3 renamed these (…GroupBy) and warns on the old names: read only what is defined.
+_GROUPED_WINDOWS = tuple(vars(pd.api.typing)[name] for name in (
     "RollingGroupby", "RollingGroupBy", "ExpandingGroupby", "ExpandingGroupBy")
-    if hasattr(pd.api.typing, name))
+    if name in vars(pd.api.typing))

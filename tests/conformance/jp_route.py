@@ -269,8 +269,10 @@ def _wrapper(method: str, original: Callable[..., Any],
 
 
 def _targets() -> list[tuple[type, str, str, Callable[..., Any]]]:
+    import jp_route_windows  # rolling / expanding apply (issue 23): their own module
+
     grouped = pd.api.typing
-    return [
+    return [*jp_route_windows.targets(),
         (pd.DataFrame, "apply", "DataFrame.apply", plan_apply),
         (pd.Series, "apply", "Series.apply", plan_apply),
         (pd.Series, "map", "Series.map", plan_map),
