@@ -216,13 +216,15 @@ class WindowApply:
         except Exception:  # noqa: BLE001 - a column pandas refuses: let pandas say so below
             order = None
         func: Callable[..., Any] = self.func
+        finish = None
         if order is not None:
-            func = _OwnWindows(self.func, order, data.index[::step], _worker.current(),
-                               hi - lo)
+            func, finish = _own_windows(self.func, order, data.index[::step],
+                                        _worker.current(), hi - lo,
+                                        bool(self.args or self.kwargs))
         window = _rebuild(data, self.kind, self.params, self.selection)
         out = window.apply(func, raw=self.raw, args=self.args, kwargs=self.kwargs)
-        if isinstance(func, _OwnWindows):
-            func.done()
+        if finish is not None:
+            finish()
         return out.iloc[lo:hi]
 
 
@@ -292,39 +294,64 @@ def _calls(data: pd.DataFrame | pd.Series, kind: str, params: dict[str, Any], se
     return [r for mask in masks for r in rows[mask].tolist()]
 
 
-class _OwnWindows:
-    """The user's function, called for the own rows' windows and skipped on the others."""
+def _own_windows(func: Callable[..., Any], order: list[int], labels: pd.Index, ctx: Any,
+                 rows: int, extra: bool) -> tuple[Callable[..., Any], Callable[[], None]]:
+    """The user's function, called for the own rows' windows and skipped on the others;
+    and a function that reports the rows not yet counted.
 
-    def __init__(self, func: Callable[..., Any], order: list[int], labels: pd.Index,
-                 ctx: Any, rows: int) -> None:
-        self.func, self.labels, self.ctx = func, labels, ctx
-        self._next = iter(order).__next__
-        calls = sum(1 for r in order if r >= 0)
-        # Progress counts rows; a frame's row has one call per column.
-        self.rows_per_block = 256 * rows / calls if calls else 0.0
-        self.rows, self.reported, self.done_calls = rows, 0, 0
-        self.__name__ = getattr(func, "__name__", "func")
+    pandas calls it once per window (a million times for a million rows), so it stays a
+    bare closure: one ``next`` to learn the window's row, the call, and at every 256th
+    row a progress report. A failure names the window's row. ``extra``: pandas passes
+    ``args`` / ``kwargs`` along.
+    """
+    next_row = iter(order).__next__
+    columns = max(1, sum(1 for r in order if r >= 0) // max(1, rows))
+    reported = [0]
 
-    def __call__(self, window: Any, *args: Any, **kwargs: Any) -> Any:
+    def tick() -> None:
+        # Every 256 rows of each column: 256 / columns rows of the partition done.
+        done = min(rows, reported[0] + 256 // columns)
+        ctx.add_rows(done - reported[0])
+        reported[0] = done
+
+    def failed(row: int) -> None:
+        if row >= 0:
+            ctx.note_row(labels[row])
+
+    def own_window(window: Any) -> Any:
         try:
-            row = self._next()
-        except StopIteration:  # more calls than foreseen: run it, never lose a window
-            row = 0
-        if row < 0:
+            row = next_row()
+        except StopIteration:  # more calls than foreseen: run them, never lose a window
+            row = -2
+        if row == -1:
             return math.nan
+        if not row & 255:
+            tick()
         try:
-            value = self.func(window, *args, **kwargs)
+            return func(window)
         except BaseException:
-            self.ctx.note_row(self.labels[row])
+            failed(row)
             raise
-        self.done_calls += 1
-        if self.done_calls % 256 == 0:
-            rows = min(self.rows, int(self.done_calls // 256 * self.rows_per_block))
-            self.ctx.add_rows(rows - self.reported)
-            self.reported = rows
-        return value
 
-    def done(self) -> None:
-        """Count the rows not yet reported."""
-        self.ctx.add_rows(self.rows - self.reported)
-        self.reported = self.rows
+    def own_window_extra(window: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            row = next_row()
+        except StopIteration:  # more calls than foreseen: run them, never lose a window
+            row = -2
+        if row == -1:
+            return math.nan
+        if not row & 255:
+            tick()
+        try:
+            return func(window, *args, **kwargs)
+        except BaseException:
+            failed(row)
+            raise
+
+    def finish() -> None:
+        ctx.add_rows(rows - reported[0])
+        reported[0] = rows
+
+    wrapped = own_window_extra if extra else own_window
+    wrapped.__name__ = getattr(func, "__name__", "func")
+    return wrapped, finish
