@@ -110,6 +110,13 @@ class _WeightedUnsupported(_Unsupported):
     example = "obj.rolling(10, win_type='triang').mean(), or obj.rolling(10).par.apply(f)"
 
 
+class _ResampleUnsupported(_Unsupported):
+    instead = ("resample(...) in parallel yet (its bins, origin and empty bins are not "
+               "read from the Resampler through public pandas API)")
+    example = ("obj.resample('1h').apply(f), or obj.rolling('1h').par.apply(f) for a "
+               "window ending at each row")
+
+
 def _register() -> None:
     """Put ``.par`` on the public window classes (pandas 2.2+ and 3.x names)."""
     # pandas 3 renamed the groupby forms (…GroupBy) and warns on the old names: only
@@ -124,6 +131,7 @@ def _register() -> None:
         if name in typing:
             typing[name].par = _ParDescriptor(_EwmUnsupported)
     typing["Window"].par = _ParDescriptor(_WeightedUnsupported)
+    typing["Resampler"].par = _ParDescriptor(_ResampleUnsupported)
 
 
 _register()

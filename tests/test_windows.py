@@ -235,10 +235,17 @@ def test_arguments_pandas_rejects_fail_as_pandas(call, error, monkeypatch):
     assert not started
 
 
-def test_ewm_and_weighted_windows_say_what_to_call():
+def test_ewm_and_resample_say_what_to_call():
     series = pd.Series(np.arange(10.0))
     with pytest.raises(jp.UsageError, match=r"ewm\(span=10\)\.mean\(\)"):
         _ = series.ewm(span=3).par
+    stamped = series.set_axis(pd.date_range("2024", periods=10, freq="h"))
+    with pytest.raises(jp.UsageError, match=r"resample\('1h'\)\.apply\(f\)"):
+        _ = stamped.resample("2h").par
+
+
+def test_weighted_windows_say_what_to_call():
+    series = pd.Series(np.arange(10.0))
     pytest.importorskip("scipy")  # pandas builds weighted windows with scipy
     with pytest.raises(jp.UsageError, match="win_type"):
         _ = series.rolling(3, win_type="triang").par
