@@ -61,7 +61,7 @@ from .progress.chooser import register_notebook_view
 from .progress.timings import last_run
 from .run.background import BackgroundRun, runs, wait
 from .run.options import current_defaults, set_defaults
-from .window_accessor import window_apply
+from .window_accessor import resample_call, window_apply
 from .wire import (
     shared_objects as shared,  # jp.shared["name"]: objects passed as shared= (read-only)
 )
@@ -138,6 +138,7 @@ __all__ = [
     "map_partitions",
     "progress",
     "register_backend",
+    "resample_call",
     "runs",
     "set_defaults",
     "shared",

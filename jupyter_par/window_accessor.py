@@ -110,11 +110,40 @@ class _WeightedUnsupported(_Unsupported):
     example = "obj.rolling(10, win_type='triang').mean(), or obj.rolling(10).par.apply(f)"
 
 
-class _ResampleUnsupported(_Unsupported):
-    instead = ("resample(...) in parallel yet (its bins, origin and empty bins are not "
-               "read from the Resampler through public pandas API)")
-    example = ("obj.resample('1h').apply(f), or obj.rolling('1h').par.apply(f) for a "
-               "window ending at each row")
+def resample_call(resampler: Any, method: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+    """Parallel ``resampler.<method>(func, *args, **kwargs)`` for ``apply``, ``agg`` /
+    ``aggregate`` and ``transform`` with a callable: same result as pandas, each bin
+    whole in one partition. jupyter_par's options (``jobs``, ``backend``, ...) are
+    taken out of ``kwargs``; the rest go to ``func``."""
+    if not isinstance(resampler, pd.api.typing.Resampler):
+        msg = f"resample_call needs obj.resample(...), got {type(resampler).__name__}"
+        raise UsageError(msg)
+    run_options, objects, rest = _split_options(dict(kwargs))
+    plan = _planned(builders.resample_call, resampler, method, func, args, rest,
+                    run_options.jobs, run_options.partitions)
+    return _run(plan, run_options, objects)
+
+
+class ResampleParallel:
+    """``resample(...).par``: ``apply``, ``agg`` / ``aggregate``, ``transform`` with
+    pandas' signatures plus jupyter_par's options."""
+
+    def __init__(self, resampler: Any) -> None:
+        self._resampler = resampler
+
+    def apply(self, func: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """Parallel ``Resampler.apply``."""
+        return resample_call(self._resampler, "apply", func, *args, **kwargs)
+
+    def agg(self, func: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """Parallel ``Resampler.agg``."""
+        return resample_call(self._resampler, "agg", func, *args, **kwargs)
+
+    aggregate = agg
+
+    def transform(self, arg: Any, *args: Any, **kwargs: Any) -> Any:
+        """Parallel ``Resampler.transform``."""
+        return resample_call(self._resampler, "transform", arg, *args, **kwargs)
 
 
 def _register() -> None:
@@ -131,7 +160,7 @@ def _register() -> None:
         if name in typing:
             typing[name].par = _ParDescriptor(_EwmUnsupported)
     typing["Window"].par = _ParDescriptor(_WeightedUnsupported)
-    typing["Resampler"].par = _ParDescriptor(_ResampleUnsupported)
+    typing["Resampler"].par = _ParDescriptor(ResampleParallel)
 
 
 _register()

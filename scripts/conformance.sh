@@ -25,9 +25,9 @@ for f in apply/test_frame_apply.py apply/test_series_apply.py series/methods/tes
   # test_apply_mutate.py ships with pandas 2.x only.
   [ -f "$PANDAS_DIR/tests/$f" ] && FILES+=("$PANDAS_DIR/tests/$f")
 done
-# Window calls (issue 23): Rolling / Expanding apply and their groupby forms.
+# Window calls (issue 23): Rolling / Expanding apply and their groupby forms, resample.
 for f in window/test_apply.py window/test_expanding.py window/test_groupby.py \
-         window/test_timeseries_window.py; do
+         window/test_timeseries_window.py resample/test_resample_api.py; do
   [ -f "$PANDAS_DIR/tests/$f" ] && FILES+=("$PANDAS_DIR/tests/$f")
 done
 # JP_CONFORMANCE_FILES="window/test_apply.py ...": only these files (while iterating).

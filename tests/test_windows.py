@@ -235,13 +235,10 @@ def test_arguments_pandas_rejects_fail_as_pandas(call, error, monkeypatch):
     assert not started
 
 
-def test_ewm_and_resample_say_what_to_call():
+def test_ewm_says_what_to_call():
     series = pd.Series(np.arange(10.0))
     with pytest.raises(jp.UsageError, match=r"ewm\(span=10\)\.mean\(\)"):
         _ = series.ewm(span=3).par
-    stamped = series.set_axis(pd.date_range("2024", periods=10, freq="h"))
-    with pytest.raises(jp.UsageError, match=r"resample\('1h'\)\.apply\(f\)"):
-        _ = stamped.resample("2h").par
 
 
 def test_weighted_windows_say_what_to_call():
@@ -272,3 +269,57 @@ def test_function_form_and_accessor_agree():
         jp.window_apply(series.rolling(4), np.sum, raw=True, axis=0)
     with pytest.raises(jp.UsageError, match="rolling"):
         jp.window_apply(series, np.sum)
+
+
+# -- resample(...).par: whole bins, pandas assembles -------------------------------------
+
+@st.composite
+def resampled(draw):
+    n = draw(st.integers(1, 60))
+    gaps = draw(st.lists(st.sampled_from([0, 1, 7, 30, 200]), min_size=n, max_size=n))
+    stamps = pd.Timestamp("2024-03-01 05:00") + pd.to_timedelta(np.cumsum(gaps), unit="min")
+    frame = pd.DataFrame({"x": draw(values(n)), "y": draw(values(n))}, index=stamps)
+    obj = frame if draw(st.booleans()) else frame["x"]
+    freq = draw(st.sampled_from(["7min", "1h", "90min", "1D"]))
+    closed = draw(st.sampled_from([None, "left", "right"]))
+    method = draw(st.sampled_from(["apply", "agg", "transform"]))
+    return obj, freq, closed, method, draw(st.integers(2, 7))
+
+
+@EXAMPLES
+@given(resampled())
+def test_resample_equals_pandas(case):
+    obj, freq, closed, method, parts = case
+    func = (lambda x: x - x.sum()) if method == "transform" else (lambda x: float(x.sum()) + len(x))
+    expected = getattr(obj.resample(freq, closed=closed), method)(func)
+    got = getattr(obj.resample(freq, closed=closed).par, method)(func, partitions=parts, **RUN)
+    _same(got, expected)
+
+
+def test_resample_runs_each_bin_once_in_the_workers():
+    stamps = pd.date_range("2024", periods=300, freq="17min")
+    series = pd.Series(np.arange(300.0), index=stamps)
+    serial_calls: list[int] = []
+    parallel_calls: list[int] = []
+
+    def count(into):
+        def f(x):
+            into.append(len(x))
+            return float(x.sum())
+        return f
+
+    expected = series.resample("2h").apply(count(serial_calls))
+    got = series.resample("2h").par.apply(count(parallel_calls), jobs=2, partitions=4,
+                                          backend="threads", progress=False,
+                                          inline_fallback=False)
+    _same(got, expected)
+    assert sorted(parallel_calls) == sorted(serial_calls)
+    assert jp.last_run().with_workers
+
+
+def test_resample_values_that_change_pandas_path_run_in_the_caller_and_say_so():
+    series = pd.Series(np.arange(50.0), index=pd.date_range("2024", periods=50, freq="h"))
+    expected = series.resample("6h").apply(lambda x: x.describe())
+    with pytest.warns(jp.SerialFallbackWarning, match="ran again in the caller"):
+        got = series.resample("6h").par.apply(lambda x: x.describe(), partitions=3, **RUN)
+    _same(got, expected)

@@ -210,3 +210,11 @@ def window_apply(window: Any, func: Any, call: dict[str, Any], jobs: int,
 _GROUPED_WINDOWS = tuple(vars(pd.api.typing)[name] for name in (
     "RollingGroupby", "RollingGroupBy", "ExpandingGroupby", "ExpandingGroupBy")
     if name in vars(pd.api.typing))
+
+
+def resample_call(resampler: Any, method: str, func: Any, args: tuple[Any, ...],
+                  kwargs: dict[str, Any], jobs: int, partitions: int | None) -> Plan:
+    """``resampler.<method>(func, *args, **kwargs)`` (apply / agg / transform)."""
+    from . import resample
+
+    return resample.plan(resampler, method, func, args, kwargs, jobs, partitions)

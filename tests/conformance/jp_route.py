@@ -391,6 +391,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     write(f"routed calls: {sum(STATE.routed.values())} "
           f"({', '.join(f'{m} {n}' for m, n in STATE.routed.most_common())}) "
           f"in {routed_tests} tests")
+    import jp_route_windows
+
+    jp_route_windows.summary(write)
     write(f"passed-through calls: {sum(STATE.passed.values())}")
     for (method, reason), count in STATE.passed.most_common():
         write(f"  {count:5d}  {method}: {reason}  (e.g. {STATE.examples[(method, reason)]})")
