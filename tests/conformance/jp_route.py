@@ -3,8 +3,10 @@
 Loaded with ``-p jp_route`` (``tests/conformance`` on ``sys.path``) by
 ``scripts/conformance.sh``. While pandas' tests run, ``DataFrame.apply``,
 ``Series.apply``, ``Series.map``, ``DataFrameGroupBy.apply`` and ``SeriesGroupBy.apply``
-are replaced by wrappers. A call made directly by pandas' test code (the calling frame's
-file lies in ``pandas/tests/``), in the main thread of the main process, outside another
+are replaced by wrappers (and, from :mod:`jp_route_windows`, ``Rolling.apply``,
+``Expanding.apply`` and ``Resampler.apply / agg / aggregate / transform``). A call
+made directly by pandas' test code (the calling frame's file lies in
+``pandas/tests/``), in the main thread of the main process, outside another
 routed call, is rewritten as the jupyter_par call a user would write for it
 (``jp.apply``, ``jp.map``, ``jp.groupby_apply``) with two workers and small partitions.
 Every other call (pandas calling itself, jupyter_par's workers, nested calls) goes
@@ -269,7 +271,7 @@ def _wrapper(method: str, original: Callable[..., Any],
 
 
 def _targets() -> list[tuple[type, str, str, Callable[..., Any]]]:
-    import jp_route_windows  # rolling / expanding apply (issue 23): their own module
+    import jp_route_windows  # rolling / expanding / resample (issue 23): their own module
 
     grouped = pd.api.typing
     return [*jp_route_windows.targets(),
