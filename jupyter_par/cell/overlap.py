@@ -76,7 +76,7 @@ def literal_reach(call: ast.Call, name: str) -> tuple[int, int] | None:
         if center is not None and not isinstance(center, ast.Constant):
             return None
         ahead = size // 2 + 1 if center is not None and center.value else 0
-        return size, ahead
+        return max(size, 1), ahead  # rolling(0, closed="both") still reads one row back
     given, node = _argument(call, "periods")
     periods = _int(node) if given else 1
     if periods is None:

@@ -140,7 +140,9 @@ def plan(window: Any, func: Any, raw: Any, engine: Any, engine_kwargs: Any,
                               f"({type(size).__name__}) gives bounds only while it runs; "
                               "ran in the caller")
     elif isinstance(size, int | np.integer):
-        back, ahead = int(size), (int(size) // 2 + 1) if params.get("center") else 0
+        # A window of w rows reaches w rows back (closed="both"); pandas' window of 0
+        # rows ends a row early (its offset is -1) and reaches one.
+        back, ahead = max(int(size), 1), (int(size) // 2 + 1) if params.get("center") else 0
         reach = [(max(0, (max(0, a - back) // step) * step), min(n, b + ahead))
                  for a, b in itertools.pairwise(edges)]
     else:
