@@ -104,7 +104,7 @@ class GroupWindowApply:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self, part: GroupRows) -> list[list[float]]:
-        func, ctx = self.func, _worker.current()
+        func, ctx = self.func, _worker.current_context()
         columns: list[list[float]] | None = None
         order = None
         if isinstance(part.data, pd.DataFrame) and len(part.data):

@@ -98,7 +98,7 @@ class CallEach:
     func: Callable[..., Any]
 
     def __call__(self, part: list[Call]) -> list[Any]:
-        func, ctx = self.func, _worker.current()
+        func, ctx = self.func, _worker.current_context()
         out = []
         for call in part:
             ctx.note_row(getattr(call.obj, "name", None))

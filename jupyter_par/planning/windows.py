@@ -221,7 +221,7 @@ class WindowApply:
         finish = None
         if order is not None:
             func, finish = _own_windows(self.func, order, data.index[::step],
-                                        _worker.current(), hi - lo,
+                                        _worker.current_context(), hi - lo,
                                         bool(self.args or self.kwargs))
         window = _rebuild(data, self.kind, self.params, self.selection)
         out = window.apply(func, raw=self.raw, args=self.args, kwargs=self.kwargs)
