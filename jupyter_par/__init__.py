@@ -8,7 +8,7 @@ In a notebook, ``%load_ext jupyter_par`` adds the ``%%parallel`` cell magic.
 Layout, by layer, top to bottom. A module imports only from its own layer or a lower
 one (``tests/test_layers.py`` reads this table and fails on an upward import)::
 
-    layer  1 faces     __init__ api accessor magic
+    layer  1 faces     __init__ api accessor window_accessor magic
     layer  2 widgets   widgets/      views and the panel: draw state, start no work
     layer  3 cell      cell/         the magic's cell: run, code, meaning, row_count
     layer  4 run       run/          pipeline, engine, options, backend_choice, fallback
@@ -38,6 +38,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import accessor as _accessor  # noqa: F401 - registers df.par / series.par
+from . import window_accessor as _window_accessor  # noqa: F401 - registers rolling(...).par
 from ._version import __version__
 from .api import apply, groupby_apply, imap, map, map_partitions
 from .backends import register_backend
@@ -60,6 +61,7 @@ from .progress.chooser import register_notebook_view
 from .progress.timings import last_run
 from .run.background import BackgroundRun, runs, wait
 from .run.options import current_defaults, set_defaults
+from .window_accessor import resample_call, window_apply
 from .wire import (
     shared_objects as shared,  # jp.shared["name"]: objects passed as shared= (read-only)
 )
@@ -136,10 +138,12 @@ __all__ = [
     "map_partitions",
     "progress",
     "register_backend",
+    "resample_call",
     "runs",
     "set_defaults",
     "shared",
     "shutdown",
     "wait",
+    "window_apply",
     "worker_state",
 ]

@@ -87,6 +87,9 @@ class ParallelMagics(Magics):
     @argument("--per-partition", action="store_true",
               help="the body means each partition's own answer (df.head(), df.x.mean()): "
                    "skip the check for operations that need other partitions' rows")
+    @argument("--overlap", type=int, default=None, metavar="N",
+              help="rows of overlap around each partition for windows the body does not "
+                   "size with a literal (rolling('2h'), shift(k)); literal ones are read")
     @argument("--timeout", type=float, default=None, metavar="SECONDS",
               help="stop a partition that runs longer than this")
     @argument("--retries", type=int, default=None, help="retries of a failed partition")
@@ -123,7 +126,9 @@ class ParallelMagics(Magics):
         once every partition has succeeded: a failed or interrupted run changes nothing.
         A body whose result for a row needs other rows of TARGET (``df.x.mean()``,
         ``df.head()``, ``cumsum``) is refused before any worker starts, unless
-        ``--per-partition`` says each partition's own value is meant.
+        ``--per-partition`` says each partition's own value is meant. Windows with
+        literal sizes (``rolling(50)``, ``shift(2)``, ``diff()``, ``pct_change(3)``) run
+        with the rows around each partition they reach; ``--overlap N`` sizes the others.
 
         Example::
 
@@ -154,6 +159,7 @@ class ParallelMagics(Magics):
                 share=_names(args.share),
                 reduce=args.reduce,
                 per_partition=args.per_partition,
+                overlap=args.overlap,
                 options={
                     "jobs": args.jobs, "backend": args.backend, "partitions": args.partitions,
                     "timeout": args.timeout, "retries": args.retries,

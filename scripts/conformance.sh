@@ -28,6 +28,16 @@ for f in apply/test_frame_apply.py apply/test_series_apply.py series/methods/tes
   # test_apply_mutate.py ships with pandas 2.x only.
   [ -f "$PANDAS_DIR/tests/$f" ] && FILES+=("$PANDAS_DIR/tests/$f")
 done
+# Window calls (issue 23): Rolling / Expanding apply and their groupby forms, resample.
+for f in window/test_apply.py window/test_expanding.py window/test_groupby.py \
+         window/test_timeseries_window.py resample/test_resample_api.py; do
+  [ -f "$PANDAS_DIR/tests/$f" ] && FILES+=("$PANDAS_DIR/tests/$f")
+done
+# JP_CONFORMANCE_FILES="window/test_apply.py ...": only these files (while iterating).
+if [ -n "${JP_CONFORMANCE_FILES:-}" ]; then
+  FILES=()
+  for f in $JP_CONFORMANCE_FILES; do FILES+=("$PANDAS_DIR/tests/$f"); done
+fi
 
 status=0
 total_start=$(date +%s)

@@ -95,3 +95,44 @@ def test_cross_row_bodies_are_refused_or_acknowledged(method):
     assert "df.head(3)" in outputs_text(nb.cells[8]) and "--reduce" in outputs_text(nb.cells[8])
     for index in (2, 3, 4, 5, 6, 7):
         assert "Error" not in outputs_text(nb.cells[index]), (index, outputs_text(nb.cells[index]))
+
+
+WINDOW_SETUP = """\
+%load_ext jupyter_par
+import numpy as np
+import pandas as pd
+rng = np.random.default_rng(7)
+df = pd.DataFrame({"b": rng.normal(size=500), "t": pd.date_range("2024", periods=500,
+                                                                 freq="13min")})
+before = df.copy()
+def f(w):
+    return float(w.max() - w.min())
+serial = df.copy()
+serial["r"] = serial["b"].rolling(50).apply(f)
+serial["c"] = serial["b"].rolling(9, center=True).mean()
+serial["d"] = serial["b"].diff(3)
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_windowed_bodies_equal_serial(method):
+    """rolling(50) and friends run with the rows each partition's windows reach (issue 23):
+    the notebook's frame equals the serial run; what no overlap makes exact is refused."""
+    flags = f"--jobs 2 --partitions 6 --start {method} --no-progress"
+    cells = [
+        WINDOW_SETUP,
+        f'%%parallel {flags} df\ndf["r"] = df["b"].rolling(50).apply(f)\n'
+        'df["c"] = df["b"].rolling(9, center=True).mean()\ndf["d"] = df["b"].diff(3)',
+        "pd.testing.assert_frame_equal(df, serial)\n"
+        "import jupyter_par as jp\nassert jp.last_run().with_workers",
+        f'%%parallel {flags} --overlap 12 --out hourly df\n'
+        'df.rolling("2h", on="t")["b"].sum()',                                  # 3: --overlap
+        'pd.testing.assert_series_equal(hourly, before.rolling("2h", on="t")["b"].sum())',
+        f'%%parallel {flags} df\ndf["e"] = df["b"].expanding().mean()',           # 5: refused
+        "assert 'e' not in df.columns",
+    ]
+    nb = run_cells(cells, allow_errors=True, timeout=240)
+    for index in (1, 2, 3, 4, 6):
+        assert "Error" not in outputs_text(nb.cells[index]), (index, outputs_text(nb.cells[index]))
+    refused = outputs_text(nb.cells[5]).strip()
+    assert refused.startswith("UsageError: cell line 2: ") and "expanding()" in refused, refused

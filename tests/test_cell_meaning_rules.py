@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from IPython.core.error import UsageError as IPythonUsageError
-from jupyter_par.cell.run.meaning import CROSS_ROW_METHODS, check, cross_row_uses
 
+from jupyter_par.cell.meaning import CROSS_ROW_METHODS, check, cross_row_uses
 from jupyter_par.errors import UsageError
 
 # (body, the expression the message must name, its cell line; the magic line is line 1)
@@ -30,11 +30,17 @@ REFUSED = [
     ('df["z"] = df["x"] - df["x"].mean()', 'df["x"].mean()', 2),
     ('df["r"] = df.x.rank()', "df.x.rank()", 2),
     ('df["c"] = df.x.cumsum()', "df.x.cumsum()", 2),
-    ('df["s"] = df.x.shift()', "df.x.shift()", 2),
-    ('df["d"] = df.x.diff()', "df.x.diff()", 2),
-    ('df["p"] = df.x.pct_change()', "df.x.pct_change()", 2),
-    ('df["m"] = df.x.rolling(3).mean()', "df.x.rolling(3).mean()", 2),
     ('df["e"] = df.x.expanding().max()', "df.x.expanding().max()", 2),
+    # windows the syntax does not bound (see test_windows_with_literal_sizes_...)
+    ('df["m"] = df.x.rolling("2h").mean()', 'df.x.rolling("2h").mean()', 2),
+    ('df["m"] = df.x.rolling(w).mean()', "df.x.rolling(w).mean()", 2),
+    ('df["s"] = df.x.shift(k)', "df.x.shift(k)", 2),
+    ('df["m"] = df.x.rolling(3, step=2).mean()', "df.x.rolling(3, step=2).mean()", 2),
+    ('d = df[df.x > 0]\ndf["s"] = d.x.shift(1)', "d.x.shift(1)", 3),
+    ('df = df[df.x > 0]\ndf["s"] = df.x.shift(1)', "df.x.shift(1)", 3),
+    ('df.dropna(inplace=True)\ndf["s"] = df.x.diff()', "df.x.diff()", 3),
+    ('for i in range(2):\n    df["x"] = df.x.shift(1)', "df.x.shift(1)", 3),
+    ('df["s"] = (df.x + df.y).rolling(3).sum()', "(df.x + df.y).rolling(3).sum()", 2),
     ('df["w"] = df.x.ewm(span=3).mean()', "df.x.ewm(span=3).mean()", 2),
     ('df["f"] = df.x / df.x.sum()', "df.x.sum()", 2),
     ('df["x"] = df.x.fillna(df.x.median())', "df.x.median()", 2),
@@ -236,9 +242,75 @@ def test_list_and_series_targets(body, kind, refused):
 
 def test_every_group_of_cross_row_methods_is_refused():
     for category, names in CROSS_ROW_METHODS.items():
-        for name in sorted(names - {"pop", "index", "sort", "reverse", "groupby"}):
+        # shift/diff/pct_change with their default sizes run with overlap rows (below)
+        bounded = {"shift", "diff", "pct_change"}
+        for name in sorted(names - {"pop", "index", "sort", "reverse", "groupby"} - bounded):
             found = cross_row_uses(f'df["y"] = df.x.{name}()', "df")
             assert [f.category for f in found] == [category], name
+
+
+# -- windows with literal sizes run with overlap rows (issue 23) -----------------------
+PANDAS_3 = int(pd.__version__.split(".")[0]) >= 3
+
+
+@pytest.mark.parametrize(("body", "reach"), [
+    ('df["r"] = df["b"].rolling(50).apply(f)', (50, 0)),
+    ('df["m"] = df.x.rolling(3).mean()', (3, 0)),
+    ('df["m"] = df.x.rolling(window=5, min_periods=1, center=True).mean()', (5, 3)),
+    ('df["s"] = df.x.shift()', (1, 0)),
+    ('df["s"] = df.x.shift(-2)', (0, 2)),
+    ('df["d"] = df.x.diff(3)', (3, 0)),
+    ('df["p"] = df.x.pct_change(2, fill_method=None)', (2, 0)),
+    ('df["c"] = df.x.shift(1).rolling(4).sum()', (5, 0)),  # a chain: reaches add up
+    ('df["a"] = df.x.diff()\ndf["b"] = df.y.shift(2)', (3, 0)),
+    ('df[["m", "n"]] = df[["x", "y"]].rolling(7).max()', (7, 0)),
+    ("df.x.rolling(10).mean()", (10, 0)),
+    ('df["z"] = df.x * 2', (0, 0)),
+])
+def test_windows_with_literal_sizes_run_with_the_overlap_they_need(body, reach):
+    assert cross_row_uses(body, "df") == []
+    assert check(body, "df") == reach
+
+
+def test_pct_change_fills_forward_on_pandas_2_unless_told_not_to():
+    found = cross_row_uses('df["p"] = df.x.pct_change()', "df")
+    assert bool(found) is not PANDAS_3
+
+
+def test_overlap_flag_covers_what_the_body_does_not_say():
+    assert check('df["m"] = df.x.rolling("2h").mean()', "df", overlap=40) == (40, 0)
+    assert check('df["m"] = df.x.rolling(w, center=True).mean()', "df", overlap=9) == (9, 9)
+    # shift(k) may shift backwards (k < 0): the flag's rows go after the partition too
+    assert check('df["m"] = df.x.rolling(3).mean()\ndf["s"] = df.x.shift(k)', "df",
+                 overlap=5) == (8, 5)
+    with pytest.raises(UsageError, match="--overlap N"):
+        check('df["m"] = df.x.rolling("2h").mean()', "df")
+    # what no overlap can make exact stays refused
+    with pytest.raises(UsageError, match=r"df\.x\.expanding\(\)\.max\(\)"):
+        check('df["e"] = df.x.expanding().max()', "df", overlap=1000)
+    with pytest.raises(UsageError, match="would count twice"):
+        check("df.x.rolling(3).mean()", "df", reduce=True)
+    # --by partitions are groups, not runs of rows: no overlap to give them
+    with pytest.raises(UsageError, match="sees one partition") as info:
+        check('df["m"] = df.x.rolling(3).mean()', "df", by=["h"])
+    assert "--overlap" not in str(info.value)
+
+
+def test_a_windowed_cell_equals_serial(shell, ns):
+    before = ns["before"]
+    _cell(shell, f"{FLAGS} --partitions 7 df",
+          'df["r"] = df.x.rolling(20).apply(lambda w: w[-1] - w[0], raw=True)\n'
+          'df["c"] = df.x.rolling(5, center=True).mean()\ndf["d"] = df.x.diff(-2)')
+    expected = before.copy()
+    expected["r"] = expected.x.rolling(20).apply(lambda w: w[-1] - w[0], raw=True)
+    expected["c"] = expected.x.rolling(5, center=True).mean()
+    expected["d"] = expected.x.diff(-2)
+    pd.testing.assert_frame_equal(ns["df"], expected)
+    value = _cell(shell, f"{FLAGS} --partitions 7 df", "df.x.shift(3)")
+    pd.testing.assert_series_equal(value, before.x.shift(3))
+    value = _cell(shell, f"{FLAGS} --partitions 7 --overlap 40 df",
+                  "df[df.g == 'a'].x.rolling(4).sum()")  # filtered: --overlap covers it
+    pd.testing.assert_series_equal(value, before[before.g == "a"].x.rolling(4).sum())
 
 
 # -- through the magic, in an in-process shell -----------------------------------------

@@ -276,3 +276,26 @@ def test_the_excuse_is_matched_at_the_failing_statement_not_anywhere(tmp_path):
               "| side effect\n")
     code, out = _run_compare(tmp_path, base, routed, excuse)
     assert code == 1 and "FAIL t.py::t0" in out, out
+
+
+
+
+def test_window_and_resample_calls_route_through_par(df):
+    """Rolling / Expanding apply and resample with a callable become the .par calls
+    (jp_route_windows, issue 23); other shapes go to pandas, with the reason."""
+    import jp_route_windows as windows
+
+    rolling = df["b"].rolling(2)
+    func, args, kwargs = _plan(windows.plan_window_apply, pd.api.typing.Rolling.apply,
+                               rolling, sum, raw=True, kwargs={"x": 1})
+    assert args == (rolling, sum) and kwargs["raw"] is True and kwargs["kwargs"] == {"x": 1}
+    assert kwargs["jobs"] == 2 and "partitions" in kwargs
+    assert func is windows._window_apply
+    assert "not callable" in _plan(windows.plan_window_apply, pd.api.typing.Rolling.apply,
+                                   rolling, "sum")
+    stamped = df.set_index(pd.date_range("2024", periods=3, freq="h"))["b"]
+    planner = windows.plan_resample("agg")
+    _, args, kwargs = _plan(planner, None, stamped.resample("2h"), len, 3, y=4)
+    assert args[1:] == ("agg", len, 3) and kwargs["y"] == 4
+    assert "not callable" in _plan(planner, None, stamped.resample("2h"), ["sum"])
+    assert "jobs" in _plan(planner, None, stamped.resample("2h"), len, jobs=1)

@@ -25,8 +25,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
+from ..planning.windows import Windowed
 from ..wire import shared_objects as _shared
 from . import row_count as _pandas_hooks
+from .overlap import own_rows
 
 #: Names IPython puts in every namespace; the body never means them as data to ship.
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "_", "__", "___",
@@ -297,6 +299,9 @@ class CellOp:
     by: tuple[str, ...] = ()
 
     def __call__(self, part: Any) -> CellValue:
+        windowed = part if isinstance(part, Windowed) else None
+        if windowed is not None:
+            part = windowed.data  # own rows and the overlap the body's windows need
         remember_sources(self.sources)
         statements, last = _compiled(self.body, self.filename)
         namespace = {"__builtins__": builtins, "__name__": "__main__", **self.names,
@@ -314,6 +319,10 @@ class CellOp:
             msg = f"the cell deleted {self.target!r}, so there is no result to return"
             raise NameError(msg)
         target = namespace.get(self.target) if self.wants_target else None
+        if windowed is not None:
+            # Only the partition's own rows leave: the overlap's were there for the windows.
+            value, target = own_rows(value, windowed), own_rows(target, windowed)
+            part = part.iloc[windowed.own_start:windowed.own_stop]
         return CellValue(
             value, target, has_target and self.wants_target,
             _aligned(value, part, self.axis), _keyed_by(value, self.by),

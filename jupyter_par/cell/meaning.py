@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from ..errors import UsageError
+from . import overlap as _overlap
 
 #: Methods whose result for a row depends on other rows, grouped by why. Called on
 #: TARGET, a column or a row selection of it, each gives one partition's answer.
@@ -190,7 +191,8 @@ def _keyword(call: ast.Call, name: str) -> ast.AST | None:
 class _Analysis:
     """Walk the body's statements in order, collecting the cross-row uses that matter."""
 
-    def __init__(self, source: str, target: str, kind: str, by: tuple[str, ...]) -> None:
+    def __init__(self, source: str, target: str, kind: str, by: tuple[str, ...],
+                 overlap: int | None = None) -> None:
         self.source = source
         self.target = target
         self.kind = kind
@@ -202,6 +204,13 @@ class _Analysis:
         self.refused: list[Finding] = []
         self.parents: dict[int, ast.AST] = {}
         self.sizing = False  # inside np.zeros(...) and the like: len(df) is a size
+        # Windows computed with overlap rows (see .overlap): rows before / after, the
+        # --overlap rows, whether one may look ahead, and what makes a reach unknown.
+        self.overlap = overlap
+        self.before = self.after = 0
+        self.flagged = self.flagged_ahead = False
+        self.repeated = 0  # inside a loop, a comprehension or a function: runs again
+        self.rows_changed = False  # TARGET rebound or changed in place: rows may differ
 
     # -- findings --------------------------------------------------------------------
     def _text(self, node: ast.AST) -> str:
@@ -287,7 +296,7 @@ class _Analysis:
 
     def _attribute(self, node: ast.Attribute) -> _Val:
         base = self._value(node.value)
-        if base.role == "groups":
+        if base.role in ("groups", "window"):
             return base
         if base.role == "accessor":
             return _Val("part", "series")
@@ -318,7 +327,7 @@ class _Analysis:
             self._lambda(key, base.kind)  # df.loc[lambda d: ...]: d is the partition
         else:
             self._value(key)
-        if base.role == "groups":
+        if base.role in ("groups", "window"):
             return base
         if base.role == "indexer":
             rows = key.elts[0] if isinstance(key, ast.Tuple) and key.elts else key
@@ -351,6 +360,8 @@ class _Analysis:
                 return _Val("part", "series")
             if base.role == "groups":
                 return base
+            if base.role == "window":  # df.b.rolling(3).mean(): one value per row
+                return _Val("part", base.kind)
             return self._function(node, func.attr, args)
         self._value(func)
         name = func.id if isinstance(func, ast.Name) else ""
@@ -408,6 +419,10 @@ class _Analysis:
     def _method(self, node: ast.Call, func: ast.Attribute, base: _Val,
                 args: list[_Val]) -> _Val:
         name, receiver = func.attr, func.value
+        inplace = _keyword(node, "inplace")
+        if isinstance(inplace, ast.Constant) and inplace.value and self._rooted_at_target(
+                receiver):
+            self.rows_changed = True
         if name == "groupby":
             keys = self._group_keys(node)
             if self.by and keys is not None and self.by <= set(keys):
@@ -443,6 +458,8 @@ class _Analysis:
             return _Val("part", base.kind)  # df.pop("x") takes a column, not a row
         if name in ("query", "eval") and node.args and isinstance(_constant(node.args[0]), str):
             self._query(node, _constant(node.args[0]))
+        if name in _overlap.BOUNDED and not self.by and self._bounded(node, name, receiver):
+            return _Val("window" if name == "rolling" else "part", base.kind)
         for category, names in CROSS_ROW_METHODS.items():
             if name in names:
                 self._find(node, category, receiver, name)
@@ -452,6 +469,26 @@ class _Analysis:
         if name in _POSITIONAL:
             return _Val("part", "items")
         return _Val("part", "frame" if name == "to_frame" else base.kind)
+
+    def _bounded(self, node: ast.Call, name: str, receiver: ast.AST) -> bool:
+        """Whether this window is computed with overlap rows (its reach added up)."""
+        reach = _overlap.literal_reach(node, name)
+        if reach is not None and not self.repeated and not self.rows_changed \
+                and _overlap.plain_rows(receiver, self.target):
+            self.before += reach[0]
+            self.after += reach[1]
+            return True
+        if self.overlap is None:
+            return False
+        self.flagged = True  # --overlap N covers what the syntax does not say
+        self.flagged_ahead |= _overlap.may_look_ahead(node, name)
+        return True
+
+    def reach(self) -> tuple[int, int]:
+        """Rows of overlap before and after each partition that the body's windows need."""
+        extra = self.overlap or 0
+        return (self.before + (extra if self.flagged else 0),
+                self.after + (extra if self.flagged_ahead else 0))
 
     def _query(self, node: ast.Call, text: str) -> None:
         """``df.query("x > x.mean()")``: the query's bare names are TARGET's columns."""
@@ -493,6 +530,7 @@ class _Analysis:
                        ast.DictComp) -> _Val:
         saved = set(self.shadowed)
         over_rows = False
+        self.repeated += 1
         for generator in node.generators:
             over_rows |= self._value(generator.iter).role == "part"
             self.shadowed |= {n.id for n in ast.walk(generator.target) if isinstance(n, ast.Name)}
@@ -502,6 +540,7 @@ class _Analysis:
                         [node.elt]):
             self._value(element)
         self.shadowed = saved
+        self.repeated -= 1
         return _Val("part", "items") if over_rows else _NONE
 
     def _in_function(self, args: ast.arguments, body: Iterable[ast.AST],
@@ -509,6 +548,7 @@ class _Analysis:
         """A def or lambda: its parameters are not TARGET, even when named like it
         (except a first one given the partition itself, with ``part_kind``)."""
         saved = (set(self.shadowed), dict(self.parts), dict(self.tainted))
+        self.repeated += 1
         params = [*args.posonlyargs, *args.args, *args.kwonlyargs,
                   *filter(None, [args.vararg, args.kwarg])]
         for default in [*args.defaults, *filter(None, args.kw_defaults)]:
@@ -523,6 +563,7 @@ class _Analysis:
             else:
                 self._value(item)
         self.shadowed, self.parts, self.tainted = saved
+        self.repeated -= 1
 
     # -- statements ------------------------------------------------------------------
     def _rooted_at_target(self, node: ast.AST) -> bool:
@@ -543,6 +584,8 @@ class _Analysis:
         if self._rooted_at_target(target):
             _, inside = self._collect_target(target)
             self.refused += found + inside
+            if isinstance(target, ast.Name):
+                self.rows_changed = True  # df = df[...]: later windows see other rows
             return
         root = target
         while isinstance(root, ast.Subscript | ast.Attribute):
@@ -574,6 +617,14 @@ class _Analysis:
         return _NONE, found
 
     def _statement(self, node: ast.stmt) -> None:
+        loop = isinstance(node, ast.For | ast.AsyncFor | ast.While)
+        self.repeated += loop
+        try:
+            self._statement_kind(node)
+        finally:
+            self.repeated -= loop
+
+    def _statement_kind(self, node: ast.stmt) -> None:
         if isinstance(node, ast.Assign):
             value, found = self._collect(node.value)
             self.found = []
@@ -658,20 +709,30 @@ class _Analysis:
         return self.refused
 
 
+def analyse(body: str, target: str, *, kind: str = "frame", by: Iterable[str] = (),
+            overlap: int | None = None) -> tuple[list[Finding], tuple[int, int]]:
+    """The body's cross-row uses, and the rows before / after each partition that its
+    bounded windows need (see :mod:`.overlap`; ``overlap`` is ``--overlap N``)."""
+    source = "\n" + body
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return [], (0, 0)  # compile_body reports it with its line
+    analysis = _Analysis(source, target, kind, tuple(by), overlap)
+    found = analysis.run(tree)
+    return found, analysis.reach()
+
+
 def cross_row_uses(body: str, target: str, *, kind: str = "frame",
                    by: Iterable[str] = ()) -> list[Finding]:
     """Every use in ``body`` of an operation that needs other rows of ``target``.
 
     ``kind`` is what TARGET is (``"frame"``, ``"series"``, ``"items"``, ``"any"``);
     ``by`` the ``--by`` keys, under which a groupby including them is whole. Line
-    numbers are the cell's (the magic line is line 1).
+    numbers are the cell's (the magic line is line 1). Windows with literal sizes
+    (``rolling(50)``, ``shift(2)``) are not among them: they run with overlap rows.
     """
-    source = "\n" + body
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []  # compile_body reports it with its line
-    return _Analysis(source, target, kind, tuple(by)).run(tree)
+    return analyse(body, target, kind=kind, by=by)[0]
 
 
 def message(finding: Finding, target: str, by: Iterable[str] = ()) -> str:
@@ -689,6 +750,9 @@ def message(finding: Finding, target: str, by: Iterable[str] = ()) -> str:
         todo = [f"add --by {keys} so each group is whole in one partition", before]
     else:
         todo = [before]
+    if finding.category == "window" and not tuple(by) and any(f".{name}(" in finding.expression
+                                            for name in _overlap.BOUNDED):
+        todo.append("pass --overlap N if its windows reach at most N rows")
     if finding.in_expression:
         todo.append("combine the partitions' values with --reduce FUNC")
     return (f"{head}; {', or '.join(todo)}, or pass --per-partition if you mean each "
@@ -696,15 +760,23 @@ def message(finding: Finding, target: str, by: Iterable[str] = ()) -> str:
 
 
 def check(body: str, target: str, *, kind: str = "frame", by: Iterable[str] = (),
-          reduce: bool = False) -> None:
-    """Raise a one-line :class:`UsageError` for the body's first cross-row use.
+          reduce: bool = False, overlap: int | None = None) -> tuple[int, int]:
+    """Raise a one-line :class:`UsageError` for the body's first cross-row use; return
+    the rows of overlap (before, after) each partition needs for the body's windows.
 
     ``reduce`` (``--reduce`` was given) acknowledges those in the trailing expression:
-    the user combines the partitions' values on purpose.
+    the user combines the partitions' values on purpose. ``overlap`` is ``--overlap N``.
     """
     by = tuple(by)
-    for finding in _unacknowledged(cross_row_uses(body, target, kind=kind, by=by), reduce):
+    found, reach = analyse(body, target, kind=kind, by=by, overlap=overlap)
+    for finding in _unacknowledged(found, reduce):
         raise UsageError(message(finding, target, by))
+    if reduce and any(reach):
+        msg = (f"--reduce combines the partitions' values, but the body's windows run each "
+               f"partition with {reach[0] + reach[1]} rows of overlap that would count twice; "
+               "compute the windows before the cell, or drop --reduce")
+        raise UsageError(msg)
+    return reach
 
 
 def _unacknowledged(findings: list[Finding], reduce: bool) -> Iterator[Finding]:

@@ -47,12 +47,14 @@ from ..planning.partition import (
     split_sequence,
 )
 from ..planning.plan import Plan
+from ..planning.windows import Windowed
 from ..run import pipeline
 from ..run.options import resolve
 from ..shown_errors import for_cell
 from ..wire import shipping
 from . import background as in_background
 from . import meaning as cell_meaning
+from . import overlap
 from .code import (
     CellOp,
     CellValue,
@@ -83,6 +85,8 @@ class CellRequest:
     #: ``--per-partition``: the body means each partition's own answer (``df.head()``,
     #: ``df.x.mean()``), so the cross-row check is skipped and values are stacked.
     per_partition: bool = False
+    #: ``--overlap N``: rows of overlap for windows whose reach the body does not say.
+    overlap: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -102,7 +106,8 @@ def _copied(part: Partition) -> Partition:
         return part
 
 
-def _split(obj: Any, request: CellRequest, jobs: int, partitions: int | None) -> _Split:
+def _split(obj: Any, request: CellRequest, jobs: int, partitions: int | None,
+           reach: tuple[int, int] = (0, 0)) -> _Split:
     target = request.target
     kind_name = type(obj).__name__
     if request.by and request.axis == "columns":
@@ -134,9 +139,21 @@ def _split(obj: Any, request: CellRequest, jobs: int, partitions: int | None) ->
             raise UsageError(msg)
         n = partition_count(obj.shape[1], jobs, partitions)
         return _Split(split_columns(obj, n), "columns", "pandas")
+    if isinstance(obj, pd.DataFrame | pd.Series) and any(reach):
+        # The body's windows need rows around each partition (see cell.overlap).
+        cuts = overlap.windowed_parts(len(obj), partition_count(len(obj), jobs, partitions),
+                                      *reach)
+        return _Split([Partition(i, Windowed(obj.iloc[s:e], a - s, b - s), b - a,
+                                 f"rows {a}-{b - 1}")
+                       for i, (s, e, a, b) in enumerate(cuts)], "rows", "pandas")
     if isinstance(obj, pd.DataFrame | pd.Series):
         return _Split(split_rows(obj, partition_count(len(obj), jobs, partitions)), "rows",
                       "pandas")
+    if any(reach):
+        msg = (f"the body's windows need {reach[0] + reach[1]} rows around each partition, "
+               f"which a {kind_name} TARGET cannot give (its partitions are not rows of one "
+               "frame); compute the windows before the cell, or pass --per-partition")
+        raise UsageError(msg)
     if is_chunked_reader(obj):
         return _Split(iter_chunks(obj), "rows", "chunks")
     if isinstance(obj, str | bytes | Mapping) or not (
@@ -281,10 +298,11 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
     filename = _cache_cell(shell, request)
     statements, last = compile_body(request.body, filename)
     obj = namespace[target]
+    reach = (0, 0)
     if not request.per_partition and request.axis == "rows":
-        cell_meaning.check(request.body, target, kind=_kind(obj), by=request.by,
-                           reduce=request.reduce is not None)
-    split = _split(obj, request, options.jobs, options.partitions)
+        reach = cell_meaning.check(request.body, target, kind=_kind(obj), by=request.by,
+                                   reduce=request.reduce is not None, overlap=request.overlap)
+    split = _split(obj, request, options.jobs, options.partitions, reach)
     if split.kind == "items" and not options.chosen.cls.uses_processes:
         # Threads and inline hand the body the notebook's own items (dicts, lists):
         # copies keep a failed run from having changed them in place.

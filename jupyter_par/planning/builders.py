@@ -191,3 +191,30 @@ def partitions_call(obj: Any, func: Callable[..., Any], args: tuple[Any, ...],
                f"or glob pattern, got {type(obj).__name__}")
         raise UsageError(msg)
     return Plan(parts, op, lambda r: combine(r, concat_lists=concat_lists), label, unit=unit)
+
+
+# -- rolling / expanding (and their groupby forms) apply ----------------------------------
+def window_apply(window: Any, func: Any, call: dict[str, Any], jobs: int,
+                 partitions: int | None) -> Plan:
+    """``window.apply(func, **call)`` for ``rolling`` / ``expanding``, grouped or not."""
+    from . import group_windows, windows
+
+    grouped = isinstance(window, _GROUPED_WINDOWS)
+    build = group_windows.plan if grouped else windows.plan
+    return build(window, func, call.get("raw", False), call.get("engine"),
+                 call.get("engine_kwargs"), call.get("args"), call.get("kwargs"), jobs,
+                 partitions)
+
+
+# pandas 3 renamed these (…GroupBy) and warns on the old names: read only what is defined.
+_GROUPED_WINDOWS = tuple(vars(pd.api.typing)[name] for name in (
+    "RollingGroupby", "RollingGroupBy", "ExpandingGroupby", "ExpandingGroupBy")
+    if name in vars(pd.api.typing))
+
+
+def resample_call(resampler: Any, method: str, func: Any, args: tuple[Any, ...],
+                  kwargs: dict[str, Any], jobs: int, partitions: int | None) -> Plan:
+    """``resampler.<method>(func, *args, **kwargs)`` (apply / agg / transform)."""
+    from . import resample
+
+    return resample.plan(resampler, method, func, args, kwargs, jobs, partitions)

@@ -41,7 +41,7 @@ PANDAS = frozenset({"pandas2", "pandas3"})
 #: Least share of routed calls that must reach the workers, per mode. With no inline
 #: fallback nearly all do (the rest are handed to pandas: empty inputs, dict mappers);
 #: on the default path the fallback runs pandas' small inputs in the kernel.
-FLOORS = {"fork": 0.6, "spawn": 0.6, "threads": 0.6, "default": 0.02}
+FLOORS = {"fork": 0.6, "spawn": 0.6, "forkserver": 0.6, "threads": 0.6, "default": 0.02}
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 Loaded with ``-p jp_route`` (``tests/conformance`` on ``sys.path``) by
 ``scripts/conformance.sh``. While pandas' tests run, ``DataFrame.apply``,
 ``Series.apply``, ``Series.map``, ``DataFrameGroupBy.apply`` and ``SeriesGroupBy.apply``
-are replaced by wrappers. A call made directly by pandas' test code (the calling frame's
-file lies in ``pandas/tests/``), in the main thread of the main process, outside another
+are replaced by wrappers (and, from :mod:`jp_route_windows`, ``Rolling.apply``,
+``Expanding.apply`` and ``Resampler.apply / agg / aggregate / transform``). A call
+made directly by pandas' test code (the calling frame's file lies in
+``pandas/tests/``), in the main thread of the main process, outside another
 routed call, is rewritten as the jupyter_par call a user would write for it
 (``jp.apply``, ``jp.map``, ``jp.groupby_apply``) with two workers and small partitions.
 Every other call (pandas calling itself, jupyter_par's workers, nested calls) goes
@@ -298,8 +300,10 @@ def _count_where_it_ran(record: dict[str, Any]) -> None:
 
 
 def _targets() -> list[tuple[type, str, str, Callable[..., Any]]]:
+    import jp_route_windows  # rolling / expanding / resample (issue 23): their own module
+
     grouped = pd.api.typing
-    return [
+    return [*jp_route_windows.targets(),
         (pd.DataFrame, "apply", "DataFrame.apply", plan_apply),
         (pd.Series, "apply", "Series.apply", plan_apply),
         (pd.Series, "map", "Series.map", plan_map),
@@ -428,6 +432,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
           f"({', '.join(f'{m} {n}' for m, n in STATE.routed.most_common())}) "
           f"in {routed_tests} tests")
     write("routed calls ran in: " + ", ".join(f"{w} {STATE.ran.get(w, 0)}" for w in WHERE))
+    import jp_route_windows
+
+    jp_route_windows.summary(write)
     write(f"passed-through calls: {sum(STATE.passed.values())}")
     for (method, reason), count in STATE.passed.most_common():
         write(f"  {count:5d}  {method}: {reason}  (e.g. {STATE.examples[(method, reason)]})")
