@@ -1,0 +1,257 @@
+"""A GroupBy call with the user's functions run in workers, its result built by pandas.
+
+pandas decides a groupby result's shape, index and dtypes from every group's value at
+once, and may call a function several times per group (one pass per column for
+``agg``, a retry after an error). So partitions never build results of their own::
+
+    kernel: whole groups per partition (groups.split)
+    worker: pandas' own call on the partition's GroupBy, each user function wrapped
+            in a Recorder: every value (or error) it returns, pass by pass
+    kernel: pandas' own call on the caller's GroupBy, each user function replaced by
+            a Replayer that hands back those values in the order pandas asks
+
+A *pass* is pandas calling one function once on every group, in group order: the
+caller's pass ``p`` at group ``g`` is pass ``p`` of the partition holding ``g``.
+Calls on empty objects (groups of unobserved categories, pandas' probes) are not
+recorded: pandas makes them in the caller too, and they run there. When pandas asks
+for something no partition recorded (it took another path on the whole input than on
+a partition), the call runs again in the caller, as pandas, with a warning.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import SerialFallbackWarning
+from ..worker import task as _worker
+from .group_source import regroup
+from .groups import Keyed
+
+#: Functions pandas knows by name (numpy's reductions, builtins): pandas may run its own
+#: vectorised code instead of calling them, so they are left to pandas as they are.
+_NATIVE_MODULES = ("numpy", "pandas", "builtins")
+
+
+class Mismatch(BaseException):  # a signal: pandas must not catch it
+    """pandas asked the replay for a value no partition recorded."""
+
+
+def wrappable(func: Any) -> bool:
+    """Whether ``func`` is the user's own function (called per group), not pandas' or numpy's."""
+    if isinstance(func, str | type | np.ufunc) or not callable(func):
+        return False
+    module = getattr(func, "__module__", None) or ""
+    return module.split(".")[0] not in _NATIVE_MODULES
+
+
+def swap(spec: Any, kwargs: dict[str, Any], named: bool,
+         make: Callable[[Any, int], Any]) -> tuple[Any, dict[str, Any]]:
+    """``spec`` (and named aggregations in ``kwargs``) with each user function ``f``
+    replaced by ``make(f, slot)``; slots number the functions in the order met."""
+    counter = itertools.count()
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, dict):
+            return {k: walk(v) for k, v in item.items()}
+        if isinstance(item, list):
+            return [walk(v) for v in item]
+        if isinstance(item, pd.NamedAgg):
+            return pd.NamedAgg(item.column, walk(item.aggfunc))
+        if isinstance(item, tuple):
+            # (output name, func) in a list, (column, func) in a named aggregation
+            return (item[0], walk(item[1])) if len(item) == 2 else tuple(walk(v) for v in item)
+        return make(item, next(counter)) if wrappable(item) else item
+
+    new_spec = walk(spec)
+    if named:
+        kwargs = {k: walk(v) for k, v in kwargs.items()}
+    return new_spec, kwargs
+
+
+def has_user_function(spec: Any, kwargs: dict[str, Any], named: bool) -> bool:
+    found: list[int] = []
+    swap(spec, kwargs, named, lambda f, slot: found.append(slot))
+    return bool(found)
+
+
+def _size(arg: Any) -> int:
+    try:
+        return len(arg)
+    except TypeError:
+        return -1
+
+
+def _named(func: Any, wrapper: Any) -> None:
+    # pandas names result columns after the function (and mangles "<lambda>")
+    for attr in ("__name__", "__qualname__"):
+        value = getattr(func, attr, None)
+        if value is not None:
+            setattr(wrapper, attr, value)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One recorded call: the argument's kind and length, and what the function gave."""
+
+    frame: bool
+    size: int
+    value: Any
+    raised: bool = False
+
+
+@dataclass(frozen=True)
+class Tape:
+    """A partition's recorded calls: per function slot, per pass; ``groups`` with rows."""
+
+    groups: int
+    passes: dict[int, list[list[Entry]]] = field(default_factory=dict)
+
+
+class _Book:
+    """In a worker: the calls of every Recorder of one partition, cut into passes."""
+
+    def __init__(self, groups: int, rows: int) -> None:
+        self.tape = Tape(groups)
+        self.rows_left = rows
+        self.raised: list[BaseException] = []
+
+    def add(self, slot: int, entry: Entry) -> None:
+        passes = self.tape.passes.setdefault(slot, [[]])
+        passes[-1].append(entry)
+        if entry.raised or len(passes[-1]) >= self.tape.groups:
+            passes.append([])
+        if entry.size > 0 and self.rows_left > 0:  # progress: the rows of the first pass
+            done = min(entry.size, self.rows_left)
+            self.rows_left -= done
+            _worker.current().add_rows(done)
+
+
+class Recorder:
+    """In a worker: calls the user's function and records what it returns or raises."""
+
+    def __init__(self, func: Callable[..., Any], slot: int, book: _Book) -> None:
+        self.func, self.slot, self.book = func, slot, book
+        _named(func, self)
+
+    def __call__(self, arg: Any, *args: Any, **kwargs: Any) -> Any:
+        size = _size(arg)
+        if size == 0:
+            return self.func(arg, *args, **kwargs)
+        frame = isinstance(arg, pd.DataFrame)
+        try:
+            value = self.func(arg, *args, **kwargs)
+        except Exception as exc:
+            _worker.current().note_row(getattr(arg, "name", None))
+            self.book.raised.append(exc)
+            self.book.add(self.slot, Entry(frame, size, exc, raised=True))
+            raise
+        self.book.add(self.slot, Entry(frame, size, value))
+        return value
+
+
+def _from_function(exc: BaseException, raised: list[BaseException]) -> bool:
+    """Whether ``exc`` is (or was raised from) an error of the user's function."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if any(exc is r for r in raised):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+@dataclass(frozen=True)
+class GroupCall:
+    """In a worker: ``getattr(partition's GroupBy, method)(spec, *args, **kwargs)``,
+    recorded (see the module docstring); pandas' own result on the partition is dropped."""
+
+    method: str
+    spec: Any
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    named: bool
+    by: Any
+    flags: dict[str, Any]
+    selection: Any = None
+
+    def __call__(self, part: Keyed | pd.DataFrame | pd.Series) -> Tape:
+        data, by = (part.data, part.by) if isinstance(part, Keyed) else (part, self.by)
+        grouped = regroup(data, by, self.flags, self.selection)
+        book = _Book(grouped.ngroups, len(data))
+        spec, kwargs = swap(self.spec, self.kwargs, self.named,
+                            lambda f, slot: Recorder(f, slot, book))
+        try:
+            getattr(grouped, self.method)(spec, *self.args, **kwargs)
+        except Exception as exc:
+            if _from_function(exc, book.raised):
+                raise  # the user's error, as the serial call raises it
+            # pandas refused what it got on this partition: the caller's own call on the
+            # whole input decides (it refuses the same way, or asks for what was recorded)
+        return book.tape
+
+
+class _Replay:
+    """In the caller: the partitions' tapes, read in the order pandas asks."""
+
+    def __init__(self, tapes: list[Tape]) -> None:
+        self.tapes = tapes
+        self.starts = list(itertools.accumulate((t.groups for t in tapes), initial=0))
+        self.total = self.starts[-1]
+        self.where: dict[int, tuple[int, int]] = {}
+
+    def next(self, slot: int, arg: Any) -> Any:
+        pass_, group = self.where.get(slot, (0, 0))
+        if self.total == 0:
+            raise Mismatch
+        part = bisect.bisect_right(self.starts, group) - 1
+        passes = self.tapes[part].passes.get(slot, [])
+        local = group - self.starts[part]
+        if pass_ >= len(passes) or local >= len(passes[pass_]):
+            raise Mismatch
+        entry = passes[pass_][local]
+        if entry.frame != isinstance(arg, pd.DataFrame) or entry.size != _size(arg):
+            raise Mismatch
+        group += 1
+        if entry.raised or group == self.total:
+            pass_, group = pass_ + 1, 0
+        self.where[slot] = (pass_, group)
+        if entry.raised:
+            raise entry.value
+        return entry.value
+
+
+class Replayer:
+    """In the caller: stands for one user function in pandas' own call."""
+
+    def __init__(self, func: Callable[..., Any], slot: int, replay: _Replay) -> None:
+        self.func, self.slot, self.replay = func, slot, replay
+        _named(func, self)
+
+    def __call__(self, arg: Any, *args: Any, **kwargs: Any) -> Any:
+        if _size(arg) == 0:  # an empty group or pandas' probe: as serially, here
+            return self.func(arg, *args, **kwargs)
+        return self.replay.next(self.slot, arg)
+
+
+def assemble(grouped: Any, call: GroupCall, tapes: list[Tape], serial: Callable[[], Any],
+             label: str) -> Any:
+    """What ``getattr(grouped, call.method)(...)`` returns, from the partitions' tapes."""
+    replay = _Replay(tapes)
+    spec, kwargs = swap(call.spec, call.kwargs, call.named,
+                        lambda f, slot: Replayer(f, slot, replay))
+    try:
+        return getattr(grouped, call.method)(spec, *call.args, **kwargs)
+    except Mismatch:
+        pass
+    warnings.warn(f"{label}: pandas called the function differently on the whole input than "
+                  "on its partitions (a path chosen from the values); ran again in the caller",
+                  SerialFallbackWarning, stacklevel=2)
+    return serial()
