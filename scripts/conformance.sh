@@ -25,6 +25,12 @@ for f in apply/test_frame_apply.py apply/test_series_apply.py series/methods/tes
   # test_apply_mutate.py ships with pandas 2.x only.
   [ -f "$PANDAS_DIR/tests/$f" ] && FILES+=("$PANDAS_DIR/tests/$f")
 done
+# -- issue 23, groupby helper: GroupBy transform / agg / filter and DataFrame.map (.par)
+for f in groupby/transform/test_transform.py groupby/aggregate/test_aggregate.py \
+         groupby/aggregate/test_other.py groupby/test_filters.py frame/methods/test_map.py; do
+  [ -f "$PANDAS_DIR/tests/$f" ] && FILES+=("$PANDAS_DIR/tests/$f")
+done
+# -- end groupby helper
 
 status=0
 total_start=$(date +%s)

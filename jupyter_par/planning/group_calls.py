@@ -10,7 +10,6 @@ vectorised code and runs in the caller; so do forms a partition cannot reproduce
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from . import group_transform, groups
-from .group_replay import GroupCall, assemble, has_user_function, swap, wrappable
+from .group_replay import GroupCall, assemble, has_user_function, name_like, swap, wrappable
 from .group_source import Source, can_iterate, describe
 from .partition import partition_count
 from .plan import Plan
@@ -41,27 +40,31 @@ class _Stop(BaseException):  # a signal through pandas, never shown
 
 class _Stopper:
     def __init__(self, func: Any) -> None:
-        for attr in ("__name__", "__qualname__"):
-            if hasattr(func, attr):
-                setattr(self, attr, getattr(func, attr))
+        name_like(func, self)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise _Stop
 
 
-def check_arguments(grouped: Any, method: str, func: Any, args: tuple[Any, ...],
-                    kwargs: dict[str, Any], named: bool) -> None:
-    """Raise what pandas raises for bad arguments, before any worker starts.
+def refused(grouped: Any, method: str, func: Any, args: tuple[Any, ...],
+            kwargs: dict[str, Any], named: bool) -> bool:
+    """Whether pandas refuses these arguments; found before any worker starts.
 
     pandas' own call runs on the caller's GroupBy up to the first call of a user
     function, which stops it: what pandas checks before that (the spec, column names,
-    keywords) raises pandas' own error, with pandas' message.
+    keywords) raises there. A refused call then runs in the caller as pandas, which
+    raises pandas' own error with its warnings.
     """
     spec, checked = swap(func, dict(kwargs), named, lambda f, slot: _Stopper(f))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the real call warns as the serial one does
-        with contextlib.suppress(_Stop):
+        try:
             getattr(grouped, method)(spec, *args, **checked)
+        except _Stop:
+            return False
+        except Exception:  # noqa: BLE001 - pandas' own error, raised again by the serial call
+            return True
+    return False
 
 
 def group_call(grouped: Any, method: str, func: Any, args: tuple[Any, ...],
@@ -89,8 +92,7 @@ def group_call(grouped: Any, method: str, func: Any, args: tuple[Any, ...],
         return Plan.in_caller(serial, label, f"{source}; ran in the caller")
     if method == "apply" and apply_plan is not None and _as_given(grouped, source):
         return apply_plan(source)
-    check_arguments(grouped, method, func, args, kwargs, named)
-    if len(source.obj) == 0:
+    if refused(grouped, method, func, args, kwargs, named) or len(source.obj) == 0:
         return Plan.in_caller(serial, label)
     parts = groups.split(source.obj, source.by, partition_count(len(source.obj), jobs,
                                                                partitions),

@@ -21,6 +21,7 @@ a partition), the call runs again in the caller, as pandas, with a warning.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import warnings
 from collections.abc import Callable
@@ -55,8 +56,17 @@ def wrappable(func: Any) -> bool:
 def swap(spec: Any, kwargs: dict[str, Any], named: bool,
          make: Callable[[Any, int], Any]) -> tuple[Any, dict[str, Any]]:
     """``spec`` (and named aggregations in ``kwargs``) with each user function ``f``
-    replaced by ``make(f, slot)``; slots number the functions in the order met."""
-    counter = itertools.count()
+    replaced by ``make(f, slot)``; slots number the functions in the order met.
+
+    One function given twice gets one stand-in, so that pandas sees the same object twice
+    (it refuses ``agg([f, f])`` by identity, as it would the user's).
+    """
+    made: dict[int, Any] = {}
+
+    def stand_in(func: Any) -> Any:
+        if id(func) not in made:
+            made[id(func)] = make(func, len(made))
+        return made[id(func)]
 
     def walk(item: Any) -> Any:
         if isinstance(item, dict):
@@ -68,7 +78,7 @@ def swap(spec: Any, kwargs: dict[str, Any], named: bool,
         if isinstance(item, tuple):
             # (output name, func) in a list, (column, func) in a named aggregation
             return (item[0], walk(item[1])) if len(item) == 2 else tuple(walk(v) for v in item)
-        return make(item, next(counter)) if wrappable(item) else item
+        return stand_in(item) if wrappable(item) else item
 
     new_spec = walk(spec)
     if named:
@@ -89,12 +99,16 @@ def _size(arg: Any) -> int:
         return -1
 
 
-def _named(func: Any, wrapper: Any) -> None:
-    # pandas names result columns after the function (and mangles "<lambda>")
-    for attr in ("__name__", "__qualname__"):
-        value = getattr(func, attr, None)
-        if value is not None:
-            setattr(wrapper, attr, value)
+def name_like(func: Any, wrapper: Any) -> None:
+    """Give ``wrapper`` the name pandas reads from ``func`` (result columns are named after
+    it, "<lambda>" is mangled): a partial's function's name, else the object's type's."""
+    inner = func
+    while isinstance(inner, functools.partial) and not hasattr(inner, "__name__"):
+        inner = inner.func
+    wrapper.__name__ = getattr(inner, "__name__", type(inner).__name__)
+    qualname = getattr(func, "__qualname__", None)
+    if qualname is not None:
+        wrapper.__qualname__ = qualname
 
 
 @dataclass(frozen=True)
@@ -139,7 +153,7 @@ class Recorder:
 
     def __init__(self, func: Callable[..., Any], slot: int, book: _Book) -> None:
         self.func, self.slot, self.book = func, slot, book
-        _named(func, self)
+        name_like(func, self)
 
     def __call__(self, arg: Any, *args: Any, **kwargs: Any) -> Any:
         size = _size(arg)
@@ -233,7 +247,7 @@ class Replayer:
 
     def __init__(self, func: Callable[..., Any], slot: int, replay: _Replay) -> None:
         self.func, self.slot, self.replay = func, slot, replay
-        _named(func, self)
+        name_like(func, self)
 
     def __call__(self, arg: Any, *args: Any, **kwargs: Any) -> Any:
         if _size(arg) == 0:  # an empty group or pandas' probe: as serially, here

@@ -79,7 +79,7 @@ def describe(grouped: Any) -> Source | str:
 
 
 def _is_label(key: Any) -> bool:
-    return isinstance(key, Hashable) and not callable(key) and not isinstance(
+    return key is not None and isinstance(key, Hashable) and not callable(key) and not isinstance(
         key, pd.Grouper | tuple)
 
 
@@ -87,8 +87,12 @@ def _keys_of_series(grouped: Any, obj: pd.Series, by: Any) -> Any:
     """``by`` with each frame column name (from ``df.groupby("k")["c"]``) replaced by
     that column, which the Series alone does not hold."""
     keys = by if isinstance(by, list) else [by]
-    foreign = [i for i, k in enumerate(keys)
-               if _is_label(k) and k not in [n for n in obj.index.names if n is not None]]
+    levels = [n for n in obj.index.names if n is not None]
+    if any(isinstance(k, pd.Grouper) for k in keys):
+        # its key column is not in the Series, and as a plain column it would not
+        # order the groups as the Grouper does
+        return "a pd.Grouper of a column picked from a grouped frame"
+    foreign = [i for i, k in enumerate(keys) if _is_label(k) and k not in levels]
     if not foreign:
         return by
     groupings = getattr(getattr(grouped, "_grouper", None), "groupings", None)

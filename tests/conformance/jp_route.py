@@ -276,7 +276,16 @@ def _targets() -> list[tuple[type, str, str, Callable[..., Any]]]:
         (pd.Series, "map", "Series.map", plan_map),
         (grouped.DataFrameGroupBy, "apply", "DataFrameGroupBy.apply", plan_groupby_apply),
         (grouped.SeriesGroupBy, "apply", "SeriesGroupBy.apply", plan_groupby_apply),
+        # -- issue 23, groupby helper: transform / agg / filter and DataFrame.map via .par
+        *_group_targets(),
+        # -- end groupby helper
     ]
+
+
+def _group_targets() -> list[tuple[type, str, str, Callable[..., Any]]]:
+    import jp_route_groups
+
+    return jp_route_groups.targets()
 
 
 def install() -> None:
