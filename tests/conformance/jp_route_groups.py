@@ -63,6 +63,17 @@ def _plan_group(method: str) -> Callable[..., Any]:
     return plan
 
 
+def plan_groupby_apply_selected(func: Any, grouped: Any, args: tuple, kwargs: dict) -> Any:
+    """``gb[cols].apply(func, ...)`` (a column selection) as ``gb[cols].par.apply``."""
+    route = _route()
+    if getattr(grouped, "axis", 0) not in (0, "index"):
+        return "groupby(axis=1)"
+    reason = route._clash(kwargs, route.JP_OPTIONS | {"func", "self"})
+    if reason:
+        return reason
+    return grouped.par.apply, (func, *args), {**kwargs, **route.STATE.options()}
+
+
 def targets() -> list[tuple[type, str, str, Callable[..., Any]]]:
     """(class, method, label, planner) for jp_route's install()."""
     typing = pd.api.typing
