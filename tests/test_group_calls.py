@@ -260,3 +260,21 @@ def test_function_forms():
     _same(jp.groupby_filter(df, ["k", "j"], lambda x: len(x) > 4, **THREADS),
           df.groupby(["k", "j"]).filter(lambda x: len(x) > 4))
     _ran_in_workers()
+
+
+def test_series_results_travel_packed_and_read_back_as_they_were():
+    from jupyter_par.planning.group_replay import Entry, Packed, pack
+
+    values = [pd.Series([1.5, 2.0], index=[7, 3], name="v"), pd.Series([], name="v"),
+              pd.Series([4.0], index=[9], name="v")]
+    values[1] = values[1].astype(float).set_axis(pd.Index([], dtype="int64"))
+    packed = pack([Entry(False, 2, v) for v in values])
+    assert isinstance(packed, Packed) and len(packed) == 3
+    for i, value in enumerate(values):
+        tm.assert_series_equal(packed[i].value, value)
+    mixed = [Entry(False, 1, pd.Series([1])), Entry(False, 1, pd.Series([1.0]))]
+    assert pack(mixed) == mixed  # dtypes differ: sent one by one
+    named = pack([Entry(False, 1, pd.Series([1], name="a")), Entry(False, 1, pd.Series([2]))])
+    assert isinstance(named, Packed) and [named[i].value.name for i in range(2)] == ["a", None]
+    other_index = [Entry(False, 1, pd.Series([1], index=["x"])), Entry(False, 1, pd.Series([2]))]
+    assert pack(other_index) == other_index

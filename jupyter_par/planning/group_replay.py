@@ -126,7 +126,58 @@ class Tape:
     """A partition's recorded calls: per function slot, per pass; ``groups`` with rows."""
 
     groups: int
-    passes: dict[int, list[list[Entry]]] = field(default_factory=dict)
+    passes: dict[int, list[Any]] = field(default_factory=dict)  # lists of Entry, or Packed
+
+
+class Packed:
+    """A run of recorded calls whose values are Series (or frames) of one shape of type,
+    sent as one concatenated object: thousands of small pandas objects cost far more to
+    pickle and unpickle than their rows. Reads back as the list of :class:`Entry` it
+    stands for; each value a slice of the whole, with the index, name and dtype it had.
+    """
+
+    def __init__(self, entries: list[Entry], whole: Any) -> None:
+        self.frame = entries[0].frame
+        self.sizes = [e.size for e in entries]
+        self.bounds = np.cumsum([0, *(len(e.value) for e in entries)])
+        self.names = [getattr(e.value, "name", None) for e in entries] if isinstance(
+            whole, pd.Series) else None
+        self.whole = whole
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def __getitem__(self, i: int) -> Entry:
+        value = self.whole.iloc[self.bounds[i]:self.bounds[i + 1]]
+        if self.names is not None:
+            value.name = self.names[i]  # a group's result is often named after its key
+        return Entry(self.frame, self.sizes[i], value)
+
+
+def _same_shape(a: Any, b: Any) -> bool:
+    if type(a) is not type(b) or type(a.index) is not type(b.index) \
+            or a.index.dtype != b.index.dtype or a.index.names != b.index.names \
+            or a.attrs or b.attrs:
+        return False
+    if isinstance(a, pd.Series):
+        return a.dtype == b.dtype  # names travel apart
+    return (a.columns.equals(b.columns) and a.columns.dtype == b.columns.dtype
+            and a.columns.names == b.columns.names and a.dtypes.equals(b.dtypes))
+
+
+def pack(entries: list[Entry]) -> list[Entry] | Packed:
+    """``entries`` as one :class:`Packed` run where their values allow it, else as given."""
+    if len(entries) < 2 or any(e.raised for e in entries):
+        return entries
+    first = entries[0].value
+    if type(first) not in (pd.Series, pd.DataFrame) or isinstance(first.index, pd.MultiIndex):
+        return entries
+    if not all(_same_shape(first, e.value) for e in entries[1:]):
+        return entries
+    whole = pd.concat([e.value for e in entries])
+    if not _same_shape(first, whole):  # concat changed a dtype or the kind of index
+        return entries
+    return Packed(entries, whole)
 
 
 class _Book:
@@ -209,6 +260,8 @@ class GroupCall:
                 raise  # the user's error, as the serial call raises it
             # pandas refused what it got on this partition: the caller's own call on the
             # whole input decides (it refuses the same way, or asks for what was recorded)
+        for passes in book.tape.passes.values():
+            passes[:] = [pack(p) for p in passes]
         return book.tape
 
 

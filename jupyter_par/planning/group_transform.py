@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..errors import PACKAGE_DIR, SerialFallbackWarning
 from ..worker import task as _worker
-from .group_replay import Entry, Mismatch, _size
+from .group_replay import Entry, Mismatch, _size, pack
 from .group_source import iterate, regroup
 from .groups import Keyed
 
@@ -126,7 +126,7 @@ class FrameTransform:
     flags: dict[str, Any]
     selection: Any = None
 
-    def __call__(self, part: Keyed | pd.DataFrame) -> list[Entry]:
+    def __call__(self, part: Keyed | pd.DataFrame) -> Any:
         data, by = (part.data, part.by) if isinstance(part, Keyed) else (part, self.by)
         grouped = regroup(data, by, self.flags, self.selection)
         ctx = _worker.current()
@@ -147,7 +147,7 @@ class FrameTransform:
             else:
                 group.apply(each, axis=0)
             ctx.add_rows(len(group))
-        return entries
+        return pack(entries)
 
 
 class _TapeReplayer:
@@ -167,10 +167,10 @@ class _TapeReplayer:
         return entry.value
 
 
-def assemble(grouped: Any, probed: Probed, call: FrameTransform, results: list[list[Entry]],
+def assemble(grouped: Any, probed: Probed, call: FrameTransform, results: list[Any],
              serial: Callable[[], Any], label: str) -> Any:
     """What ``grouped.transform(func)`` returns, from the first group's and the workers' calls."""
-    entries = [*probed.entries, *(e for part in results for e in part)]
+    entries = [*probed.entries, *(part[i] for part in results for i in range(len(part)))]
     try:
         return grouped.transform(_TapeReplayer(call.func, entries), *call.args, **call.kwargs)
     except Mismatch:
