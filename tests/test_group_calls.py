@@ -274,7 +274,8 @@ def test_series_results_travel_packed_and_read_back_as_they_were():
         tm.assert_series_equal(packed[i].value, value)
     mixed = [Entry(False, 1, pd.Series([1])), Entry(False, 1, pd.Series([1.0]))]
     assert pack(mixed) == mixed  # dtypes differ: sent one by one
-    named = pack([Entry(False, 1, pd.Series([1], name="a")), Entry(False, 1, pd.Series([2]))])
+    named = pack([Entry(False, 1, pd.Series([1], index=[0], name="a")),
+                  Entry(False, 1, pd.Series([2], index=[1]))])
     assert isinstance(named, Packed) and [named[i].value.name for i in range(2)] == ["a", None]
     other_index = [Entry(False, 1, pd.Series([1], index=["x"])), Entry(False, 1, pd.Series([2]))]
     assert pack(other_index) == other_index

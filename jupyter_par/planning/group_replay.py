@@ -127,6 +127,9 @@ class Tape:
 
     groups: int
     passes: dict[int, list[Any]] = field(default_factory=dict)  # lists of Entry, or Packed
+    #: A Series transform's rows, ``Series(value, index=group.index)`` of each group in
+    #: order, concatenated: pandas' own pieces (see :func:`_series_transform`), or None.
+    aligned: Any = None
 
 
 class Packed:
@@ -187,6 +190,7 @@ class _Book:
         self.tape = Tape(groups)
         self.rows_left = rows
         self.raised: list[BaseException] = []
+        self.pieces: list[pd.Series] | None = None  # a Series transform's, when kept
 
     def add(self, slot: int, entry: Entry) -> None:
         passes = self.tape.passes.setdefault(slot, [[]])
@@ -219,6 +223,11 @@ class Recorder:
             self.book.add(self.slot, Entry(frame, size, exc, raised=True))
             raise
         self.book.add(self.slot, Entry(frame, size, value))
+        if self.book.pieces is not None:
+            try:  # what SeriesGroupBy.transform makes of each group's value
+                self.book.pieces.append(pd.Series(value, index=arg.index))
+            except Exception:  # noqa: BLE001 - pandas raises it again in the replay
+                self.book.pieces = None
         return value
 
 
@@ -251,6 +260,8 @@ class GroupCall:
         data, by = (part.data, part.by) if isinstance(part, Keyed) else (part, self.by)
         grouped = regroup(data, by, self.flags, self.selection)
         book = _Book(grouped.ngroups, len(data))
+        if self.method == "transform" and isinstance(data, pd.Series):
+            book.pieces = []
         spec, kwargs = swap(self.spec, self.kwargs, self.named,
                             lambda f, slot: Recorder(f, slot, book))
         try:
@@ -260,9 +271,16 @@ class GroupCall:
                 raise  # the user's error, as the serial call raises it
             # pandas refused what it got on this partition: the caller's own call on the
             # whole input decides (it refuses the same way, or asks for what was recorded)
-        for passes in book.tape.passes.values():
+        pieces = book.pieces
+        if (pieces and len(pieces) == book.tape.groups and not book.raised
+                and all(p.dtype == pieces[0].dtype for p in pieces)):
+            # one dtype: concatenating here first changes nothing pandas would infer
+            tape = Tape(book.tape.groups, book.tape.passes, pd.concat(pieces, ignore_index=True))
+        else:
+            tape = book.tape
+        for passes in tape.passes.values():
             passes[:] = [pack(p) for p in passes]
-        return book.tape
+        return tape
 
 
 class _Replay:
@@ -311,6 +329,10 @@ class Replayer:
 def assemble(grouped: Any, call: GroupCall, tapes: list[Tape], serial: Callable[[], Any],
              label: str) -> Any:
     """What ``getattr(grouped, call.method)(...)`` returns, from the partitions' tapes."""
+    if call.method == "transform" and isinstance(grouped.obj, pd.Series):
+        fast = _series_transform(grouped, tapes)
+        if fast is not None:
+            return fast
     replay = _Replay(tapes)
     spec, kwargs = swap(call.spec, call.kwargs, call.named,
                         lambda f, slot: Replayer(f, slot, replay))
@@ -322,3 +344,33 @@ def assemble(grouped: Any, call: GroupCall, tapes: list[Tape], serial: Callable[
                   "on its partitions (a path chosen from the values); ran again in the caller",
                   SerialFallbackWarning, stacklevel=2)
     return serial()
+
+
+def _series_transform(grouped: Any, tapes: list[Tape]) -> pd.Series | None:
+    """``SeriesGroupBy.transform``'s own assembly, from the workers' pieces, or None.
+
+    pandas makes ``Series(value, index=group.index)`` of each group's value, concatenates
+    them in group order, and puts the rows back in input order by their positions (rows
+    of dropped keys as missing). The workers made the pieces and concatenated them (one
+    dtype per partition); the caller concatenates the partitions and places the rows as
+    pandas does, without pandas' loop over every group again. Only where every group
+    has rows (no unobserved categories: pandas calls the function on those here).
+    """
+    if not tapes or any(t.aligned is None for t in tapes):
+        return None
+    if sum(t.groups for t in tapes) != grouped.ngroups:
+        return None
+    obj = grouped.obj
+    numbers = grouped.ngroup().to_numpy(dtype=float, na_value=np.nan)
+    kept = ~np.isnan(numbers)
+    ids = numbers[kept].astype(np.intp)
+    positions = np.flatnonzero(kept)[np.argsort(ids, kind="stable")]
+    concatenated = pd.concat([t.aligned for t in tapes], ignore_index=True)
+    if len(concatenated) != len(positions):
+        return None
+    result = concatenated.set_axis(pd.Index(positions)).sort_index()
+    if not kept.all():
+        result = result.reindex(pd.RangeIndex(len(obj)))
+    result = result.set_axis(obj.index)
+    result.name = obj.name
+    return result
