@@ -26,7 +26,7 @@ EXAMPLES = settings(max_examples=_HUNT or 80, deadline=None, derandomize=not _HU
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 KEY_FORMS = ("column", "columns", "series", "level", "categorical", "unobserved",
-             "nan kept", "nan dropped", "unsorted", "as_index=False")
+             "nan kept", "nan dropped", "nan kept unsorted", "unsorted", "as_index=False")
 
 SERIES_FUNCS = {
     "transform": [lambda x: x - x.mean(), lambda x: x.sum(), lambda x: list(range(len(x))),
@@ -76,7 +76,7 @@ def _grouped(df: pd.DataFrame, form: str, series: bool):
         flags = {"observed": form == "categorical"}
     elif form.startswith("nan"):
         df = df.assign(k=df["k"].astype(float).where(df["k"] != 1))
-        flags = {"dropna": form == "nan dropped"}
+        flags = {"dropna": form == "nan dropped", "sort": form != "nan kept unsorted"}
     elif form == "unsorted":
         flags = {"sort": False}
     elif form == "as_index=False":
