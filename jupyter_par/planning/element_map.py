@@ -41,7 +41,7 @@ class FrameMap:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self, part: pd.DataFrame) -> list[list[Any]]:
-        ctx = _worker.current()
+        ctx = _worker.current_context()
         func = functools.partial(self.func, **self.kwargs) if self.kwargs else self.func
         columns: list[list[Any]] = []
         for i in range(part.shape[1]):

@@ -200,7 +200,7 @@ class _Book:
         if entry.size > 0 and self.rows_left > 0:  # progress: the rows of the first pass
             done = min(entry.size, self.rows_left)
             self.rows_left -= done
-            _worker.current().add_rows(done)
+            _worker.current_context().add_rows(done)
 
 
 class Recorder:
@@ -218,7 +218,7 @@ class Recorder:
         try:
             value = self.func(arg, *args, **kwargs)
         except Exception as exc:
-            _worker.current().note_row(getattr(arg, "name", None))
+            _worker.current_context().note_row(getattr(arg, "name", None))
             self.book.raised.append(exc)
             self.book.add(self.slot, Entry(frame, size, exc, raised=True))
             raise

@@ -17,7 +17,6 @@ pandas does. So::
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,13 +24,13 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import PACKAGE_DIR, SerialFallbackWarning
+from ..errors import SerialFallbackWarning
+from ..shown_errors import hidden_frame
 from ..worker import task as _worker
 from .group_replay import Entry, Mismatch, _size, pack
 from .group_source import iterate, regroup
 from .groups import Keyed
 
-_PANDAS_DIR = os.path.dirname(os.path.abspath(pd.__file__)) + os.sep
 _NOTHING = object()
 
 
@@ -92,7 +91,7 @@ def probe(grouped: Any, func: Callable[..., Any], args: tuple[Any, ...],
         else:
             result = (value,)
         finally:
-            kept = [w for w in caught if not w.filename.startswith((_PANDAS_DIR, PACKAGE_DIR))]
+            kept = [w for w in caught if not hidden_frame(w.filename)]
     for w in kept:  # the function's own warnings; pandas warns again in the replay
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return result
@@ -129,7 +128,7 @@ class FrameTransform:
     def __call__(self, part: Keyed | pd.DataFrame) -> Any:
         data, by = (part.data, part.by) if isinstance(part, Keyed) else (part, self.by)
         grouped = regroup(data, by, self.flags, self.selection)
-        ctx = _worker.current()
+        ctx = _worker.current_context()
         entries: list[Entry] = []
         func, args, kwargs = self.func, self.args, self.kwargs
 
