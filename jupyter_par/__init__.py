@@ -8,7 +8,7 @@ In a notebook, ``%load_ext jupyter_par`` adds the ``%%parallel`` cell magic.
 Layout, by layer, top to bottom. A module imports only from its own layer or a lower
 one (``tests/test_layers.py`` reads this table and fails on an upward import)::
 
-    layer  1 faces     __init__ api accessor window_accessor magic
+    layer  1 faces     __init__ api accessor group_accessor window_accessor magic
     layer  2 widgets   widgets/      views and the panel: draw state, start no work
     layer  3 cell      cell/         the magic's cell: run, code, meaning, row_count
     layer  4 run       run/          pipeline, engine, options, backend_choice, fallback
@@ -38,9 +38,19 @@ from __future__ import annotations
 from typing import Any
 
 from . import accessor as _accessor  # noqa: F401 - registers df.par / series.par
+from . import group_accessor as _group_accessor  # noqa: F401 - registers groupby(...).par
 from . import window_accessor as _window_accessor  # noqa: F401 - registers rolling(...).par
 from ._version import __version__
-from .api import apply, groupby_apply, imap, map, map_partitions
+from .api import (
+    apply,
+    groupby_agg,
+    groupby_apply,
+    groupby_filter,
+    groupby_transform,
+    imap,
+    map,
+    map_partitions,
+)
 from .backends import register_backend
 from .backends import shutdown as _shutdown_backends
 from .errors import (
@@ -130,7 +140,10 @@ __all__ = [
     "apply",
     "current_defaults",
     "files",
+    "groupby_agg",
     "groupby_apply",
+    "groupby_filter",
+    "groupby_transform",
     "imap",
     "in_task",
     "last_run",

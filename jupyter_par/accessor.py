@@ -23,6 +23,10 @@ class DataFrameParallel:
         """Parallel ``DataFrame.apply``."""
         return api.apply(self._obj, func, axis=axis, **kwargs)
 
+    def map(self, func: Any, na_action: Any = None, **kwargs: Any) -> Any:
+        """Parallel ``DataFrame.map`` (element-wise)."""
+        return api.frame_map(self._obj, func, na_action, **kwargs)
+
     def map_partitions(self, func: Any, *args: Any, **kwargs: Any) -> Any:
         """``func(partition, *args, **kwargs)`` over row partitions, concatenated."""
         return api.map_partitions(self._obj, func, *args, **kwargs)

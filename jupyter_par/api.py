@@ -125,13 +125,16 @@ def apply(obj: pd.DataFrame | pd.Series, func: Callable[..., Any], axis: Any = 0
 
 def map(obj: pd.Series | Sequence[Any] | Iterable[Any], func: Callable[..., Any] | Any,
         **kwargs: Any) -> Any:
-    """Parallel ``series.map(func)``; for a list or other iterable, ``[func(x) for x in obj]``.
+    """Parallel ``series.map(func)`` (or ``df.map(func)``, element-wise); for a list or
+    other iterable, ``[func(x) for x in obj]``.
 
     Returns a Series for a Series (same index, name and dtype pandas would give), a
     list in input order otherwise. Keywords as in :func:`apply` (``na_action`` for a
     Series goes to pandas). A dict or Series mapper is one vectorised lookup in pandas
     and runs in the caller.
     """
+    if isinstance(obj, pd.DataFrame):
+        return frame_map(obj, func, **kwargs)
     options, objects, pandas_kwargs = _split_options(dict(kwargs))
     if isinstance(obj, pd.Series):
         if not callable(func) and not isinstance(func, Mapping | pd.Series):
@@ -142,9 +145,6 @@ def map(obj: pd.Series | Sequence[Any] | Iterable[Any], func: Callable[..., Any]
     _check_callable(func)
     if pandas_kwargs:
         msg = f"unexpected keyword(s) for a list input: {', '.join(pandas_kwargs)}"
-        raise UsageError(msg)
-    if isinstance(obj, pd.DataFrame):
-        msg = "map needs a Series or a list; for a DataFrame use jp.apply(df, func, axis=1)"
         raise UsageError(msg)
     if isinstance(obj, str | bytes) or not isinstance(obj, Iterable):
         msg = f"map needs a Series, a list or another iterable, got {type(obj).__name__}"
@@ -183,6 +183,73 @@ def groupby_apply(obj: pd.DataFrame | pd.Series, by: Any, func: Callable[..., An
     plan = _planned(plans.groupby_apply, obj, by, func, groupby_kwargs, args, rest, options.jobs,
                                options.partitions)
     return _run(plan, options, objects)
+
+
+def frame_map(df: pd.DataFrame, func: Callable[..., Any], na_action: str | None = None,
+              **kwargs: Any) -> pd.DataFrame:
+    """Parallel ``df.map(func, na_action=na_action, **kwargs)``: element-wise, same result.
+
+    jupyter_par's options are taken out of ``kwargs``; the rest go to ``func``. Each
+    column's dtype is inferred by pandas over the whole column, as serially.
+    """
+    _check_pandas(df, (pd.DataFrame,), "map")
+    options, objects, func_kwargs = _split_options(dict(kwargs))
+    plan = _planned(plans.frame_map, df, func, na_action, func_kwargs, options.jobs,
+                    options.partitions)
+    return _run(plan, options, objects)
+
+
+def group_call(grouped: Any, method: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+    """Parallel ``getattr(grouped, method)(func, *args, **kwargs)`` for a pandas
+    ``DataFrameGroupBy`` / ``SeriesGroupBy`` (``apply``, ``transform``, ``agg``,
+    ``aggregate``, ``filter``): what ``grouped.par.<method>`` runs.
+
+    Each group is whole in one worker; the result is put together by pandas from every
+    group's value, so it is the serial call's. jupyter_par's options are taken out of
+    ``kwargs``; the rest go to pandas (and from there to ``func``).
+    """
+    from .planning.group_calls import METHODS
+
+    if method not in METHODS:
+        msg = f"{method!r} is not a GroupBy call jupyter_par runs; use one of {METHODS}"
+        raise UsageError(msg)
+    options, objects, rest = _split_options(dict(kwargs))
+    plan = _planned(plans.group_call, grouped, method, func, args, rest, options.jobs,
+                    options.partitions)
+    return _run(plan, options, objects)
+
+
+def _grouped(obj: Any, by: Any, kwargs: dict[str, Any], call: str) -> tuple[Any, dict]:
+    """``obj.groupby(by, ...)`` with the groupby keywords taken out of ``kwargs``."""
+    _check_pandas(obj, (pd.DataFrame, pd.Series), call)
+    groupby_kwargs = {k: kwargs.pop(k) for k in GROUPBY_KEYWORDS if k in kwargs}
+    return obj.groupby(by, **groupby_kwargs), kwargs
+
+
+def groupby_transform(obj: pd.DataFrame | pd.Series, by: Any, func: Any, *args: Any,
+                      **kwargs: Any) -> Any:
+    """Parallel ``obj.groupby(by).transform(func, *args, **kwargs)``.
+
+    Keywords of ``groupby`` (``level``, ``sort``, ``observed``, ``dropna``, ...) go to
+    ``groupby``; jupyter_par's options are taken out; the rest go to ``transform``.
+    """
+    grouped, rest = _grouped(obj, by, dict(kwargs), "groupby_transform")
+    return group_call(grouped, "transform", func, *args, **rest)
+
+
+def groupby_agg(obj: pd.DataFrame | pd.Series, by: Any, func: Any = None, *args: Any,
+                **kwargs: Any) -> Any:
+    """Parallel ``obj.groupby(by).agg(func, *args, **kwargs)``: a function, a list or dict
+    of functions, or named aggregation (``func=None``, ``total=("b", f)``)."""
+    grouped, rest = _grouped(obj, by, dict(kwargs), "groupby_agg")
+    return group_call(grouped, "agg", func, *args, **rest)
+
+
+def groupby_filter(obj: pd.DataFrame | pd.Series, by: Any, func: Any, *args: Any,
+                   **kwargs: Any) -> Any:
+    """Parallel ``obj.groupby(by).filter(func, *args, **kwargs)``."""
+    grouped, rest = _grouped(obj, by, dict(kwargs), "groupby_filter")
+    return group_call(grouped, "filter", func, *args, **rest)
 
 
 def map_partitions(obj: Any, func: Callable[..., Any], *args: Any,

@@ -33,6 +33,11 @@ for f in window/test_apply.py window/test_expanding.py window/test_groupby.py \
          window/test_timeseries_window.py resample/test_resample_api.py; do
   [ -f "$PANDAS_DIR/tests/$f" ] && FILES+=("$PANDAS_DIR/tests/$f")
 done
+# GroupBy transform / agg / filter and DataFrame.map (issue 23), through .par.
+for f in groupby/transform/test_transform.py groupby/aggregate/test_aggregate.py \
+         groupby/aggregate/test_other.py groupby/test_filters.py frame/methods/test_map.py; do
+  [ -f "$PANDAS_DIR/tests/$f" ] && FILES+=("$PANDAS_DIR/tests/$f")
+done
 # JP_CONFORMANCE_FILES="window/test_apply.py ...": only these files (while iterating).
 if [ -n "${JP_CONFORMANCE_FILES:-}" ]; then
   FILES=()

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
-from . import groups, operations, sources
+from . import group_calls, groups, operations, sources
+from .element_map import frame_map  # noqa: F401 - DataFrame.map's plan, found here
 from .partition import (
     Partition,
     combine,
@@ -166,6 +167,21 @@ def groupby_apply(obj: pd.DataFrame | pd.Series, by: Any, func: Any,
                 lambda results: groups.replay(obj, by, groupby_kwargs, apply_kwargs, op, results,
                                               grouped),
                 label)
+
+
+# -- GroupBy.transform / agg / filter / apply ----------------------------------------------
+def group_call(grouped: Any, method: str, func: Any, args: tuple[Any, ...],
+               kwargs: dict[str, Any], jobs: int, partitions: int | None) -> Plan:
+    """``getattr(grouped, method)(func, *args, **kwargs)`` for a pandas GroupBy
+    (see :mod:`.group_calls`); an ``apply`` without a column selection is
+    :func:`groupby_apply`'s."""
+
+    def apply_plan(source: Any) -> Plan:
+        return groupby_apply(source.obj, source.by, func, dict(source.flags), args,
+                             dict(kwargs), jobs, partitions)
+
+    return group_calls.group_call(grouped, method, func, args, kwargs, jobs, partitions,
+                                  apply_plan)
 
 
 # -- map_partitions -----------------------------------------------------------------------

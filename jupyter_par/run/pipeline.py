@@ -174,9 +174,13 @@ def execute(
             filename, lineno, module_globals = _caller_location()
             warnings.warn_explicit(f"{plan.label}: {plan.serial_reason}", SerialFallbackWarning,
                                    filename, lineno, module=module_globals.get("__name__"))
-        with _worker.recording_warnings() as caught:
-            value = plan.serial()
-        _raise_again(caught, where)  # pandas' own warnings, pointing at the caller
+        try:
+            with _worker.recording_warnings() as caught:
+                value = plan.serial()
+        finally:
+            # pandas' own warnings, pointing at the caller; also those it gave before
+            # raising (a deprecated spelling that then fails warns first, serially)
+            _raise_again(caught, where)
         timings.remember(timings.RunRecord(
             plan.label, explain=plan.serial_reason or "ran in the kernel as pandas"))
         return value, None

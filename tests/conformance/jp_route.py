@@ -218,8 +218,11 @@ def plan_groupby_apply(original: Callable[..., Any], grouped: Any, args: tuple, 
         return f"func is not callable ({_kind(func)})"
     selection = getattr(grouped, "_selection", None)
     if selection is not None:
-        shape = "list" if isinstance(selection, list | tuple | pd.Index) else "label"
-        return f"column selection gb[{shape}]"
+        # -- issue 23, groupby helper: a column selection goes through gb[cols].par.apply
+        import jp_route_groups
+
+        return jp_route_groups.plan_groupby_apply_selected(func, grouped, args, kwargs)
+        # -- end groupby helper
     if getattr(grouped, "axis", 0) not in (0, "index"):
         return "groupby(axis=1)"
     reason = _clash(kwargs, JP_OPTIONS | set(GROUPBY_FLAGS) | {"obj", "by", "func"})
@@ -309,7 +312,16 @@ def _targets() -> list[tuple[type, str, str, Callable[..., Any]]]:
         (pd.Series, "map", "Series.map", plan_map),
         (grouped.DataFrameGroupBy, "apply", "DataFrameGroupBy.apply", plan_groupby_apply),
         (grouped.SeriesGroupBy, "apply", "SeriesGroupBy.apply", plan_groupby_apply),
+        # -- issue 23, groupby helper: transform / agg / filter and DataFrame.map via .par
+        *_group_targets(),
+        # -- end groupby helper
     ]
+
+
+def _group_targets() -> list[tuple[type, str, str, Callable[..., Any]]]:
+    import jp_route_groups
+
+    return jp_route_groups.targets()
 
 
 def install() -> None:
