@@ -80,13 +80,17 @@ def test_groupby_apply_by_level_passes_level_and_no_keys(df):
     assert args[1] is None and kwargs["level"] == 0
 
 
-@pytest.mark.parametrize(("select", "reason"), [
-    ("b", "column selection gb[label]"),
-    (["b"], "column selection gb[list]"),
-])
-def test_groupby_column_selection_passes_through(df, select, reason):
+@pytest.mark.parametrize("select", ["b", ["b"]])
+def test_groupby_column_selection_is_routed_through_par(df, select):
+    # gb[label] and gb[list] are routed through .par.apply (issue 23), not passed through.
     grouped = df.groupby("a")[select]
-    assert _plan(jp_route.plan_groupby_apply, None, grouped, len) == reason
+    call, args, kwargs = _plan(jp_route.plan_groupby_apply, None, grouped, len)
+    assert call.__func__.__name__ == "apply" and type(call.__self__).__name__ == "GroupByParallel"
+    assert args == (len,) and kwargs["jobs"] == 2
+    routed = call(lambda g: len(g), backend="threads", jobs=2, partitions=3, progress=False,
+                  inline_fallback=False)
+    pd.testing.assert_series_equal(routed, grouped.apply(len))
+    assert jp.last_run().ran == "workers"
 
 
 def test_calls_from_outside_pandas_tests_go_straight_to_pandas(df):

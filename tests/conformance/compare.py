@@ -11,7 +11,8 @@ anchored (start with ``^``): it is matched at the start of the test's own statem
 failed, then a newline and pytest's message follow, so it pins the excuse to the one
 assertion that observes a side effect or an identity, and any other difference in the
 same test still fails. ``only`` limits the excuse to some runs: modes (``fork``,
-``spawn``, ``forkserver``, ``threads``, ``default``) and pandas majors (``pandas2``, ``pandas3``); an
+``spawn``, ``forkserver``, ``threads``, ``default``) and pandas majors (``pandas2``,
+``pandas3``); an
 excuse applies where every kind of condition it names holds.
 
 The run fails (exit 1), besides on a failure, when:
