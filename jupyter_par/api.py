@@ -36,7 +36,9 @@ def _split_options(
     """
     ours = {name: kwargs.pop(name) for name in OPTION_NAMES if name in kwargs}
     shared = kwargs.pop("shared", None)
-    return resolve(**ours), shared, kwargs
+    with pipeline.warnings_at_caller():  # oversubscription: a notice at the caller's line
+        options = resolve(**ours)
+    return options, shared, kwargs
 
 
 def _run(plan: Plan, options: Options, shared: Mapping[str, Any] | None,
@@ -46,7 +48,8 @@ def _run(plan: Plan, options: Options, shared: Mapping[str, Any] | None,
     __tracebackhide__ = True
     if options.background:
         return _start_background(plan, options, shared, fold, value_of)
-    value, _ = pipeline.execute(plan, options, shared=shared, fold=fold)
+    with pipeline.warnings_at_caller():  # memory, shared memory: at the caller's line
+        value, _ = pipeline.execute(plan, options, shared=shared, fold=fold)
     return value if value_of is None else value_of(value)
 
 

@@ -16,7 +16,7 @@ from jupyter_par.run.backend_choice import NESTED, ONE_JOB, TOO_SMALL, choose_ba
 from jupyter_par.run.options import resolve
 
 
-def _never() -> str | None:
+def _never(_: object = None) -> str | None:
     msg = "the fallback was asked where it cannot apply"
     raise AssertionError(msg)
 
@@ -45,10 +45,10 @@ def test_a_call_nested_in_a_task_runs_in_place_without_bars():
 
 def test_the_fallback_is_asked_only_where_it_may_apply():
     processes = resolve(jobs=2, backend="processes")
-    choice = choose_backend(processes, lambda: "moving costs more than the work")
+    choice = choose_backend(processes, lambda _: "moving costs more than the work")
     assert (choice.asked, choice.name, choice.reason) == ("processes", "inline", TOO_SMALL)
     assert choice.in_kernel == choice.detail == "moving costs more than the work"
-    assert choose_backend(processes, lambda: None) == processes.chosen
+    assert choose_backend(processes, lambda _: None) == processes.chosen
     assert choose_backend(replace(processes, inline_fallback=False), _never) == processes.chosen
     threads = resolve(jobs=2, backend="threads")  # threads have no local fallback
     assert choose_backend(threads, _never) == threads.chosen
@@ -57,7 +57,8 @@ def test_the_fallback_is_asked_only_where_it_may_apply():
 def test_a_run_the_fallback_keeps_in_the_kernel_warns_and_says_why(
         monkeypatch: pytest.MonkeyPatch):
     reason = "sum(len): moving 2 MB costs more than the work; ran in the kernel"
-    monkeypatch.setattr(cost, "too_small_to_move", lambda *args, **kwargs: reason)
+    monkeypatch.setattr(cost, "worth_a_sample", lambda *args: True)
+    monkeypatch.setattr(cost.Sample, "_verdict", lambda *args: reason)
     values = pd.Series(range(40))
     with pytest.warns(jp.InlineFallbackWarning, match="^sum\\(len\\): moving") as caught:
         result = jp.map(values, lambda v: (v, os.getpid()), jobs=2, progress=False)
@@ -68,12 +69,15 @@ def test_a_run_the_fallback_keeps_in_the_kernel_warns_and_says_why(
 
 
 def test_without_a_verdict_the_run_goes_to_the_workers(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(cost, "too_small_to_move", lambda *args, **kwargs: None)
+    monkeypatch.setattr(cost, "worth_a_sample", lambda *args: True)
+    monkeypatch.setattr(cost.Sample, "_verdict", lambda *args: None)
     with warnings.catch_warnings():
         warnings.simplefilter("error", jp.InlineFallbackWarning)
-        pids = jp.map(pd.Series(range(8)), lambda v: os.getpid(), jobs=2, partitions=2,
+        pids = jp.map(pd.Series(range(80)), lambda v: os.getpid(), jobs=2, partitions=2,
                       progress=False)
-    assert os.getpid() not in set(pids)
+    # The sample's pieces (the first rows, run once in the kernel) are kept; the second
+    # partition went to the workers.
+    assert os.getpid() not in set(pids.iloc[40:])
     assert jp.last_run().backend == "processes"
 
 

@@ -56,8 +56,13 @@ def test_a_function_slow_per_row_goes_to_the_workers_after_a_short_sample():
 
     kernel = os.getpid()
     plan = plans.series_call(STRINGS, slow, "map", {}, 2, None)
-    assert cost.too_small_to_move(plan.parts, plan.op, 2) is None
-    assert 1 <= len(sampled) <= 3, len(sampled)  # a row or so told; no thousand-row sample
+    size = cost.measure(plan.parts)
+    assert size is not None and cost.worth_a_sample(size, 0.0)
+    sample = cost.Sample(size, plan.op, 2)
+    pieces = [piece.size for piece in sample.pieces() if sample.clock(piece.data) is not None]
+    assert sample.verdict is None  # to the workers
+    assert pieces == [1, 1]  # one row told (after one to warm up); no thousand-row sample
+    assert 1 <= len(sampled) <= 3, len(sampled)
     with warnings.catch_warnings():
         warnings.simplefilter("error", jp.InlineFallbackWarning)
         pids = ran("workers", lambda: jp.map(STRINGS.iloc[:40], slow, **RUN))

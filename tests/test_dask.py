@@ -198,6 +198,34 @@ def test_api_calls_give_what_pandas_gives(df, dask_run):
     assert jp.map(list(range(50)), lambda x: x * x, **run) == [x * x for x in range(50)]
 
 
+def test_each_row_and_group_runs_once_on_dask(df, dask_run, tmp_path, monkeypatch):
+    """Issue 25: a counter the workers share (a file each call appends to) reads every
+    row and group once; the fallback's sample is asked for (it applies to the local
+    pool only, so none runs here, and the workers run everything)."""
+    from jupyter_par.run import fallback as cost
+
+    monkeypatch.setattr(cost, "SAMPLE_ABOVE_BYTES", 0)
+    run = {**dask_run, "progress": False, "inline_fallback": True}
+    log = str(tmp_path / "calls")
+
+    def count(tag, value):
+        with open(log, "a") as f:
+            f.write(f"{tag} {value}\n")
+        return value
+
+    got = jp.map(df["a"], lambda x: count("map", x), **run)
+    pd.testing.assert_series_equal(got, df["a"])
+    jp.apply(df.reset_index(drop=True), lambda r: count("apply", r.name), axis=1, **run)
+    jp.groupby_apply(df, "k", lambda g: count("group", g.name), **run)
+    lines = Path(log).read_text().splitlines()
+    assert sorted(x.split()[1] for x in lines if x.startswith("map ")) == \
+        sorted(str(v) for v in df["a"])
+    assert sorted(int(x.split()[1]) for x in lines if x.startswith("apply ")) == \
+        list(range(len(df)))
+    groups = [x.split()[1] for x in lines if x.startswith("group ")]
+    assert sorted(groups) == sorted(str(k) for k in df["k"].unique())
+
+
 def rated(row: pd.Series) -> float:
     return jp.shared["rates"][row["k"]] * row["a"]
 

@@ -164,3 +164,20 @@ def test_demo_notebook_runs_end_to_end():
     assert errors == meant_to_fail and len(meant_to_fail) == 1
     failure = next(o for o in meant_to_fail[0].outputs if o.output_type == "error")
     assert failure.ename == "ValueError"
+
+
+def test_jupyter_pars_notices_point_at_the_users_cell_and_line():
+    """Issue 25, item 4: in a real kernel an oversubscription notice names the cell's
+    %%parallel line (the magic) or the user's own line (the API), never jupyter_par's."""
+    nb = run_cells([
+        "import jupyter_par as jp, pandas as pd\n%load_ext jupyter_par\n"
+        "df = pd.DataFrame({'v': range(8)})",
+        "%%parallel df -j 400 --backend threads --no-progress\ndf['w'] = df.v + 1",
+        "jp.map(df.v, abs, jobs=400, backend='threads', progress=False);",
+    ])
+    magic, api = (outputs_text(cell) for cell in nb.cells[1:])
+    assert "OversubscribeWarning" in magic and "OversubscribeWarning" in api
+    assert "jupyter_par" not in magic.replace("jupyter_par:", "")
+    assert magic.splitlines()[1].strip() == "%%parallel df -j 400 --backend threads --no-progress"
+    assert api.splitlines()[1].strip().startswith("jp.map(df.v, abs, jobs=400")
+    assert "site-packages" not in api and "/jupyter_par/" not in api

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -87,8 +88,12 @@ def test_apply_map_and_groupby_take_shared(frame, lookup):
     tasks = [{"k": k} for k in range(10)]
     assert jp.map(tasks, lambda t: jp.shared["lookup"]["name"].iloc[t["k"]], **kw) == \
         [lookup["name"].iloc[k] for k in range(10)]
-    got = jp.groupby_apply(frame, "k", lambda g: g["v"].sum() * jp.shared["lookup"]["rate"]
-                           .iloc[g.name], **kw)
+    with warnings.catch_warnings():
+        # Its first partition, run in the kernel as the fallback's sample, may show the
+        # rest is faster there too (issue 25): the shared objects reach it either way.
+        warnings.simplefilter("ignore", jp.InlineFallbackWarning)
+        got = jp.groupby_apply(frame, "k", lambda g: g["v"].sum() * jp.shared["lookup"]["rate"]
+                               .iloc[g.name], **kw)
     want = frame.groupby("k").apply(lambda g: g["v"].sum() * lookup["rate"].iloc[g.name])
     pd.testing.assert_series_equal(got, want)
 

@@ -234,7 +234,8 @@ def _aligned(value: Any, part: Any, axis: str) -> bool:
     if axis == "columns" and isinstance(part, pd.DataFrame):
         if isinstance(value, pd.Series):
             return value.index.equals(part.columns)
-        return isinstance(value, pd.DataFrame) and value.columns.equals(part.columns)
+        return isinstance(value, pd.DataFrame) and \
+            unnamed_columns(value.columns, part.columns) is not None
     if isinstance(part, pd.DataFrame | pd.Series):
         if not isinstance(value, pd.DataFrame | pd.Series):
             return False
@@ -248,6 +249,24 @@ def _aligned(value: Any, part: Any, axis: str) -> bool:
         positions = own.get_indexer(index)
         return bool((positions >= 0).all() and (np.diff(positions) >= 0).all())
     return isinstance(value, list | tuple | pd.DataFrame | pd.Series)
+
+
+def unnamed_columns(got: Any, own: Any) -> list[int] | None:
+    """Positions of ``got`` that ``pd.concat(axis=1)`` numbered (a Series that lost its
+    name, as ``.cat.codes`` does: 0, 1, ... among the unnamed), where every other column
+    keeps the partition's own name in its place; ``None`` if the columns are not the
+    partition's own."""
+    if len(got) != len(own):
+        return None
+    unnamed: list[int] = []
+    for j, (label, name) in enumerate(zip(got, own, strict=True)):
+        if label == name:
+            continue
+        if isinstance(label, int) and label == len(unnamed):
+            unnamed.append(j)
+            continue
+        return None
+    return unnamed
 
 
 def _keyed_by(value: Any, by: tuple[str, ...]) -> bool:

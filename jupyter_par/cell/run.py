@@ -53,6 +53,7 @@ from ..run.options import resolve
 from ..shown_errors import for_cell
 from ..wire import shipping
 from . import background as in_background
+from . import kept as cell_kept
 from . import meaning as cell_meaning
 from . import overlap
 from .code import (
@@ -65,6 +66,7 @@ from .code import (
     remember_sources,
     shared_objects,
     source_files,
+    unnamed_columns,
 )
 
 _REDUCE_EXAMPLE = '--reduce "lambda parts: pd.concat(parts).groupby(level=0).sum()"'
@@ -232,7 +234,7 @@ def _stack(values: list[Any], aligned: bool, keyed: bool, request: CellRequest,
     if aligned:
         if request.axis == "columns":
             if all(isinstance(v, pd.DataFrame) for v in values):
-                return combine(values, axis=1)
+                return combine(_with_unnamed_numbered(values, split.parts), axis=1)
             return combine(values)
         stacked = combine(values, concat_lists=split.kind == "items")
         return _in_input_order(stacked, split.parts if isinstance(split.parts, Sequence)
@@ -240,12 +242,54 @@ def _stack(values: list[Any], aligned: bool, keyed: bool, request: CellRequest,
     if keyed or request.per_partition:
         # each group whole in one partition, or each partition's own value asked for
         return combine(values)
-    msg = (f"the cell's {what} is not row-aligned with its partition (an aggregate such as "
-           "groupby(...).sum(), describe() or a scalar), so stacking the partitions' values "
-           "would differ from a serial run: add --by KEYS so each group is whole in one "
-           f"partition, or --reduce FUNC to combine the list of partition values (e.g. "
-           f"{_REDUCE_EXAMPLE}, --reduce list, --reduce concat)")
-    raise UsageError(msg)
+    raise UsageError(_not_combinable(what, request))
+
+
+def _not_combinable(what: str, request: CellRequest) -> str:
+    """Why the partitions' values cannot be put together as a serial run would, and the
+    flags that fit the cut (rows or columns)."""
+    if request.axis == "columns":
+        return (f"the cell's {what} does not keep its partition's columns (each partition "
+                "is a slice of the columns; a value with other columns, or a scalar, would "
+                "not be the serial run's once put side by side): add --reduce FUNC to combine "
+                "the list of partition values (e.g. --reduce list, --reduce \"lambda parts: "
+                "pd.concat(parts)\"), or --per-partition to keep each partition's own value")
+    return (f"the cell's {what} is not row-aligned with its partition (an aggregate such as "
+            "groupby(...).sum(), describe() or a scalar), so stacking the partitions' values "
+            "would differ from a serial run: add --by KEYS so each group is whole in one "
+            f"partition, or --reduce FUNC to combine the list of partition values (e.g. "
+            f"{_REDUCE_EXAMPLE}, --reduce list, --reduce concat), or --per-partition")
+
+
+def _refusal(cell: CellValue, request: CellRequest, reducer: Any, expression: bool) -> None:
+    """Raise at the first finished partition when its value could not be combined the
+    way :func:`_combine` would (the run stops there; nothing else is computed)."""
+    if request.per_partition:
+        return
+    if cell.has_target and not (cell.target_aligned or cell.target_keyed) and \
+            (reducer is None or expression):
+        raise UsageError(_not_combinable(f"value of {request.target}", request))
+    if expression and cell.value is not None and reducer is None and \
+            not (cell.value_aligned or cell.value_keyed):
+        raise UsageError(_not_combinable("last expression", request))
+
+
+def _with_unnamed_numbered(values: list[Any], parts: Any) -> list[Any]:
+    """Column partitions' values with the columns ``pd.concat(axis=1)`` numbered (a
+    Series without a name) numbered again over the whole frame, as the serial run's
+    one ``pd.concat`` numbers them: 0, 1, ... across every partition."""
+    if not isinstance(parts, Sequence) or len(parts) != len(values):
+        return values
+    numbered, counter = [], 0
+    for value, part in zip(values, parts, strict=True):
+        unnamed = unnamed_columns(value.columns, part.data.columns) or []
+        if unnamed:
+            labels = list(value.columns)
+            for j in unnamed:
+                labels[j], counter = counter, counter + 1
+            value = value.set_axis(labels, axis=1)
+        numbered.append(value)
+    return numbered
 
 
 def _combine(cells: list[CellValue], request: CellRequest, split: _Split,
@@ -281,6 +325,14 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
     partition succeeded (or was skipped with ``--on-error skip``).
     """
     __tracebackhide__ = True
+    filename = _cache_cell(shell, request)
+    # What jupyter_par warns about (oversubscription, memory) points at the cell.
+    with pipeline.warnings_at_caller((filename, 1)):
+        return _run_cell(shell, request, filename)
+
+
+def _run_cell(shell: Any, request: CellRequest, filename: str) -> Any:
+    __tracebackhide__ = True
     namespace = shell.user_ns
     target = request.target
     if not target.isidentifier():
@@ -295,7 +347,6 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
             raise UsageError(msg)
     options = resolve(**_with_init_function(namespace, request.options))
     reducer = _reducer(shell, request.reduce)
-    filename = _cache_cell(shell, request)
     statements, last = compile_body(request.body, filename)
     obj = namespace[target]
     reach = (0, 0)
@@ -316,10 +367,25 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
     wants_target = not expression or changes_name(request.body, target)
     op = CellOp(request.body, filename, target, names, sources, os.getpid(), tuple(shared),
                 wants_target=wants_target, axis=request.axis, by=request.by)
+    known = isinstance(split.parts, Sequence)
+    cut = cell_kept.key(target, request.body, request.axis, request.by, names,
+                        split.parts) if known else None
+    reused = cell_kept.take(cut, obj) if cut and options.on_error != "skip" else {}
+    to_run = [p for p in split.parts if p.span not in reused] if reused else split.parts
+
+    def combined(cells: list[CellValue]) -> tuple[Any, Any]:
+        if reused:  # the refused run's finished values, in their places
+            ran = iter(cells)
+            cells = [reused[p.span] if p.span in reused else next(ran) for p in split.parts]
+        return _combine(cells, request, split, reducer, expression)
+
     plan = Plan(
-        split.parts, op,
-        lambda cells: _combine(cells, request, split, reducer, expression),
-        label=f"%%parallel {target}", unit=split.unit)
+        to_run, op, combined, label=f"%%parallel {target}", unit=split.unit,
+        # rows stacked whatever their cut: the fallback's sample may run the first rows
+        cuttable=(split.kind == "pandas" and request.axis == "rows" and not request.by
+                  and reducer is None and not request.per_partition and not reused),
+        check_first=lambda cell: _refusal(cell, request, reducer, expression))
+
     def execute(sinks: Any = None, cancel: Any = None, output: Any = None) -> tuple[Any, Any]:
         __tracebackhide__ = True
         try:
@@ -331,7 +397,13 @@ def run_cell(shell: Any, request: CellRequest) -> Any:
             if msg is None:
                 raise exc.with_traceback(None) from None
             raise ShippingError(msg) from None
-        except UsageError:
+        except UsageError as exc:
+            finished = getattr(exc, "partition_results", None)
+            kept = cell_kept.keep(cut, obj, finished) if cut is not None and finished else 0
+            if kept:
+                msg = (f"{exc} (the run stopped at its first finished partition; the {kept} "
+                       "finished are kept, and running the cell again with a flag reuses them)")
+                raise UsageError(msg) from None
             raise
         except Exception as exc:  # noqa: BLE001 - re-raised, only its traceback trimmed
             cells = getattr(getattr(shell, "compile", None), "_filename_map", {})

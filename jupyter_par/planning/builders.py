@@ -65,7 +65,8 @@ def frame_apply(df: pd.DataFrame, func: Any, axis: Any, kwargs: dict[str, Any],
                               "function for the whole frame; ran in the caller")
     if axis_number == 1:
         parts = split_rows(df, partition_count(len(df), jobs, partitions))
-        return Plan(parts, operations.RowApply(func, kwargs), _rows_result, label)
+        return Plan(parts, operations.RowApply(func, kwargs), _rows_result, label,
+                    cuttable=True)
     parts = split_columns(df, partition_count(df.shape[1], jobs, partitions))
     return Plan(parts, operations.ColumnApply(func, kwargs), _columns_result, label,
                 unit="columns")
@@ -107,7 +108,8 @@ def series_call(series: pd.Series, func: Any, method: str, kwargs: dict[str, Any
         series = pd.Series(series.to_numpy(), index=series.index, name=series.name)
     parts = split_rows(series, partition_count(len(series), jobs, partitions))
     op = operations.SeriesMap(func, method, kwargs)
-    return Plan(parts, op, lambda results: _series_result(results, series), label)
+    return Plan(parts, op, lambda results: _series_result(results, series), label,
+                cuttable=True)
 
 
 def _series_result(results: list[Any], series: pd.Series) -> Any:

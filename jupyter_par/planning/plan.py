@@ -31,6 +31,13 @@ class Plan:
     serial_reason: str | None = None
     #: What cutting ``parts`` took the caller before the run (in the breakdown's split).
     split_seconds: float = 0.0
+    #: Rows may be cut anywhere: ``op`` is row-local and ``combine`` gives the same value
+    #: however the rows of the partitions (pandas objects) are cut into contiguous pieces.
+    #: The in-kernel fallback's sample runs such pieces once and keeps their results.
+    cuttable: bool = False
+    #: Called with the first result that comes back; raises (a UsageError) when the
+    #: results cannot be combined, which stops the run at once (a refusal costs nothing).
+    check_first: Callable[[Any], None] | None = None
 
     @classmethod
     def in_caller(cls, call: Callable[[], Any], label: str, reason: str | None = None) -> Plan:

@@ -17,7 +17,7 @@ Everyone else reads the :class:`BackendChoice` stored in the resolved options
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from ..backends import Backend, backend_class
@@ -73,12 +73,13 @@ class _Asked(Protocol):
     runs_on: BackendChoice | None
 
 
-def choose_backend(options: _Asked,
-                   too_small: Callable[[], str | None] | None = None) -> BackendChoice:
+def choose_backend(options: _Asked, too_small: Callable[[BackendChoice], str | None] | None = None
+                   ) -> BackendChoice:
     """The backend that runs a call with ``options``, and why.
 
-    ``too_small`` asks the in-kernel fallback for its verdict; it is called only when the
-    backend allows a local fallback and ``inline_fallback`` is on. Options already chosen
+    ``too_small`` asks the in-kernel fallback for its verdict, given the in-kernel choice
+    its sample runs on; it is called only when the backend allows a local fallback and
+    ``inline_fallback`` is on. Options already chosen
     (``options.runs_on``) keep their worker count and a choice made for a reason.
     """
     earlier = options.runs_on
@@ -102,7 +103,10 @@ def choose_backend(options: _Asked,
     if jobs == 1 and cls.one_worker_inline:
         return BackendChoice(asked, "inline", jobs, ONE_JOB)
     if too_small is not None and cls.local_fallback and options.inline_fallback:
-        verdict = too_small()
+        # The fallback's sample runs on the backend a TOO_SMALL verdict would choose (its
+        # pieces are the run's first partitions, run once there).
+        in_kernel = BackendChoice(asked, cls.nested_backend, jobs, TOO_SMALL)
+        verdict = too_small(in_kernel)
         if verdict is not None:
-            return BackendChoice(asked, cls.nested_backend, jobs, TOO_SMALL, verdict)
+            return replace(in_kernel, detail=verdict)
     return BackendChoice(asked, asked, jobs)

@@ -150,9 +150,14 @@ class _Run:
         show: Callable[[PartitionOutput], None] | None = None,
         kept: Mapping[int, Any] | None = None,
         on_done: Callable[[int, Any], None] | None = None,
+        check_first: Callable[[Any], None] | None = None,
+        done_before: tuple[int, int] = (0, 0),
     ) -> None:
         self.source = iter(partitions)
         self.on_done = on_done
+        self.check_first = check_first
+        self.spans: dict[int, str] = {}  # finished partitions' spans, for partition_results
+        self.refused: Exception | None = None  # what check_first raised
         self.fold, self.folded = fold, 0
         #: With a fold: hand results over as they finish rather than in partition order.
         self.unordered = not ordered
@@ -170,6 +175,7 @@ class _Run:
         self.exhausted = False
         self.skipped_seen = 0
         self.count = 0
+        self.done_in_kernel(*done_before)
         self.last_tick = 0.0
         self.run_id = next(_run_ids)
         # Critical-path clocks (RunTimings): the call, first dispatch, last result.
@@ -185,6 +191,17 @@ class _Run:
         self.advance_fold()  # kept results that come first are folded at once
 
     # -- progress -------------------------------------------------------------------
+    def done_in_kernel(self, rows: int, partitions: int) -> None:
+        """The in-kernel fallback's sample ran the first ``partitions`` (``rows`` rows)
+        before this run: they show as done by the kernel, and count in the totals."""
+        if not partitions:
+            return
+        self.tracker.add_worker("kernel")
+        for i in range(partitions):
+            self.tracker.assigned("kernel", i, rows if i == 0 else 0)
+            self.tracker.finished("kernel")
+            self.tracker.workers["kernel"].busy_seconds = 0.0
+
     def publish(self, *, force: bool = False, state: str = "running", message: str | None = None,
                 backend: backends.Backend | None = None) -> RunProgress | None:
         now = time.monotonic()
@@ -250,7 +267,7 @@ class _Run:
 
     # -- the loop -------------------------------------------------------------------
     def fill(self, backend: backends.Backend) -> None:
-        while not self.cancelled() and backend.idle_workers() > 0:
+        while not self.cancelled() and self.refused is None and backend.idle_workers() > 0:
             if self.retry:
                 part, attempt = self.retry.popleft()
             elif self.exhausted:
@@ -350,6 +367,16 @@ class _Run:
                 else:
                     self.outputs.append(out)
             if isinstance(outcome, TaskDone):
+                self.spans[outcome.task_id] = running.partition.span
+                if self.check_first is not None:
+                    check, self.check_first = self.check_first, None
+                    try:
+                        check(outcome.value)
+                    except Exception as exc:  # noqa: BLE001 - raised once the running ones end
+                        # A refusal: nothing more is handed out; the partitions already
+                        # running finish (killing them would leave half their rows run),
+                        # and their results are kept with the refusal.
+                        self.refused = exc
                 self.compute += outcome.seconds
                 self.results[outcome.task_id] = outcome.value
                 if self.on_done is not None:
@@ -357,6 +384,8 @@ class _Run:
                 self.advance_fold()
                 self.tracker.finished(event.worker)
                 return
+            if self.refused is not None:
+                return  # the run is refused already: this failure changes nothing
             said = init_failure(outcome.exception, outcome.traceback_text)
             if said is not None:  # no partition is to blame, and none would fare better
                 self.tracker.failed_on(running.worker, said)
@@ -366,7 +395,7 @@ class _Run:
             self.settle_failure(running, error, site)
             return
         running = self.running.pop(event.task_id, None)
-        if running is None:
+        if running is None or self.refused is not None:
             return
         site = self.site(running, pid=event.pid)
         total = self.tracker.partitions_total if not self.lazy_total else None
@@ -422,6 +451,8 @@ class _Run:
                     msg = "the run was cancelled; no result was stored"
                     raise CancelledError(msg)
                 self.fill(backend)
+                if self.refused is not None and not self.running:
+                    raise self.refused
                 if self.exhausted and not self.running and not self.retry:
                     self.thread_last = time.thread_time()  # just after the last result
                     break
@@ -441,6 +472,10 @@ class _Run:
             # What finished partitions printed helps most when a run fails: keep it.
             with contextlib.suppress(AttributeError, TypeError):
                 exc.partition_outputs = sorted(self.outputs, key=lambda o: o.partition)
+                # Finished partitions' results, by partition: a caller may keep them
+                # (a refused cell's values, reused when it runs again with the flag).
+                exc.partition_results = {self.spans[i]: v for i, v in self.results.items()
+                                         if i in self.spans}
             if self.running:
                 backend.stop_running()
             for running in self.running.values():
@@ -503,6 +538,8 @@ def run(
     fold: Callable[[Any], None] | None = None,
     kept: Mapping[int, Any] | None = None,
     on_done: Callable[[int, Any], None] | None = None,
+    check_first: Callable[[Any], None] | None = None,
+    done_before: tuple[int, int] = (0, 0),
 ) -> RunOutcome:
     """Run ``op`` on every partition on the backend chosen for ``options`` (``runs_on``).
 
@@ -528,6 +565,14 @@ def run(
         Results by partition index that an earlier run finished (``partitions`` then
         holds only the others), and a callback given each partition's result as it
         finishes: :mod:`jupyter_par.run.resume` keeps them for a run that fails.
+    check_first
+        Called with the first result that comes back; what it raises stops the run:
+        nothing more is handed out, the partitions already running finish, and the
+        exception is raised carrying ``partition_results`` (the finished ones' results
+        by their partitions' spans).
+    done_before
+        Rows and partitions run before this run (the fallback's sample in the kernel):
+        counted in ``rows_total`` and ``partitions_total``, shown as the kernel's.
 
     Returns
     -------
@@ -535,7 +580,8 @@ def run(
         Results in partition order, captured output, skipped failures, timings.
     """
     state = _Run(partitions, op, options, sinks, rows_total, partitions_total, label, unit, cancel,
-                 fold, kept=kept, on_done=on_done)
+                 fold, kept=kept, on_done=on_done, check_first=check_first,
+                 done_before=done_before)
     choice = options.chosen
     if choice.nested:
         # In place in a task: the outer run holds the warm workers and the run lock.

@@ -3,7 +3,8 @@
 Data flow::
 
     adapter (api / %%parallel / panel) ──Plan: partitions, op, combine──▶ execute
-    execute ──in-kernel fallback? shared objects? progress front end──▶ engine.run
+    execute ──sample: the first rows in the kernel, kept──▶ verdict (kernel or workers)
+    execute ──the rest, shared objects, progress front end──▶ engine.run
     engine ──results in order, outputs, warnings, failures──▶ execute
     execute ──prints shown, warnings raised again, skips reported──▶ plan.combine ──▶ value
 
@@ -36,7 +37,7 @@ from ..worker import task as _worker
 from ..worker.task import CapturedWarning
 from . import engine, resume
 from . import fallback as cost
-from .backend_choice import choose_backend
+from .backend_choice import BackendChoice, choose_backend
 from .options import Options, with_backend
 from .worker_setup import with_worker_init
 
@@ -89,6 +90,18 @@ def _caller_location() -> tuple[str, int, dict[str, Any]]:
     return frame.f_code.co_filename, frame.f_lineno, frame.f_globals
 
 
+def warn_at_caller(text: str, category: type[Warning],
+                   where: tuple[str, int] | None = None) -> None:
+    """Raise a warning of jupyter_par's or pandas' at the user's line: ``where`` (the
+    magic's cell) or the first frame outside both, under the caller's own filters."""
+    filename, lineno, module_globals = _caller_location()
+    if where is not None:
+        filename, lineno = where
+    registry = module_globals.setdefault("__warningregistry__", {}) if where is None else None
+    warnings.warn_explicit(text, category, filename, lineno,
+                           module=module_globals.get("__name__"), registry=registry)
+
+
 def _raise_again(captured: Iterable[CapturedWarning | warnings.WarningMessage],
                  where: tuple[str, int] | None) -> None:
     """Raise each distinct warning again in the caller, under the caller's own filters.
@@ -98,25 +111,36 @@ def _raise_again(captured: Iterable[CapturedWarning | warnings.WarningMessage],
     ``simplefilter``, ``pytest.warns`` and ``-W error`` act as in a serial run.
     """
     seen: set[tuple[type[Warning], str]] = set()
-    filename, lineno, module_globals = _caller_location()
-    if where is not None:
-        filename, lineno = where
     for item in captured:
-        if isinstance(item, CapturedWarning):
-            category, text = item.category, item.message
-            origin = (item.filename, item.lineno)
-        else:
-            category, text = item.category, str(item.message)
-            origin = (item.filename, item.lineno)
-        if (category, text) in seen:
+        text = item.message if isinstance(item, CapturedWarning) else str(item.message)
+        if (item.category, text) in seen:
             continue
-        seen.add((category, text))
-        if hidden_frame(origin[0]) or not origin[0]:
-            registry = module_globals.setdefault("__warningregistry__", {})
-            warnings.warn_explicit(text, category, filename, lineno,
-                                   module=module_globals.get("__name__"), registry=registry)
+        seen.add((item.category, text))
+        if hidden_frame(item.filename) or not item.filename:
+            warn_at_caller(text, item.category, where)
         else:
-            warnings.warn_explicit(text, category, origin[0], origin[1])
+            warnings.warn_explicit(text, item.category, item.filename, item.lineno)
+
+
+class warnings_at_caller:
+    """Warnings that jupyter_par or pandas raise inside the block point at the user's
+    line (``where``, or the caller's frame) instead of a line of jupyter_par's own: one
+    line at the user's cell or call, with the user's line under it.
+
+    A class, not a generator: the frames between a warning and the user's line must all
+    be jupyter_par's own for the caller's frame to be found (contextlib's are not).
+    """
+
+    def __init__(self, where: tuple[str, int] | None = None) -> None:
+        self.where = where
+        self._catching = warnings.catch_warnings(record=True)
+
+    def __enter__(self) -> None:
+        self._caught = self._catching.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._catching.__exit__(*exc)
+        _raise_again(self._caught, self.where)
 
 
 def _report_skipped(outcome: engine.RunOutcome, where: tuple[str, int] | None) -> None:
@@ -127,14 +151,9 @@ def _report_skipped(outcome: engine.RunOutcome, where: tuple[str, int] | None) -
              for f in outcome.failures[:5]]
     if len(outcome.failures) > 5:
         lines.append(f"... and {len(outcome.failures) - 5} more")
-    filename, lineno, module_globals = _caller_location()
-    if where is not None:
-        filename, lineno = where
-    warnings.warn_explicit(
+    warn_at_caller(
         f"{len(outcome.failures)} partition(s) failed and were left out of the result "
-        f"({outcome.partitions} in all):\n  " + "\n  ".join(lines),
-        PartialResultWarning, filename, lineno, module=module_globals.get("__name__"),
-        registry={})
+        f"({outcome.partitions} in all):\n  " + "\n  ".join(lines), PartialResultWarning, where)
 
 
 def _explain(outcome: engine.RunOutcome, plan: Plan, combine_seconds: float,
@@ -168,78 +187,164 @@ def execute(
     gets what the partitions printed (standard output by default); ``where`` is the
     file and line that warnings raised by pandas or jupyter_par point to (the caller's
     frame by default).
+
+    The steps: a serial plan runs as pandas; otherwise the in-kernel fallback's sample
+    runs the start of the input (kept, never run again) and gives its verdict; the rest
+    runs where the verdict says; outputs are shown, results combined, the run's timings
+    remembered, and warnings raised again at the caller.
     """
     if plan.serial is not None:
-        if plan.serial_reason:
-            filename, lineno, module_globals = _caller_location()
-            warnings.warn_explicit(f"{plan.label}: {plan.serial_reason}", SerialFallbackWarning,
-                                   filename, lineno, module=module_globals.get("__name__"))
-        try:
-            with _worker.recording_warnings() as caught:
-                value = plan.serial()
-        finally:
-            # pandas' own warnings, pointing at the caller; also those it gave before
-            # raising (a deprecated spelling that then fails warns first, serially)
-            _raise_again(caught, where)
-        timings.remember(timings.RunRecord(
-            plan.label, explain=plan.serial_reason or "ran in the kernel as pandas"))
-        return value, None
-    # Finished partitions of an earlier run are reused (resume=True); this run's are kept.
-    keeper = resume.Keeper(plan.parts, plan.label, resume=options.resume, cache=options.cache,
-                           output=output)
-    parts = keeper.parts
-    known = isinstance(parts, Sequence)
-
-    def sample() -> str | None:  # the fallback's verdict, asked only where it may apply
-        # The sample runs here, so shared objects are handed to it as they are.
-        with _shared.sharing(shared, to_processes=False) as here:
-            return cost.too_small_to_move(parts, here(plan.op), options.jobs,
-                                          cost.sharing_seconds(shared) if shared else 0.0)
-
-    # A worker_init is setup the user wants in the workers, however small the data.
-    choice = choose_backend(options, sample if known and options.worker_init is None else None)
-    if choice.detail is not None and choice != options.runs_on:  # the fallback said so
-        filename, lineno, module_globals = _caller_location()
-        warnings.warn_explicit(choice.detail, InlineFallbackWarning, filename, lineno,
-                               module=module_globals.get("__name__"))
-    options = with_backend(options, choice)
-    backend = choice.cls
+        return _run_serially(plan, where), None
+    run = _Steps(plan, options, shared, cancel, fold, output)
+    run.choose_backend(where, output)
     if sinks is None:
-        sinks = sinks_for(options.progress, plan.label, options.frontend)
-    with _shared.sharing(shared, to_processes=backend.uses_processes,
-                         in_band=not backend.shares_host_memory) as wrap:
-        try:
-            outcome = engine.run(
-                parts, wrap(with_worker_init(_with_callers_numpy_errors(plan.op), options,
-                                             backend)), options,
-                sinks=sinks,
-                rows_total=sum(p.size for p in parts) if known else None,
-                partitions_total=len(parts) if known else None,
-                label=plan.label, unit=plan.unit, cancel=cancel, fold=fold,
-                kept=keeper.reused, on_done=keeper.record,
-            )
-        except BaseException as exc:
-            keeper.failed(exc)
-            # What the partitions printed before the failure is what one debugs with.
-            failed = engine.RunOutcome([], list(getattr(exc, "partition_outputs", [])))
-            show_outputs(failed, output)
-            if show_short(exc):
-                raise exc.with_traceback(None) from None
-            raise
-    keeper.succeeded()
+        sinks = sinks_for(run.options.progress, plan.label, run.options.frontend)
+    outcome = _joined(run.head, run.the_rest(sinks, output))
     show_outputs(outcome, output)
-    worker_warnings = [w for out in outcome.outputs for w in out.warnings]
+    value, combined, combining = _combined(plan, outcome)
+    _explain(outcome, plan, combined, run.options.chosen.in_kernel, sinks)
+    _raise_again([*(w for out in outcome.outputs for w in out.warnings), *combining], where)
+    _report_skipped(outcome, where)
+    return value, outcome
+
+
+def _run_serially(plan: Plan, where: tuple[str, int] | None) -> Any:
+    """A plan that runs in the caller as pandas: why (if the user expected workers)."""
+    assert plan.serial is not None
+    if plan.serial_reason:
+        warn_at_caller(f"{plan.label}: {plan.serial_reason}", SerialFallbackWarning, where)
+    try:
+        with _worker.recording_warnings() as caught:
+            value = plan.serial()
+    finally:
+        # pandas' own warnings, pointing at the caller; also those it gave before
+        # raising (a deprecated spelling that then fails warns first, serially)
+        _raise_again(caught, where)
+    timings.remember(timings.RunRecord(
+        plan.label, explain=plan.serial_reason or "ran in the kernel as pandas"))
+    return value
+
+
+class _Steps:
+    """One run's state between its steps: where it runs, and what is left to run."""
+
+    def __init__(self, plan: Plan, options: Options, shared: Mapping[str, Any] | None,
+                 cancel: Any, fold: Callable[[Any], None] | None,
+                 output: TextIO | None) -> None:
+        self.plan, self.options, self.shared = plan, options, shared
+        self.cancel, self.fold = cancel, fold
+        # Finished partitions of an earlier run are reused (resume=True); this run's are
+        # kept for a later one (run/resume.py), unless the sample re-cut the partitions.
+        self.keeper = resume.Keeper(plan.parts, plan.label, resume=options.resume,
+                                    cache=options.cache, output=output)
+        self.parts = self.keeper.parts
+        self.head: engine.RunOutcome | None = None  # the sample's pieces, run in the kernel
+        self.done_before = (0, 0)  # rows and partitions the sample ran
+
+    def choose_backend(self, where: tuple[str, int] | None, output: TextIO | None) -> None:
+        """Where the run goes (:func:`choose_backend`, the one place that decides it),
+        asking the fallback's sample where it may apply; a kept-in-kernel run says why."""
+        def sample(in_kernel: BackendChoice) -> str | None:
+            return self.sample_in_kernel(in_kernel, output)
+
+        # A worker_init is setup the user wants in the workers, however small the data; a
+        # resumed run's first partitions may be reused already: no sample for either.
+        may_sample = (isinstance(self.parts, Sequence) and self.options.worker_init is None
+                      and not self.keeper.reused)
+        choice = choose_backend(self.options, sample if may_sample else None)
+        if choice.detail is not None and choice != self.options.runs_on:  # the fallback's
+            warn_at_caller(choice.detail, InlineFallbackWarning, where)
+        self.options = with_backend(self.options, choice)
+
+    def sample_in_kernel(self, in_kernel: BackendChoice, output: TextIO | None) -> str | None:
+        """The in-kernel fallback's verdict (``None``: to the workers). It times the
+        function on the first rows, in the kernel (``in_kernel``), through the engine, so
+        errors, output and warnings are the run's own; the pieces are the run's first
+        partitions, never run again (:attr:`head`), and the rest follows. Where rows may
+        not be cut anywhere, the one piece is the first partition itself."""
+        # The sample runs here, so shared objects are handed to it as they are.
+        with _shared.sharing(self.shared, to_processes=False) as here:
+            size = cost.measure(self.parts)
+            sharing = cost.sharing_seconds(self.shared) if self.shared else 0.0
+            if size is None or not cost.worth_a_sample(size, sharing):
+                return None
+            sample = cost.Sample(size, here(_with_callers_numpy_errors(self.plan.op)),
+                                 self.options.jobs, sharing, whole_first=not self.plan.cuttable)
+            self.head = _engine_run(sample.pieces(), sample.clock,
+                                    with_backend(self.options, in_kernel), output,
+                                    label=self.plan.label, unit=self.plan.unit,
+                                    cancel=self.cancel, fold=self.fold,
+                                    check_first=self.plan.check_first)
+        assert isinstance(self.parts, Sequence)
+        self.parts = sample.rest(self.parts)
+        self.done_before = (sample.units_done, sample.count)
+        return sample.verdict
+
+    def the_rest(self, sinks: Sequence[ProgressSink], output: TextIO | None
+                 ) -> engine.RunOutcome:
+        """Run what the sample left, on the backend chosen."""
+        backend, parts = self.options.chosen.cls, self.parts
+        known = isinstance(parts, Sequence)
+        rows_before, parts_before = self.done_before
+        with _shared.sharing(self.shared, to_processes=backend.uses_processes,
+                             in_band=not backend.shares_host_memory) as wrap:
+            op = with_worker_init(_with_callers_numpy_errors(self.plan.op), self.options, backend)
+            keeping = self.head is None  # the sample renumbered the partitions: not kept
+            try:
+                outcome = _engine_run(
+                    parts, wrap(op), self.options, output,
+                    sinks=sinks,
+                    rows_total=rows_before + sum(p.size for p in parts) if known else None,
+                    partitions_total=parts_before + len(parts) if known else None,
+                    label=self.plan.label, unit=self.plan.unit, cancel=self.cancel,
+                    fold=self.fold, check_first=self.plan.check_first,
+                    done_before=self.done_before,
+                    kept=self.keeper.reused if keeping else None,
+                    on_done=self.keeper.record if keeping else None,
+                )
+            except BaseException as exc:
+                if keeping:
+                    self.keeper.failed(exc)
+                raise
+        if keeping:
+            self.keeper.succeeded()
+        return outcome
+
+
+def _engine_run(parts: Any, op: Any, options: Options, output: TextIO | None,
+                **kwargs: Any) -> engine.RunOutcome:
+    """:func:`engine.run`; on a failure, what the partitions printed before it is shown
+    (it is what one debugs with), and a shipping error's message, which names the object
+    and what to do, is not buried under the engine's frames and the pickler's error."""
+    try:
+        return engine.run(parts, op, options, **kwargs)
+    except BaseException as exc:
+        show_outputs(engine.RunOutcome([], list(getattr(exc, "partition_outputs", []))), output)
+        if show_short(exc):
+            raise exc.with_traceback(None) from None
+        raise
+
+
+def _joined(head: engine.RunOutcome | None, rest: engine.RunOutcome) -> engine.RunOutcome:
+    """The sample's pieces and the rest as one run: results, outputs and skips in order."""
+    if head is None:
+        return rest
+    return replace(rest, results=[*head.results, *rest.results],
+                   outputs=[*head.outputs, *rest.outputs],
+                   failures=[*head.failures, *rest.failures],
+                   partitions=head.partitions + rest.partitions)
+
+
+def _combined(plan: Plan, outcome: engine.RunOutcome
+              ) -> tuple[Any, float, list[warnings.WarningMessage]]:
+    """The combined value, the seconds combining took, and what pandas warned meanwhile
+    (a replayed groupby-apply warns as the serial call does)."""
     with warnings.catch_warnings(record=True) as combining:
-        # pandas may warn while putting results together (a replayed groupby-apply
-        # warns as the serial call does); these join the workers' warnings, once each.
         warnings.simplefilter("always")
         started = time.perf_counter()
         value = plan.combine(outcome.results)
         combined = time.perf_counter() - started
-    _explain(outcome, plan, combined, choice.in_kernel, sinks)
-    _raise_again([*worker_warnings, *combining], where)
-    _report_skipped(outcome, where)
-    return value, outcome
+    return value, combined, combining
 
 
 def stream(
