@@ -10,8 +10,9 @@ one (``tests/test_layers.py`` reads this table and fails on an upward import)::
 
     layer  1 faces     __init__ api accessor group_accessor window_accessor magic
     layer  2 widgets   widgets/      views and the panel: draw state, start no work
-    layer  3 cell      cell/         the magic's cell: run, code, meaning, row_count
-    layer  4 run       run/          pipeline, engine, options, backend_choice, fallback
+    layer  3 cell      cell/         the magic's cell: run, code, meaning, row_count, kept
+    layer  4 run       run/          pipeline, engine, options, backend_choice, fallback,
+                                     moving
     layer  5 planning  planning/     Plan and every way to cut and combine
     layer  6 progress  progress/     records, the front-end chooser, text bars, timings
     layer  7 backends  backends/     registry, base, processes + process_worker, threads,
