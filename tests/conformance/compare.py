@@ -16,6 +16,8 @@ same test still fails. ``only`` limits the excuse to some runs: modes (``fork``,
 have one excuse per disjoint set of modes. A regex with the named groups ``got`` and
 ``want`` excuses only when both are printed lists of the same items (order aside): under
 threads, side effects arrive in completion order, and that is all such an excuse allows.
+An excuse whose reason starts with "order:" may excuse nothing in a run (which thread
+finishes first decides whether the test fails), so it is never stale.
 
 The run fails (exit 1), besides on a failure, when:
 
@@ -44,9 +46,11 @@ PASSING = ("passed",)
 MODES = frozenset({"fork", "spawn", "forkserver", "threads", "default"})
 PANDAS = frozenset({"pandas2", "pandas3"})
 #: Least share of routed calls that must reach the workers, per mode. With no inline
-#: fallback nearly all do (the rest are handed to pandas: empty inputs, dict mappers);
-#: on the default path the fallback runs pandas' small inputs in the kernel.
-FLOORS = {"fork": 0.6, "spawn": 0.6, "forkserver": 0.6, "threads": 0.6, "default": 0.02}
+#: fallback about 30% do over pandas' apply, map, groupby and window files (pandas 3.1:
+#: 879 of 2,854); the rest are handed to pandas whole by design (function names such as
+#: agg("sum"), dict mappers, empty inputs). On the default path the fallback runs pandas'
+#: small inputs in the kernel.
+FLOORS = {"fork": 0.25, "spawn": 0.25, "forkserver": 0.25, "threads": 0.25, "default": 0.02}
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,12 @@ class Excuse:
     pandas: frozenset[str] = frozenset()
     #: The test it excuses (a node id may have one excuse per disjoint set of modes).
     nodeid: str = ""
+
+    @property
+    def may_pass(self) -> bool:
+        """An excuse for completion order ("order: ..."): whether the test fails depends
+        on which thread finished first, so excusing nothing in a run is not stale."""
+        return self.reason.startswith("order:")
 
     def applies(self, mode: str, pandas_version: str) -> bool:
         major = f"pandas{pandas_version.split('.', 1)[0]}"
@@ -142,7 +152,10 @@ def _same_items(got: str | None, want: str | None) -> bool:
         return False
     if not isinstance(left, list) or not isinstance(right, list):
         return False
-    return collections.Counter(map(repr, left)) == collections.Counter(map(repr, right))
+    try:
+        return collections.Counter(left) == collections.Counter(right)
+    except TypeError:  # unhashable items
+        return collections.Counter(map(repr, left)) == collections.Counter(map(repr, right))
 
 
 def compare(baseline: dict, routed: dict, excused: dict[str, Excuse]
@@ -174,7 +187,7 @@ def compare(baseline: dict, routed: dict, excused: dict[str, Excuse]
             counts["failed"] += 1
             failures.append((nodeid, got["outcome"], got.get("where", ""),
                              got.get("message", "")))
-    stale = sorted(set(excused) - used)
+    stale = sorted(key for key in set(excused) - used if not excused[key].may_pass)
     return counts, failures, stale
 
 
