@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -70,9 +71,14 @@ def format_worker_traceback(exc: BaseException) -> str:
 
 
 def add_note(exc: BaseException, note: str) -> None:
-    """``exc.add_note(note)`` where Python has it."""
+    """``exc.add_note(note)``; before Python 3.11, PEP 678's ``__notes__`` list, which the
+    ``exceptiongroup`` backport (IPython's dependency there) prints with the traceback."""
     if sys.version_info >= (3, 11):
         exc.add_note(note)
+        return
+    notes = getattr(exc, "__notes__", None)
+    with contextlib.suppress(AttributeError, TypeError):
+        exc.__notes__ = [*(notes if isinstance(notes, list) else []), note]  # type: ignore[attr-defined]
 
 
 def from_worker(exception: BaseException | None, type_name: str, message: str,

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..machine.limits import available_memory
+from ..shown_errors import add_note
 from . import cache as disk
 
 #: Fraction of the memory available now that kept partitions may hold before spilling.
@@ -336,8 +337,7 @@ class Keeper:
         total = len(self.all_parts)
         line = (f"jupyter_par: {len(results)} of {total} partitions finished and are kept; "
                 f"{RESUME_HINT} ({total - len(results)} left)")
-        if sys.version_info >= (3, 11):
-            exc.add_note(line)
+        add_note(exc, line)
         shown = getattr(exc, "_render_traceback_", None)
         if callable(shown) and not isinstance(exc, SyntaxError):
             # A one-line interrupt replaces IPython's rendering, notes included.

@@ -20,6 +20,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from ..shown_errors import add_note
+
 #: Marks an exception raised by a worker_init, with the init's name (travels with it).
 INIT_FAILED = "_jupyter_par_worker_init"
 
@@ -70,8 +72,7 @@ class WithWorkerInit:
                      else f"pid {os.getpid()}")
             said = f"worker_init {name}() failed in a worker ({where}), before its first task"
             setattr(exc, INIT_FAILED, said)
-            if hasattr(exc, "add_note"):  # Python 3.11+: travels in the traceback text too
-                exc.add_note(f"jupyter_par: {said}")
+            add_note(exc, f"jupyter_par: {said}")  # travels in the traceback text too
             raise
 
     def __call__(self, part: Any) -> Any:
