@@ -30,7 +30,9 @@ trap summary EXIT
 # The test files that need no Jupyter, browser or cluster: run on every interpreter.
 ENGINE_SUITE=(tests/test_api.py tests/test_engine.py tests/test_properties.py
   tests/test_same_as_pandas.py tests/test_pipeline.py tests/test_group_split.py
-  tests/test_text_transport.py tests/test_arrow.py)
+  tests/test_text_transport.py tests/test_arrow.py tests/test_group_calls.py
+  tests/test_group_calls_properties.py tests/test_windows.py tests/test_exactly_once.py
+  tests/test_resume.py tests/test_worker_init.py tests/test_imap.py)
 
 # The other interpreters: version | pandas | pyarrow or not | the engine suite's start
 # methods | the routed suites' modes: every method runs on more than one interpreter,
