@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -107,9 +108,17 @@ def run_partition(task_id: int, run_id: int, op_key: str, op_payload: bytes,
     outcome = _worker.run_task(
         task_id, op, data, slot=_EventSlot(worker, topic, run_id, task_id),
         cancel=_CancelFlag(cancel_name), threaded=worker.state.nthreads > 1,
-        capture_display=True, send_output=send_output,
+        capture_display=not _in_the_kernel(), send_output=send_output,
     )
     return encode_outcome(outcome)
+
+
+def _in_the_kernel() -> bool:
+    """Whether this Dask worker is a thread of the kernel itself (``LocalCluster(processes=
+    False)``): then ``display()`` reaches the notebook as it does from the threads backend,
+    and the kernel's display machinery must not be replaced by a worker's recorder."""
+    shell = sys.modules.get("IPython.core.interactiveshell")
+    return shell is not None and shell.InteractiveShell.initialized()
 
 
 def still_executing(keys: list[str], dask_worker: Any = None) -> bool:

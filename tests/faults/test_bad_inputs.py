@@ -63,7 +63,6 @@ BAD_CALLS = {
     "accessor_not_callable": (lambda df: df.par.apply("twice", axis=1), AttributeError,
                               "'twice'"),
     "apply_on_list": (lambda df: jp.apply([1, 2], twice), jp.UsageError, "got list"),
-    "map_on_frame": (lambda df: jp.map(df, twice), jp.UsageError, "jp.apply(df, func, axis=1)"),
     "map_on_int": (lambda df: jp.map(5, twice), jp.UsageError, "got int"),
     "map_on_string": (lambda df: jp.map("abc", twice), jp.UsageError, "got str"),
     "map_list_with_pandas_kwarg": (lambda df: jp.map([1, 2], twice, na_action="ignore"),
