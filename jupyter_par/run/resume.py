@@ -180,6 +180,12 @@ class KeptStore:
     def get(self, label: str) -> KeptRun | None:
         return self.runs.get(label)
 
+    def clear(self) -> None:
+        """Drop every kept run."""
+        with self._lock:
+            for label in list(self.runs):
+                self.forget(label, locked=True)
+
     def forget(self, label: str, *, locked: bool = False) -> None:
         """Drop the kept partitions of ``label`` (its run has now succeeded)."""
         if not locked:
