@@ -15,9 +15,12 @@ same test still fails. ``only`` limits the excuse to some runs: modes (``fork``,
 ``pandas3``); an excuse applies where every kind of condition it names holds. One test may
 have one excuse per disjoint set of modes. A regex with the named groups ``got`` and
 ``want`` excuses only when both are printed lists of the same items (order aside): under
-threads, side effects arrive in completion order, and that is all such an excuse allows.
-An excuse whose reason starts with "order:" may excuse nothing in a run (which thread
-finishes first decides whether the test fails), so it is never stale.
+threads, side effects arrive in completion order, and that is all such an excuse allows;
+for a "fallback:" excuse ``got`` may hold part of ``want``'s items, none twice (the sample's
+rows ran in the kernel, the rest in workers).
+An excuse whose reason starts with "order:" or "fallback:" may excuse nothing in a run
+(which thread finishes first, or the fallback's timed verdict, decides whether the test
+fails), so it is never stale.
 
 The run fails (exit 1), besides on a failure, when:
 
@@ -66,9 +69,10 @@ class Excuse:
 
     @property
     def may_pass(self) -> bool:
-        """An excuse for completion order ("order: ..."): whether the test fails depends
-        on which thread finished first, so excusing nothing in a run is not stale."""
-        return self.reason.startswith("order:")
+        """An excuse for completion order under threads ("order: ...") or for the default
+        path's timing-based verdict ("fallback: ..."): whether the test fails depends on
+        timing, so excusing nothing in a run is not stale."""
+        return self.reason.startswith(("order:", "fallback:"))
 
     def applies(self, mode: str, pandas_version: str) -> bool:
         major = f"pandas{pandas_version.split('.', 1)[0]}"
@@ -137,7 +141,8 @@ def _excused(nodeid: str, got: dict, excused: dict[str, Excuse]) -> str | None:
     match = excuse.pattern.match(text)
     if match is None:
         return None
-    if "got" in excuse.pattern.groupindex and not _same_items(match["got"], match["want"]):
+    if "got" in excuse.pattern.groupindex and not _same_items(
+            match["got"], match["want"], part=excuse.reason.startswith("fallback:")):
         return None
     return key
 
@@ -146,10 +151,11 @@ def _excused(nodeid: str, got: dict, excused: dict[str, Excuse]) -> str | None:
 _NUMPY_SCALAR = re.compile(r"\bnp\.\w+\(([^()]*)\)")
 
 
-def _same_items(got: str | None, want: str | None) -> bool:
+def _same_items(got: str | None, want: str | None, *, part: bool = False) -> bool:
     """Whether two printed lists hold the same items, each as often (only the order
     differs): what an excuse for completion order under threads may excuse, and no more
-    (a row run twice, or not at all, still fails)."""
+    (a row run twice, or not at all, still fails). With ``part``, ``got`` may hold only some
+    of them, none twice: the rows the fallback's sample ran in the kernel."""
     try:
         left, right = (ast.literal_eval(_NUMPY_SCALAR.sub(r"\1", text or ""))
                        for text in (got, want))
@@ -158,9 +164,10 @@ def _same_items(got: str | None, want: str | None) -> bool:
     if not isinstance(left, list) or not isinstance(right, list):
         return False
     try:
-        return collections.Counter(left) == collections.Counter(right)
+        have, need = collections.Counter(left), collections.Counter(right)
     except TypeError:  # unhashable items
-        return collections.Counter(map(repr, left)) == collections.Counter(map(repr, right))
+        have, need = collections.Counter(map(repr, left)), collections.Counter(map(repr, right))
+    return have <= need if part else have == need
 
 
 def compare(baseline: dict, routed: dict, excused: dict[str, Excuse]
