@@ -222,3 +222,23 @@ def test_a_replaced_worker_loads_the_shared_data_again(tmp_path):
     assert (tmp_path / "died").exists()
     assert got == [int(v) for v in arr[:10]]
     assert _segments() == []
+
+
+def _lookup_after_a_pause(value):
+    import time
+
+    time.sleep(0.001 * (value % 3))  # threads finish in another order than they started
+    return jp.shared["table"][value]
+
+
+def test_threads_leave_nothing_shared_after_the_run():
+    # Each thread of a run used to restore what it saw when it started: the last to finish
+    # could put the run's objects back after the run had ended.
+    table = {i: i * 10 for i in range(32)}
+    for _ in range(20):
+        got = jp.map(list(range(32)), _lookup_after_a_pause, shared={"table": table},
+                     backend="threads", jobs=4, partitions=16, progress=False,
+                     inline_fallback=False)
+        assert got == [table[i] for i in range(32)]
+        assert jp.last_run().ran == "workers"
+        assert len(jp.shared) == 0

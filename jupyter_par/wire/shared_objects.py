@@ -56,6 +56,10 @@ _TAG = "shared."
 _loaded: tuple[str, Mapping[str, Any]] | None = None
 _loads = 0
 _current: Mapping[str, Any] = types.MappingProxyType({})
+#: What tasks running in this process with objects as they are (WithObjects) hold, in the
+#: order they started, and what was visible before the first of them.
+_holders: list[Mapping[str, Any]] = []
+_base: Mapping[str, Any] = _current
 _lock = threading.Lock()
 
 
@@ -334,14 +338,22 @@ class WithObjects:
     objects: Mapping[str, Any]
 
     def __call__(self, part: Any) -> Any:
-        global _current
+        global _current, _base
+        mine = types.MappingProxyType(dict(self.objects))
         with _lock:
-            previous, _current = _current, types.MappingProxyType(dict(self.objects))
+            if not _holders:
+                _base = _current
+            _holders.append(mine)
+            _current = mine
         try:
             return self.op(part)
         finally:
+            # Threads of one run finish in any order: each drops its own entry, and the
+            # objects of whoever still runs stay visible (a saved "previous" per call would
+            # put a finished thread's objects back after the run).
             with _lock:
-                _current = previous
+                del _holders[next(i for i, held in enumerate(_holders) if held is mine)]
+                _current = _holders[-1] if _holders else _base
 
 
 def attach(op: Any, bundle: SharedBundle | None) -> Any:
