@@ -369,3 +369,11 @@ def test_a_fallback_excuse_allows_part_of_the_items_none_twice(tmp_path, message
     counts, _, stale = compare.compare(base, routed, found)
     assert (counts["excused"], counts["failed"]) == ((1, 0) if excused else (0, 1))
     assert stale == []
+
+
+def test_an_excuse_for_a_file_the_run_left_out_is_not_stale(tmp_path):
+    path = tmp_path / "excused.txt"
+    path.write_text("other.py::t | ^assert x | side effect\nt.py::t0 | ^assert x | side effect\n")
+    base, routed = _passing_run(1)
+    _, _, stale = compare.compare(base, routed, compare.read_excused(path))
+    assert stale == ["t.py::t0"]  # t.py ran and its excuse excused nothing; other.py did not run
