@@ -95,6 +95,22 @@ def _fresh(folder: Path) -> Path:
     return folder
 
 
+def _interrupted(kernel: Kernel, code: str, count: Path) -> str:
+    """Run ``code``, interrupt the kernel once 100 rows have begun (on 2 workers of 20-row
+    partitions: at least 3 partitions finished), and return the interrupt's traceback text."""
+    msg_id = kernel.client.execute(code, stop_on_error=False)
+    deadline = time.monotonic() + 60
+    while len(os.listdir(count)) < 100:
+        assert time.monotonic() < deadline, "the run never got going"
+        time.sleep(0.01)
+    kernel.manager.interrupt_kernel()
+    reply = kernel.client.get_shell_msg(timeout=60)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = kernel.client.get_shell_msg(timeout=60)
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    return "\n".join(reply["content"]["traceback"])
+
+
 def _magic(method: str, *flags: str) -> str:
     return (f"%%parallel --jobs 2 --partitions {PARTS} --start {method} --no-progress "
             f"{' '.join(flags)} df\n{BODY}")
@@ -128,18 +144,7 @@ def test_magic_resumes_after_a_failure_an_interrupt_and_a_cancel(method):
         # 2. A kernel interrupt in the middle of a slow run.
         _fresh(count)
         kernel.ok("PAUSE = 0.02\nFAIL_AT = 'r199'")
-        msg_id = kernel.client.execute(_magic(method), stop_on_error=False)
-        deadline = time.monotonic() + 60
-        # 100 rows begun on 2 workers of 20-row partitions: at least 3 partitions finished.
-        while len(os.listdir(count)) < 100:
-            assert time.monotonic() < deadline, "the run never got going"
-            time.sleep(0.01)
-        kernel.manager.interrupt_kernel()
-        reply = kernel.client.get_shell_msg(timeout=60)
-        while reply["parent_header"].get("msg_id") != msg_id:
-            reply = kernel.client.get_shell_msg(timeout=60)
-        assert reply["content"]["ename"] == "KeyboardInterrupt"
-        shown = "\n".join(reply["content"]["traceback"])
+        shown = _interrupted(kernel, _magic(method), count)
         assert "--resume" in shown, shown
         kept = int(KEPT.search(shown).group(1))
         assert 3 <= kept < PARTS
@@ -249,17 +254,7 @@ def test_api_resumes_after_an_interrupt(tmp_path, method):
     try:
         kernel.ok(SETUP.format(rows=ROWS, count=str(count), last=ROWS - 1)
                   + "\nPAUSE = 0.02\nFAIL_AT = None")
-        msg_id = kernel.client.execute(call.format(extra=""), stop_on_error=False)
-        deadline = time.monotonic() + 60
-        while len(os.listdir(count)) < 100:  # at least 3 partitions finished
-            assert time.monotonic() < deadline, "the run never got going"
-            time.sleep(0.01)
-        kernel.manager.interrupt_kernel()
-        reply = kernel.client.get_shell_msg(timeout=60)
-        while reply["parent_header"].get("msg_id") != msg_id:
-            reply = kernel.client.get_shell_msg(timeout=60)
-        assert reply["content"]["ename"] == "KeyboardInterrupt"
-        shown = "\n".join(reply["content"]["traceback"])
+        shown = _interrupted(kernel, call.format(extra=""), count)
         kept = int(KEPT.search(shown).group(1))
         assert 3 <= kept < PARTS and "resume=True" in shown, shown
         _fresh(count)
