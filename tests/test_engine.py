@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import pickle
 import signal
 import sqlite3
 import subprocess
@@ -91,7 +92,9 @@ def test_dead_worker_ends_the_run_and_next_run_works(how, start_method):
             if how == "sigkill":
                 os.kill(os.getpid(), signal.SIGKILL)
             import ctypes
+            import faulthandler
 
+            faulthandler.disable()  # pytest's handler, inherited by fork, would dump stacks
             ctypes.string_at(0)
         return row.a
 
@@ -160,15 +163,20 @@ def _when_started(marker, then) -> threading.Thread:
 
 def _sleeps_30(marker):
     def work(row):
+        (marker.parent / f"pid-{os.getpid()}").touch()  # which workers began a partition
         marker.touch()
         time.sleep(30)
     return work
 
 
+def _started_pids(marker) -> set[int]:
+    return {int(p.name.removeprefix("pid-")) for p in marker.parent.glob("pid-*")}
+
+
 def test_keyboard_interrupt_stops_workers_quickly(tmp_path):
     df = pd.DataFrame({"a": range(8)})
     jp.apply(df, lambda r: r.a, axis=1, jobs=2, progress=False)  # warm
-    pids = _pool().pids()
+    pool = set(_pool().pids())
     main = threading.main_thread().ident
     marker = tmp_path / "started"
     waiter = _when_started(marker, lambda: signal.pthread_kill(main, signal.SIGINT))
@@ -177,11 +185,58 @@ def test_keyboard_interrupt_stops_workers_quickly(tmp_path):
                  inline_fallback=False)
     interrupted = time.monotonic()
     waiter.join(5)
-    for pid in pids:
+    # The interrupt may land before the second worker was handed its partition: a worker
+    # that never began one stays warm; every worker that began one is stopped.
+    began = _started_pids(marker)
+    assert began and began <= pool
+    for pid in began:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired):
             psutil.Process(pid).wait(STOP_WITHIN)
     assert time.monotonic() - interrupted < STOP_WITHIN
-    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids)
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+                   for p in began)
+    assert not began & set(_pool().pids())
+    assert jp.apply(df, lambda r: r.a, axis=1, jobs=2, progress=False).sum() == 28
+
+
+class _InterruptAfterSend:
+    """A worker's pipe whose send of a partition is followed at once by an interrupt: the
+    moment between the bytes leaving and the pool noting the worker busy."""
+
+    def __init__(self, conn, pid: int, handed: list[int]) -> None:
+        self.conn, self.pid, self.handed = conn, pid, handed
+
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+    def send_bytes(self, data) -> None:
+        self.conn.send_bytes(data)
+        if pickle.loads(data)[0] == "task":
+            self.handed.append(self.pid)
+            raise KeyboardInterrupt
+
+
+def test_interrupt_right_after_a_partition_is_sent_stops_that_worker(tmp_path):
+    df = pd.DataFrame({"a": range(8)})
+    jp.apply(df, lambda r: r.a, axis=1, jobs=2, progress=False)  # warm
+    pool = _pool()
+    handed: list[int] = []
+    procs = [p for p in pool._procs if p is not None]
+    for proc in procs:
+        proc.conn = _InterruptAfterSend(proc.conn, proc.process.pid, handed)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            jp.apply(df, _sleeps_30(tmp_path / "started"), axis=1, jobs=2, progress=False,
+                     inline_fallback=False)
+    finally:
+        for proc in procs:
+            if isinstance(proc.conn, _InterruptAfterSend):
+                proc.conn = proc.conn.conn
+    assert len(handed) == 1
+    with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired):
+        psutil.Process(handed[0]).wait(STOP_WITHIN)
+    assert not psutil.pid_exists(handed[0]) or psutil.Process(handed[0]).status() == "zombie"
+    assert handed[0] not in pool.pids()
     assert jp.apply(df, lambda r: r.a, axis=1, jobs=2, progress=False).sum() == 28
 
 

@@ -315,11 +315,13 @@ class ProcessBackend(Backend):
         self._peaks[index] = -1
         self._budget.started(proc.name, task.task_id, proc.process.pid or 0,
                              len(data_bytes) + (packed.size if packed is not None else 0))
-        proc.conn.send_bytes(
-            pickle.dumps(("task", task.task_id, task.run_id, op_bytes, data_bytes),
-                         protocol=shipping.PROTOCOL)
-        )
+        message = pickle.dumps(("task", task.task_id, task.run_id, op_bytes, data_bytes),
+                               protocol=shipping.PROTOCOL)
+        # Busy before the first byte goes: an interrupt during or right after the send must
+        # find this worker among the running ones and stop it, never leave it computing a
+        # partition the pool believes idle (or holding half a message in its pipe).
         proc.task_id, proc.run_id = task.task_id, task.run_id
+        proc.conn.send_bytes(message)
         return proc.name
 
     def poll(self, timeout: float) -> list[Event]:

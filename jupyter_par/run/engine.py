@@ -476,8 +476,9 @@ class _Run:
                 # (a refused cell's values, reused when it runs again with the flag).
                 exc.partition_results = {self.spans[i]: v for i, v in self.results.items()
                                          if i in self.spans}
-            if self.running:
-                backend.stop_running()
+            # Always: an interrupt inside submit() leaves a worker busy that ``running``
+            # does not list yet.
+            backend.stop_running()
             for running in self.running.values():
                 self.tracker.released(running.worker)
             state = CANCELLED if isinstance(exc, KeyboardInterrupt | CancelledError
