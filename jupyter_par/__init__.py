@@ -10,7 +10,8 @@ one (``tests/test_layers.py`` reads this table and fails on an upward import)::
 
     layer  1 faces     __init__ api accessor group_accessor window_accessor magic
     layer  2 widgets   widgets/      views and the panel: draw state, start no work
-    layer  3 cell      cell/         the magic's cell: run, code, meaning, row_count, kept
+    layer  3 cell      cell/         the magic's cell: run, code, meaning (+ expressions,
+                                     cross_row_words), row_count, kept
     layer  4 run       run/          pipeline, engine, options, backend_choice, fallback,
                                      moving
     layer  5 planning  planning/     Plan and every way to cut and combine

@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from jupyter_client.manager import KernelManager
-from notebook_runner import REPO, kernel_env
+from kernel_driver import Kernel
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(300)]
 
@@ -46,43 +45,6 @@ BODY = 'df["s"] = df.apply(score, axis=1)'
 KEPT = re.compile(r"(\d+) of 10 partitions finished and are kept")
 REUSED = re.compile(r"reused (\d+) of 10 partitions from the (?:run|cache)")
 
-
-class Kernel:
-    """A kernel started by the test, driven message by message."""
-
-    def __init__(self) -> None:
-        self.manager = KernelManager(kernel_name="python3")
-        self.manager.start_kernel(env=kernel_env(), cwd=str(REPO))
-        self.client = self.manager.client()
-        self.client.start_channels()
-        self.client.wait_for_ready(timeout=60)
-
-    def run(self, code: str, timeout: float = 120) -> tuple[dict, str]:
-        """Execute ``code``; return the reply's content and everything it printed."""
-        printed: list[str] = []
-
-        def collect(msg: dict) -> None:
-            content = msg["content"]
-            if msg["msg_type"] == "stream":
-                printed.append(content["text"])
-            elif msg["msg_type"] == "error":
-                printed.append(f"{content['ename']}: {content['evalue']}\n"
-                               + "\n".join(content["traceback"]))
-            elif msg["msg_type"] in ("execute_result", "display_data"):
-                printed.append(content["data"].get("text/plain", ""))
-
-        reply = self.client.execute_interactive(code, timeout=timeout, output_hook=collect,
-                                                stop_on_error=False)
-        return reply["content"], "".join(printed)
-
-    def ok(self, code: str, timeout: float = 120) -> str:
-        reply, printed = self.run(code, timeout)
-        assert reply["status"] == "ok", printed
-        return printed
-
-    def close(self) -> None:
-        self.client.stop_channels()
-        self.manager.shutdown_kernel(now=False)
 
 
 def _partitions(folder: Path) -> set[int]:

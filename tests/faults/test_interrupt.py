@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
-from jupyter_client.manager import KernelManager
-from notebook_runner import REPO, kernel_env
+from kernel_driver import Kernel
 
 import jupyter_par as jp
 from jupyter_par import backends
@@ -68,34 +67,6 @@ LONG_RUNS = {
              "df.apply(slow, axis=1)",
 }
 
-
-class Kernel:
-    """A kernel started by the test, driven message by message."""
-
-    def __init__(self) -> None:
-        self.manager = KernelManager(kernel_name="python3")
-        self.manager.start_kernel(env=kernel_env(), cwd=str(REPO))
-        self.client = self.manager.client()
-        self.client.start_channels()
-        self.client.wait_for_ready(timeout=60)
-
-    def run(self, code: str, timeout: float = 60) -> tuple[dict, str]:
-        """Execute ``code``; return the reply's content and everything it printed."""
-        printed: list[str] = []
-
-        def collect(msg: dict) -> None:
-            content = msg["content"]
-            if msg["msg_type"] == "stream":
-                printed.append(content["text"])
-            elif msg["msg_type"] == "error":
-                printed.append(f"{content['ename']}: {content['evalue']}")
-
-        reply = self.client.execute_interactive(code, timeout=timeout, output_hook=collect)
-        return reply["content"], "".join(printed)
-
-    def close(self) -> None:
-        self.client.stop_channels()
-        self.manager.shutdown_kernel(now=False)
 
 
 def _wait_until_both_work(mark, pids: list[int], within: float = 60) -> None:

@@ -16,8 +16,7 @@ import time
 
 import psutil
 import pytest
-from jupyter_client.manager import KernelManager
-from notebook_runner import REPO, kernel_env
+from kernel_driver import Kernel
 
 pytestmark = [pytest.mark.slow, pytest.mark.kernel, pytest.mark.timeout(300)]
 
@@ -49,32 +48,6 @@ LONG_RUNS = {
              "time.sleep(60)\nbig * 2",
 }
 
-
-class Kernel:
-    def __init__(self, tmp: str) -> None:
-        self.manager = KernelManager(kernel_name="python3")
-        # A temporary directory of its own: what the kernel leaves there is its own.
-        self.manager.start_kernel(env={**kernel_env(), "TMPDIR": tmp}, cwd=str(REPO))
-        self.client = self.manager.client()
-        self.client.start_channels()
-        self.client.wait_for_ready(timeout=60)
-
-    def run(self, code: str, timeout: float = 120) -> str:
-        printed: list[str] = []
-
-        def collect(msg: dict) -> None:
-            if msg["msg_type"] == "stream":
-                printed.append(msg["content"]["text"])
-            elif msg["msg_type"] == "error":
-                printed.append(f"{msg['content']['ename']}: {msg['content']['evalue']}")
-
-        reply = self.client.execute_interactive(code, timeout=timeout, output_hook=collect)
-        assert reply["content"]["status"] == "ok", "".join(printed)
-        return "".join(printed)
-
-    def close(self) -> None:
-        self.client.stop_channels()
-        self.manager.shutdown_kernel(now=True)
 
 
 def _segments(pid: int) -> list[str]:
@@ -119,11 +92,11 @@ def _wait_busy(kernel_pid: int, workers: list[int], limit: float = 30.0) -> None
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_restart_mid_run_leaves_nothing(method, now, report_time, tmp_path):
     tmp = str(tmp_path)
-    kernel = Kernel(tmp)
+    kernel = Kernel(env={"TMPDIR": tmp})
     temp_before = _temp_files(tmp)
     try:
         for name, code in LONG_RUNS.items():
-            printed = kernel.run(SETUP.format(method=method))
+            printed = kernel.ok(SETUP.format(method=method))
             kernel_pid, *workers = (int(p) for p in printed.split("PIDS", 1)[1].split())
             assert len(workers) == 2, printed
             kernel.client.execute(code.format(method=method), stop_on_error=False)
@@ -179,9 +152,9 @@ def test_kernel_killed_alone_mid_run(method, report_time, tmp_path):
     """
     import signal
 
-    kernel = Kernel(str(tmp_path))
+    kernel = Kernel(env={"TMPDIR": str(tmp_path)})
     try:
-        printed = kernel.run(RESULTS_SETUP.format(method=method))
+        printed = kernel.ok(RESULTS_SETUP.format(method=method))
         kernel_pid, *workers = (int(p) for p in printed.split("PIDS", 1)[1].split())
         kernel.client.execute("res = jp.map_partitions(big, doubles_slowly, jobs=2, "
                               f"partitions=8, start_method='{method}', progress=False)",
