@@ -14,17 +14,23 @@ local process pool, the pipeline takes these steps:
    :meth:`Sample.rest` there.
 
 No row runs twice: the sample is the start of the run, not a rehearsal of it.
+
+The verdict holds under load. Pieces are timed less the time the kernel waited for a
+CPU (:class:`~jupyter_par.machine.load.Stopwatch`), so other processes do not make the
+work look larger than it is; and what the workers would save is counted at the speed
+they would get now (:func:`~jupyter_par.machine.load.speedup` of the CPUs other
+processes keep busy, read during the sample), not at ``jobs`` times the kernel's.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 
+from ..machine import load
 from ..planning.partition import Partition
 from ..wire.shared_memory import shared_bytes
 from .moving import (
@@ -81,16 +87,24 @@ def worth_a_sample(size: Input, sharing: float) -> bool:
 # -- the sample: pieces of the first partition, each run once, results kept ----------------
 @dataclass
 class Clocked:
-    """The operation, timing each call in the kernel (the sample runs inline)."""
+    """The operation, timing each call in the kernel (the sample runs inline): seconds
+    less those the kernel waited for a CPU, and the other processes' load at each call."""
 
     op: Any
     calls: list[tuple[float, Any, Any]] = field(default_factory=list)  # seconds, data, result
+    busy: list[float] = field(default_factory=lambda: [load.busy_elsewhere()])
 
     def __call__(self, part: Any) -> Any:
-        started = time.perf_counter()
+        watch = load.Stopwatch().start()
         result = self.op(part)
-        self.calls.append((time.perf_counter() - started, part, result))
+        self.calls.append((watch.stop(), part, result))
+        self.busy.append(load.busy_elsewhere())
         return result
+
+    def speedup(self, jobs: int) -> float:
+        """How many times the kernel's speed ``jobs`` workers would get now: at the mean
+        load read during the sample."""
+        return load.speedup(jobs, sum(self.busy) / len(self.busy))
 
 
 class Sample:
@@ -176,7 +190,11 @@ class Sample:
             return False
         per_row = max(0.0, last[0] - self.one) / (MIN_SAMPLE_ROWS - 1)
         return not (last[0] >= MEASURABLE_SECONDS and
-                    per_row * self.size.rows * (1 - 1 / self.jobs) > 4 * self._moving_bound())
+                    per_row * self.size.rows * self._saved() > 4 * self._moving_bound())
+
+    def _saved(self) -> float:
+        """The share of the work's time the workers would save, at the load now."""
+        return 1 - 1 / self.clock.speedup(self.jobs)
 
     def _grown_sample(self) -> Iterator[Partition]:
         """Two pieces of each size, four times larger each time, until the faster of the
@@ -257,12 +275,16 @@ class Sample:
         moving = ((size.numeric + 2 * out_numeric) * MOVE_SECONDS_PER_BYTE
                   + in_seconds + out_seconds
                   + size.partitions * PARTITION_SECONDS + self.sharing)
-        if compute * (1 - 1 / self.jobs) > MARGIN * moving:
+        speedup = self.clock.speedup(self.jobs)
+        if compute * (1 - 1 / speedup) > MARGIN * moving:
             return None
         total_mb = (size.numeric + size.pickled_bytes) / 2**20
         also = f" (shared objects: {self.sharing:.2g} s of it)" if self.sharing else ""
+        busy = sum(self.clock.busy) / len(self.clock.busy)
+        now = (f", {speedup:.2g}x the kernel's speed with {busy:.1f} CPUs busy elsewhere"
+               if speedup < min(self.jobs, load.usable_cpus()) else "")
         return (f"ran in the kernel: the work is about {compute:.2g} s, moving {total_mb:.0f} MB "
-                f"to {self.jobs} workers and back would cost about {moving:.2g} s{also} "
+                f"to {self.jobs} workers{now} and back would cost about {moving:.2g} s{also} "
                 "(pass inline_fallback=False to use the workers anyway)")
 
     def rest(self, parts: Sequence[Partition]) -> list[Partition]:

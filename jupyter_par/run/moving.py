@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..planning.groups import Keyed
 from ..planning.partition import LazyPartition, Partition
 from ..wire.shared_memory import _numpy as numpy_values
 from ..wire.shared_memory import shared_bytes
@@ -43,41 +44,58 @@ def _numeric(column: pd.Series) -> bool:
 def _pickle_seconds(obj: Any) -> tuple[float, int]:
     """Seconds to pickle and unpickle what of ``obj`` goes through a pipe, and its bytes."""
     import pickle
-    import time
 
+    from ..machine.load import Stopwatch
     from ..wire.pickling import dumps_plain
 
     part = _pickled_part(obj)
     if part is None:
         return 0.0, 0
     try:
-        started = time.perf_counter()
+        watch = Stopwatch().start()  # less any wait for a CPU: the cost on a quiet machine
         payload = dumps_plain(part)  # as partitions travel: text as one buffer
         pickle.loads(payload)
-        return time.perf_counter() - started, len(payload)
+        return watch.stop(), len(payload)
     except Exception:  # noqa: BLE001 - a dill-only object: count it as costly as numbers
         return 0.0, 0
 
 
 #: Rows whose pickling is timed to estimate the rest (the cost of one call subtracted).
 PICKLE_SAMPLE_ROWS = 2048
+#: ...and more, up to this many, until their cost less one row's takes this long.
+PICKLE_MEASURABLE_SECONDS = 1e-3
+PICKLE_MOST_ROWS = 2**17
+
+
+def _fastest(obj: Any) -> tuple[float, int]:
+    """:func:`_pickle_seconds` of ``obj``, the faster of two: a pause (a collection, a
+    cold path) slows one timing, rarely both, and is multiplied by every row."""
+    first, size = _pickle_seconds(obj)
+    return min(first, _pickle_seconds(obj)[0]), size
 
 
 def _pickle_per_row(obj: pd.DataFrame | pd.Series) -> tuple[float, float]:
     """Seconds and bytes per row to pickle and unpickle what of ``obj`` is pickled.
 
-    Timed on up to :data:`PICKLE_SAMPLE_ROWS` rows, less what one row costs: a call's
-    own overhead, scaled by a million rows, would otherwise read as seconds.
+    Timed on :data:`PICKLE_SAMPLE_ROWS` rows or more, less what one row costs: a call's
+    own overhead, scaled by a million rows, would otherwise read as seconds. Rows that
+    pickle as a few buffers (Arrow strings) cost so little that 2,048 of them time as
+    one row does, give or take the noise: the head grows until its rows cost a
+    measurable time of their own (:data:`PICKLE_MEASURABLE_SECONDS`).
     """
     if not len(obj):
         return 0.0, 0.0
-    head = obj.iloc[:min(len(obj), PICKLE_SAMPLE_ROWS)]
-    seconds, size = _pickle_seconds(head)
-    if len(head) > 1:
-        one, one_size = _pickle_seconds(head.iloc[:1])
-        return (max(0.0, seconds - one) / (len(head) - 1),
-                max(0, size - one_size) / (len(head) - 1))
-    return seconds, float(size)
+    one, one_size = _fastest(obj.iloc[:1])
+    rows = min(len(obj), PICKLE_SAMPLE_ROWS)
+    while True:
+        seconds, size = _fastest(obj.iloc[:rows])
+        if rows < 2:
+            return seconds, float(size)
+        if (seconds - one >= PICKLE_MEASURABLE_SECONDS or rows == len(obj)
+                or rows >= PICKLE_MOST_ROWS):
+            return (max(0.0, seconds - one) / (rows - 1),
+                    max(0, size - one_size) / (rows - 1))
+        rows = min(len(obj), rows * 8)
 
 
 def sharing_seconds(objects: Mapping[str, Any] | None) -> float:
@@ -112,20 +130,38 @@ class Input:
     pickled_seconds: float  #: to pickle and unpickle those
     #: How many times the first partition's work the whole input is (by partition size).
     scale: float = 1.0
+    #: Groups in the whole input (a groupby call's partitions), else 0.
+    groups: int = 0
 
     @property
     def weighted_bytes(self) -> float:
         return self.numeric + self.pickled_bytes * PICKLED_BYTE_WEIGHT
 
 
+def _frame(data: Any) -> Any:
+    """A partition's rows: those of a :class:`Keyed` partition of groups (its keys
+    travel with it, as a few more columns), or the data itself."""
+    if isinstance(data, Keyed):
+        keys = data.by if isinstance(data.by, list) else [data.by]
+        columns = [k for k in keys if isinstance(k, pd.Series | pd.Index) and len(k) == len(data)]
+        if not columns or not isinstance(data.data, pd.DataFrame | pd.Series):
+            return data.data
+        frame = data.data if isinstance(data.data, pd.DataFrame) else data.data.to_frame()
+        keys_frame = pd.DataFrame({f"key {i}": pd.Series(k).to_numpy()
+                                   for i, k in enumerate(columns)}, index=frame.index)
+        return pd.concat([frame.reset_index(drop=True), keys_frame.reset_index(drop=True)],
+                         axis=1)
+    return data
+
+
 def measure(parts: Any) -> Input | None:
-    """The input's sizes, or ``None`` where it cannot be sampled: not pandas partitions
-    (groups with keys that travel sliced), or no rows. Partitions cut as they are handed
-    out (groups) are not cut here, but the first: the rest count by their sizes, at its
-    bytes per row."""
+    """The input's sizes, or ``None`` where it cannot be sampled: not pandas partitions,
+    or no rows. Partitions cut as they are handed out (groups) are not cut here, but the
+    first: the rest count by their sizes, at its bytes per row; keys that travel sliced
+    with groups count as columns."""
     if not isinstance(parts, Sequence) or not parts or not parts[0].size:
         return None
-    first = parts[0].data
+    first = _frame(parts[0].data)
     if not isinstance(first, pd.DataFrame | pd.Series) or not len(first):
         return None
     units = sum(p.size for p in parts)
@@ -142,5 +178,7 @@ def measure(parts: Any) -> Input | None:
         numeric = sum(shared_bytes(f) for f in frames)
     # Column partitions each hold every row: what is pickled scales with the partitions.
     pickled_rows = len(first) * scale
+    grouped = getattr(parts, "grouped", None)
+    groups = int(grouped.ngroups) if grouped is not None else 0
     return Input(parts[0], first, rows, len(parts), numeric, row_bytes * pickled_rows,
-                 row_seconds * pickled_rows, scale)
+                 row_seconds * pickled_rows, scale, groups)
