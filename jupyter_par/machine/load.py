@@ -38,12 +38,12 @@ def _waited_ns() -> int | None:
 
 
 class Stopwatch:
-    """Times what runs between :meth:`start` and :meth:`stop` in this thread: ``seconds``
-    (wall time less the time spent waiting for a CPU, where Linux tells it) and
-    ``waited`` (that wait). Wall time where the wait cannot be read."""
+    """Times what runs between :meth:`start` and :meth:`stop` in this thread: ``wall``,
+    ``seconds`` (wall time less the time spent waiting for a CPU, where Linux tells it)
+    and ``waited`` (that wait). Wall time where the wait cannot be read."""
 
     def __init__(self) -> None:
-        self.seconds = self.waited = 0.0
+        self.wall = self.seconds = self.waited = 0.0
         self._wall = 0.0
         self._queued: int | None = None
 
@@ -53,7 +53,7 @@ class Stopwatch:
         return self
 
     def stop(self) -> float:
-        wall = time.perf_counter() - self._wall
+        self.wall = wall = time.perf_counter() - self._wall
         queued = _waited_ns()
         if self._queued is not None and queued is not None:
             self.waited = min(wall, max(0, queued - self._queued) / 1e9)

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from . import group_transform, groups
+from .group_live import KernelFinish
 from .group_replay import GroupCall, assemble, has_user_function, name_like, swap, wrappable
 from .group_source import Source, can_iterate, describe
 from .partition import partition_count
@@ -105,7 +106,8 @@ def group_call(grouped: Any, method: str, func: Any, args: tuple[Any, ...],
         return _frame_transform(grouped, source, parts, func, args, kwargs, serial, label)
     op = GroupCall(method, func, args, kwargs, named, source.by, source.worker_flags(),
                    source.selection)
-    return Plan(parts, op, lambda results: assemble(grouped, op, results, serial, label), label)
+    return Plan(parts, op, lambda results: assemble(grouped, op, results, serial, label), label,
+                kernel_finish=KernelFinish(grouped, op, parts.filled, serial, label))
 
 
 def _as_given(grouped: Any, source: Source) -> bool:

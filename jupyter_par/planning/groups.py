@@ -142,6 +142,8 @@ class GroupPartitions(list):  # type: ignore[type-arg]
     """
 
     grouped: Any = None
+    #: Groups with rows (what a replay's passes count).
+    filled: int = 0
 
 
 class _Cutter:
@@ -223,6 +225,7 @@ def split(obj: pd.DataFrame | pd.Series, by: Any, n_parts: int,
         LazyPartition(i, int(counts[i]), f"groups {lo}-{hi - 1}", cutter.cut)
         for i, (lo, hi) in enumerate(itertools.pairwise(edges)))
     parts.grouped = grouped
+    parts.filled = int(np.count_nonzero(sizes))
     return parts
 
 

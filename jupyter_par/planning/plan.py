@@ -38,6 +38,11 @@ class Plan:
     #: Called with the first result that comes back; raises (a UsageError) when the
     #: results cannot be combined, which stops the run at once (a refusal costs nothing).
     check_first: Callable[[Any], None] | None = None
+    #: How the call finishes in the kernel when the in-kernel fallback keeps it there
+    #: (a :class:`~.group_live.KernelFinish`: pandas' own call, the sample's values
+    #: replayed, the rest called there), instead of running the rest as partitions and
+    #: assembling them; also what the verdict counts as the assembly after workers.
+    kernel_finish: Any = None
 
     @classmethod
     def in_caller(cls, call: Callable[[], Any], label: str, reason: str | None = None) -> Plan:

@@ -15,6 +15,13 @@ local process pool, the pipeline takes these steps:
 
 No row runs twice: the sample is the start of the run, not a rehearsal of it.
 
+A GroupBy call assembles its result in the kernel from the workers' values by walking
+pandas' loop over every group again (:mod:`~jupyter_par.planning.group_replay`); kept
+in the kernel, it finishes as pandas' own call instead (the plan's ``kernel_finish``),
+with no assembly. So the verdict counts the assembly on the workers' side: measured
+(seconds per group of the last assembly of the same method in this kernel, see
+:func:`note_assembly`), or, before any, the sample's own share of pandas' loop.
+
 The verdict holds under load. Pieces are timed less the time the kernel waited for a
 CPU (:class:`~jupyter_par.machine.load.Stopwatch`), so other processes do not make the
 work look larger than it is; and what the workers would save is counted at the speed
@@ -74,6 +81,19 @@ MEASURABLE_SECONDS = 0.005
 PARTITION_SECONDS = 1e-3
 #: Shared objects cheaper than this to prepare for the workers do not call for a sample.
 SHARING_SMALL_SECONDS = 0.02
+#: A GroupBy call over this many groups or more is sampled whatever its size: each group
+#: costs a value moved back and a step of the assembly, which cheap work cannot repay.
+SAMPLE_ABOVE_GROUPS = 1000
+
+#: Seconds per group of the last assembly of each GroupBy method, measured in this kernel.
+_assembly_per_group: dict[str, float] = {}
+
+
+def note_assembly(method: str, seconds: float, groups: int) -> None:
+    """Remember what assembling a GroupBy ``method``'s result took (``seconds`` for
+    ``groups`` groups): the next verdicts count it, so a cheaper assembly shifts them."""
+    if groups > 0:
+        _assembly_per_group[method] = seconds / groups
 
 
 # -- the input: is it big enough to ask? --------------------------------------------------
@@ -81,7 +101,8 @@ def worth_a_sample(size: Input, sharing: float) -> bool:
     """Whether moving could cost enough to time the function first: inputs under
     :data:`SAMPLE_ABOVE_BYTES` go to the workers as asked, unless preparing the
     ``shared=`` objects (``sharing`` seconds) is costly on its own."""
-    return size.weighted_bytes >= SAMPLE_ABOVE_BYTES or sharing >= SHARING_SMALL_SECONDS
+    return (size.weighted_bytes >= SAMPLE_ABOVE_BYTES or sharing >= SHARING_SMALL_SECONDS
+            or size.groups >= SAMPLE_ABOVE_GROUPS)
 
 
 # -- the sample: pieces of the first partition, each run once, results kept ----------------
@@ -118,9 +139,11 @@ class Sample:
     """
 
     def __init__(self, size: Input, op: Any, jobs: int, sharing: float = 0.0,
-                 whole_first: bool = False) -> None:
+                 whole_first: bool = False, finish: Any = None) -> None:
         self.size, self.jobs, self.sharing = size, jobs, sharing
         self.whole_first = whole_first
+        self.finish = finish  # the plan's kernel_finish: no assembly if kept here
+        self.assembly = 0.0  # seconds the assembly after the workers would take
         self.clock = Clocked(op)
         self.verdict: str | None = None
         self.taken = 0  # rows of the first partition handed out so far
@@ -180,17 +203,25 @@ class Sample:
 
     def _few_rows(self) -> Iterator[Partition]:
         """A few rows tell the cost per row from the cost per call: work that clearly
-        outweighs any moving needs no longer sample."""
-        if self._left() <= MIN_SAMPLE_ROWS:
-            return True
-        before = len(self.clock.calls)
-        yield from self._piece(MIN_SAMPLE_ROWS)
-        last = self._last(before)
-        if last is None:
-            return False
-        per_row = max(0.0, last[0] - self.one) / (MIN_SAMPLE_ROWS - 1)
-        return not (last[0] >= MEASURABLE_SECONDS and
-                    per_row * self.size.rows * self._saved() > 4 * self._moving_bound())
+        outweighs any moving needs no longer sample. Two pieces, the faster counting: a
+        cold path (the first call of a pandas method in the process) can make the first
+        few rows cost milliseconds each, and a verdict from one piece then sent cheap
+        work to the workers."""
+        fastest = None
+        for _ in range(2):
+            if self._left() <= MIN_SAMPLE_ROWS:
+                return True
+            before = len(self.clock.calls)
+            yield from self._piece(MIN_SAMPLE_ROWS)
+            last = self._last(before)
+            if last is None:
+                return False
+            fastest = last[0] if fastest is None else min(fastest, last[0])
+            per_row = max(0.0, fastest - self.one) / (MIN_SAMPLE_ROWS - 1)
+            if not (fastest >= MEASURABLE_SECONDS and
+                    per_row * self.size.rows * self._saved() > 4 * self._moving_bound()):
+                return True
+        return False
 
     def _saved(self) -> float:
         """The share of the work's time the workers would save, at the load now."""
@@ -229,14 +260,26 @@ class Sample:
         return False
 
     def _per_row(self) -> float:
-        """The lowest cost per row of the grown pieces that took a millisecond or more: a
-        busy machine only ever slows a piece down, so the fastest is the closest to the
-        function's own cost (each piece ran once, so no piece can be timed again)."""
-        rates = [max(0.0, seconds - self.one) / (len(data) - 1)
-                 for seconds, data, _ in self.clock.calls
-                 if len(data) >= 4 * MIN_SAMPLE_ROWS and seconds >= MEASURABLE_SECONDS / 5]
+        """The lowest cost per row of the grown pieces: of each size, the faster piece
+        (a collection of the garbage, a cold path or a pause of the machine slows one
+        piece, rarely both); of those, the ones that took a millisecond or more, else
+        the largest. Never a slowed piece alone: a 1,000-row piece that met a collection
+        of 100,000 strings read as 50 times the function's cost, and sent cheap work to
+        the workers (each piece ran once, so no piece can be timed again)."""
+        fastest: dict[int, float] = {}
+        for seconds, data, _ in self.clock.calls:
+            if len(data) >= 4 * MIN_SAMPLE_ROWS:
+                fastest[len(data)] = min(seconds, fastest.get(len(data), seconds))
+        rates = {rows: max(0.0, seconds - self.one) / (rows - 1)
+                 for rows, seconds in fastest.items()}
+        measurable = [rates[rows] for rows, seconds in fastest.items()
+                      if seconds >= MEASURABLE_SECONDS / 5]
+        if measurable:
+            return min(measurable)
+        if rates:
+            return rates[max(rates)]
         last_seconds, last_data, _ = self.clock.calls[-1]
-        return min(rates, default=max(0.0, last_seconds - self.one) / (len(last_data) - 1))
+        return max(0.0, last_seconds - self.one) / (len(last_data) - 1)
 
     def _first_partition(self) -> Iterator[Partition]:
         """Where rows may not be cut anywhere (a function of whole partitions, groups),
@@ -254,6 +297,10 @@ class Sample:
                           and len(result) else _pickle_seconds(result))
         if isinstance(result, pd.DataFrame | pd.Series):
             out_seconds *= len(result)
+        if self.finish is not None:
+            per_group = _assembly_per_group.get(self.finish.call.method)
+            self.assembly = (per_group * self.finish.groups if per_group is not None
+                             else self.finish.assembly(seconds) * self.size.scale)
         self.verdict = self._verdict(seconds * self.size.scale, self.size.pickled_seconds,
                                      out_seconds * self.size.scale,
                                      shared_bytes(result) * self.size.scale)
@@ -276,15 +323,18 @@ class Sample:
                   + in_seconds + out_seconds
                   + size.partitions * PARTITION_SECONDS + self.sharing)
         speedup = self.clock.speedup(self.jobs)
-        if compute * (1 - 1 / speedup) > MARGIN * moving:
+        if compute * (1 - 1 / speedup) > MARGIN * moving + self.assembly:
             return None
         total_mb = (size.numeric + size.pickled_bytes) / 2**20
         also = f" (shared objects: {self.sharing:.2g} s of it)" if self.sharing else ""
+        if self.assembly:
+            also += f", then assembling the result about {self.assembly:.2g} s"
         busy = sum(self.clock.busy) / len(self.clock.busy)
-        now = (f", {speedup:.2g}x the kernel's speed with {busy:.1f} CPUs busy elsewhere"
-               if speedup < min(self.jobs, load.usable_cpus()) else "")
+        if speedup < min(self.jobs, load.usable_cpus()):
+            also += (f"; with {busy:.1f} CPUs busy elsewhere now, the workers would run "
+                     f"only {speedup:.2g}x the kernel's speed")
         return (f"ran in the kernel: the work is about {compute:.2g} s, moving {total_mb:.0f} MB "
-                f"to {self.jobs} workers{now} and back would cost about {moving:.2g} s{also} "
+                f"to {self.jobs} workers and back would cost about {moving:.2g} s{also} "
                 "(pass inline_fallback=False to use the workers anyway)")
 
     def rest(self, parts: Sequence[Partition]) -> list[Partition]:

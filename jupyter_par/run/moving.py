@@ -109,7 +109,10 @@ def sharing_seconds(objects: Mapping[str, Any] | None) -> float:
     for obj in (objects or {}).values():
         if isinstance(obj, pd.DataFrame | pd.Series):
             total += shared_bytes(obj) * MOVE_SECONDS_PER_BYTE
-            total += _pickle_per_row(obj)[0] * len(obj)
+            # Timed per row, and at least what its bytes cost by weight: Arrow strings
+            # pickle a sampled head in no measurable time, yet the whole takes a while.
+            seconds, nbytes = _pickle_per_row(obj)
+            total += max(seconds, nbytes * PICKLED_BYTE_WEIGHT * MOVE_SECONDS_PER_BYTE) * len(obj)
         else:
             nbytes = getattr(obj, "nbytes", None)
             if isinstance(nbytes, int) and getattr(getattr(obj, "dtype", None), "kind", "O") != "O":

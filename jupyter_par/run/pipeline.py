@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -26,6 +25,8 @@ from typing import Any, TextIO
 import numpy as np
 
 from ..errors import InlineFallbackWarning, PartialResultWarning, SerialFallbackWarning
+from ..machine.load import Stopwatch
+from ..planning.group_live import NOT_FINISHED
 from ..planning.plan import Plan
 from ..progress import timings
 from ..progress.chooser import sinks_for
@@ -199,10 +200,18 @@ def execute(
     run.choose_backend(where, output)
     if sinks is None:
         sinks = sinks_for(run.options.progress, plan.label, run.options.frontend)
-    outcome = _joined(run.head, run.the_rest(sinks, output))
-    show_outputs(outcome, output)
-    value, combined, combining = _combined(plan, outcome)
-    _explain(outcome, plan, combined, run.options.chosen.in_kernel, sinks)
+    value, outcome = run.finish_in_kernel(output)
+    if outcome is None:
+        outcome = _joined(run.head, run.the_rest(sinks, output))
+        show_outputs(outcome, output)
+        value, combined, combining = _combined(plan.combine, outcome)
+        if plan.kernel_finish is not None and run.options.chosen.in_kernel is None:
+            cost.note_assembly(plan.kernel_finish.call.method, combined.seconds,
+                               plan.kernel_finish.groups)
+    else:
+        combined, combining = value[1], value[2]
+        value = value[0]
+    _explain(outcome, plan, combined.wall, run.options.chosen.in_kernel, sinks)
     _raise_again([*(w for out in outcome.outputs for w in out.warnings), *combining], where)
     _report_skipped(outcome, where)
     return value, outcome
@@ -268,8 +277,11 @@ class _Steps:
             sharing = cost.sharing_seconds(self.shared) if self.shared else 0.0
             if size is None or not cost.worth_a_sample(size, sharing):
                 return None
-            sample = cost.Sample(size, here(_with_callers_numpy_errors(self.plan.op)),
-                                 self.options.jobs, sharing, whole_first=not self.plan.cuttable)
+            finish = self.plan.kernel_finish if self.fold is None else None
+            op = finish.timed(self.plan.op) if finish is not None else self.plan.op
+            sample = cost.Sample(size, here(_with_callers_numpy_errors(op)),
+                                 self.options.jobs, sharing, whole_first=not self.plan.cuttable,
+                                 finish=finish)
             self.head = _engine_run(sample.pieces(), sample.clock,
                                     with_backend(self.options, in_kernel), output,
                                     label=self.plan.label, unit=self.plan.unit,
@@ -279,6 +291,23 @@ class _Steps:
         self.parts = sample.rest(self.parts)
         self.done_before = (sample.units_done, sample.count)
         return sample.verdict
+
+    def finish_in_kernel(self, output: TextIO | None) -> tuple[Any, engine.RunOutcome | None]:
+        """Where the verdict kept the run here and the plan finishes in the kernel as
+        pandas' own call (a GroupBy call: the sample's values, the rest called here, no
+        assembly): ``((value, time, warnings), the sample's outcome)``; else
+        ``(None, None)`` and the rest runs as partitions."""
+        finish = self.plan.kernel_finish
+        head = self.head
+        if (finish is None or head is None or self.fold is not None or head.failures
+                or self.options.chosen.in_kernel is None):
+            return None, None
+        show_outputs(head, output)  # the sample's, before what the rest prints here
+        value, watch, combining = _combined(finish.finish, head)
+        if value is NOT_FINISHED:  # the rest runs as partitions; the sample's shown
+            self.head = replace(head, outputs=[])
+            return None, None
+        return (value, watch, combining), head
 
     def the_rest(self, sinks: Sequence[ProgressSink], output: TextIO | None
                  ) -> engine.RunOutcome:
@@ -335,16 +364,17 @@ def _joined(head: engine.RunOutcome | None, rest: engine.RunOutcome) -> engine.R
                    partitions=head.partitions + rest.partitions)
 
 
-def _combined(plan: Plan, outcome: engine.RunOutcome
-              ) -> tuple[Any, float, list[warnings.WarningMessage]]:
-    """The combined value, the seconds combining took, and what pandas warned meanwhile
-    (a replayed groupby-apply warns as the serial call does)."""
+def _combined(combine: Callable[[list[Any]], Any], outcome: engine.RunOutcome
+              ) -> tuple[Any, Stopwatch, list[warnings.WarningMessage]]:
+    """The combined value, the time combining took (``wall``, and ``seconds`` less any
+    wait for a CPU), and what pandas warned meanwhile (a replayed groupby-apply warns as
+    the serial call does)."""
     with warnings.catch_warnings(record=True) as combining:
         warnings.simplefilter("always")
-        started = time.perf_counter()
-        value = plan.combine(outcome.results)
-        combined = time.perf_counter() - started
-    return value, combined, combining
+        watch = Stopwatch().start()
+        value = combine(outcome.results)
+        watch.stop()
+    return value, watch, combining
 
 
 def stream(
