@@ -182,7 +182,7 @@ class _Cutter:
 
 
 def split(obj: pd.DataFrame | pd.Series, by: Any, n_parts: int,
-          groupby_kwargs: dict[str, Any]) -> GroupPartitions | str:
+          groupby_kwargs: dict[str, Any], first: float | None = None) -> GroupPartitions | str:
     """Partitions of whole groups, in pandas' group order (none if there are no groups);
     or why the call must run in one piece.
 
@@ -206,6 +206,12 @@ def split(obj: pd.DataFrame | pd.Series, by: Any, n_parts: int,
     n_parts = max(1, min(n_parts, n_groups))
     cumulative = np.cumsum(sizes)
     targets = cumulative[-1] * np.arange(1, n_parts) / n_parts
+    if first is not None and n_groups > n_parts:
+        # A small first partition (``first`` of the rows) ahead of ``n_parts`` equal ones:
+        # the in-kernel fallback runs it in the kernel as its sample, before the workers.
+        head = cumulative[-1] * first
+        targets = np.concatenate([[head], head + (cumulative[-1] - head) * targets
+                                  / cumulative[-1]])
     cuts = np.unique(np.searchsorted(cumulative, targets, side="left") + 1)
     edges = [0, *[int(c) for c in cuts if 0 < c < n_groups], n_groups]
     small = np.int16 if len(edges) < 2**15 else np.intp  # sorts by radix (see _Cutter)
