@@ -113,19 +113,23 @@ class Clocked:
 
     op: Any
     calls: list[tuple[float, Any, Any]] = field(default_factory=list)  # seconds, data, result
-    busy: list[float] = field(default_factory=lambda: [load.busy_elsewhere()])
+    cpus: int = field(default_factory=load.usable_cpus)
+    busy: list[float] = field(default_factory=list)
 
     def __call__(self, part: Any) -> Any:
+        if not self.busy:
+            self.busy.append(load.busy_elsewhere(self.cpus))
         watch = load.Stopwatch().start()
         result = self.op(part)
         self.calls.append((watch.stop(), part, result))
-        self.busy.append(load.busy_elsewhere())
+        self.busy.append(load.busy_elsewhere(self.cpus))
         return result
 
     def speedup(self, jobs: int) -> float:
         """How many times the kernel's speed ``jobs`` workers would get now: at the mean
         load read during the sample."""
-        return load.speedup(jobs, sum(self.busy) / len(self.busy))
+        busy = sum(self.busy) / len(self.busy) if self.busy else load.busy_elsewhere(self.cpus)
+        return load.speedup(jobs, busy, self.cpus)
 
 
 class Sample:
@@ -329,8 +333,8 @@ class Sample:
         also = f" (shared objects: {self.sharing:.2g} s of it)" if self.sharing else ""
         if self.assembly:
             also += f", then assembling the result about {self.assembly:.2g} s"
-        busy = sum(self.clock.busy) / len(self.clock.busy)
-        if speedup < min(self.jobs, load.usable_cpus()):
+        busy = sum(self.clock.busy) / max(1, len(self.clock.busy))
+        if speedup < min(self.jobs, self.clock.cpus):
             also += (f"; with {busy:.1f} CPUs busy elsewhere now, the workers would run "
                      f"only {speedup:.2g}x the kernel's speed")
         return (f"ran in the kernel: the work is about {compute:.2g} s, moving {total_mb:.0f} MB "

@@ -68,9 +68,12 @@ PICKLE_MOST_ROWS = 2**17
 
 
 def _fastest(obj: Any) -> tuple[float, int]:
-    """:func:`_pickle_seconds` of ``obj``, the faster of two: a pause (a collection, a
-    cold path) slows one timing, rarely both, and is multiplied by every row."""
+    """:func:`_pickle_seconds` of ``obj``; where that is short, the faster of two: a
+    pause (a collection, a cold path) slows one timing, rarely both, and a short one is
+    multiplied by many rows. A long one is timed once (it would cost as long again)."""
     first, size = _pickle_seconds(obj)
+    if first >= 5 * PICKLE_MEASURABLE_SECONDS:
+        return first, size
     return min(first, _pickle_seconds(obj)[0]), size
 
 
