@@ -32,18 +32,34 @@ NOT_FINISHED = object()
 
 
 class _Timed:
-    """A user function in the sample, its seconds added to ``clock``."""
+    """A user function in the sample, its CPU seconds (this thread's) added to ``clock``:
+    CPU, so that a wait for a CPU while other processes run counts on neither side."""
 
     def __init__(self, func: Callable[..., Any], clock: list[float]) -> None:
         self.func, self.clock = func, clock
         name_like(func, self)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
+        started = time.thread_time()
         try:
             return self.func(*args, **kwargs)
         finally:
-            self.clock[0] += time.perf_counter() - started
+            self.clock[0] += time.thread_time() - started
+
+
+@dataclasses.dataclass(frozen=True)
+class _TimedCall:
+    """The sample's :class:`GroupCall`, its own CPU seconds added to ``clock``."""
+
+    call: GroupCall
+    clock: list[float]
+
+    def __call__(self, part: Any) -> Any:
+        started = time.thread_time()
+        try:
+            return self.call(part)
+        finally:
+            self.clock[0] += time.thread_time() - started
 
 
 class _Tail:
@@ -118,6 +134,7 @@ class KernelFinish:
     serial: Callable[[], Any]
     label: str
     function_seconds: list[float] = dataclasses.field(default_factory=lambda: [0.0])
+    sample_seconds: list[float] = dataclasses.field(default_factory=lambda: [0.0])
 
     def timed(self, op: Any) -> Any:
         """``op`` (the plan's :class:`GroupCall`) with the user's functions timed."""
@@ -125,12 +142,12 @@ class KernelFinish:
             return op
         spec, kwargs = swap(op.spec, op.kwargs, op.named,
                             lambda f, slot: _Timed(f, self.function_seconds))
-        return dataclasses.replace(op, spec=spec, kwargs=kwargs)
+        return _TimedCall(dataclasses.replace(op, spec=spec, kwargs=kwargs), self.sample_seconds)
 
-    def assembly(self, sample_seconds: float) -> float:
-        """Seconds of the sample that were pandas' own loop, not the functions' work:
+    def assembly(self) -> float:
+        """CPU seconds of the sample that were pandas' own loop, not the functions' work:
         what assembling the partition's result from recorded values walks again."""
-        return max(0.0, sample_seconds - self.function_seconds[0])
+        return max(0.0, self.sample_seconds[0] - self.function_seconds[0])
 
     def finish(self, tapes: list[Any]) -> Any:
         """The call's value: pandas' own call here, ``tapes`` (the sample's, in order)

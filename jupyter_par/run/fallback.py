@@ -95,7 +95,6 @@ def note_assembly(method: str, seconds: float, groups: int) -> None:
     if groups > 0:
         _assembly_per_group[method] = seconds / groups
 
-
 # -- the input: is it big enough to ask? --------------------------------------------------
 def worth_a_sample(size: Input, sharing: float) -> bool:
     """Whether moving could cost enough to time the function first: inputs under
@@ -304,7 +303,7 @@ class Sample:
         if self.finish is not None:
             per_group = _assembly_per_group.get(self.finish.call.method)
             self.assembly = (per_group * self.finish.groups if per_group is not None
-                             else self.finish.assembly(seconds) * self.size.scale)
+                             else self.finish.assembly() * self.size.scale)
         self.verdict = self._verdict(seconds * self.size.scale, self.size.pickled_seconds,
                                      out_seconds * self.size.scale,
                                      shared_bytes(result) * self.size.scale)
