@@ -10,6 +10,7 @@ checks that none of the four has grown beyond a small bound. Run with
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 
@@ -65,6 +66,10 @@ def _snapshot() -> dict[str, float]:
     # A failed run's finished partitions are kept for --resume on purpose (at most 8 runs;
     # a result mapped from shared memory holds its segment's descriptor): not a leak.
     resume.STORE.clear()
+    # A failed run's exception and its traceback's frames form a cycle that may still hold
+    # a finished partition's result mapped from shared memory (its descriptor) until the
+    # next collection: garbage, not a leak. What survives a collection is counted.
+    gc.collect()
     me = psutil.Process()
     prefix = f"jupyter_par-{os.getpid()}-"
     shm = [n for n in os.listdir("/dev/shm") if n.startswith(prefix)] \
