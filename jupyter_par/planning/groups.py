@@ -27,6 +27,7 @@ import pandas as pd
 
 from ..errors import SerialFallbackWarning
 from ..worker import task as _worker
+from . import group_assembly
 from .partition import LazyPartition
 
 #: Keywords of ``DataFrame.groupby`` that the API accepts and passes to pandas.
@@ -256,12 +257,19 @@ class GroupResults:
             func = _BUILTINS[func]
         ctx = _worker.current_context()
         results: list[Any] = []
+        # pandas' ``mutated`` over this partition's groups (see group_assembly), or None
+        # where this pandas' loop is not the one it knows
+        mutated = [False] if group_assembly.supported() else [None]
 
         def each_group(group: Any, *args: Any, **kwargs: Any) -> None:
             if len(group) == 0:
                 return
             ctx.note_row(getattr(group, "name", None))
-            results.append(func(group, *args, **kwargs))
+            axes = group.axes  # as pandas reads them, before the call
+            value = func(group, *args, **kwargs)
+            results.append(value)
+            if mutated[0] is False and not group_assembly.indexed_like(value, axes):
+                mutated[0] = True
             ctx.add_rows(len(group))
 
         data, by = (part.data, part.by) if isinstance(part, Keyed) else (part, self.by)
@@ -278,11 +286,12 @@ class GroupResults:
                 # pandas 2 calls func again on the groups without the grouping columns
                 # when it raised TypeError with them (a sum over a string key): so here.
                 results.clear()
+                mutated[0] = False if mutated[0] is not None else None
                 grouped.apply(each_group, *self.args, include_groups=False, **self.kwargs)
-                return GroupValues(results, without_keys=True)
-            return GroupValues(results)
+                return GroupValues(results, without_keys=True, mutated=mutated[0])
+            return GroupValues(results, mutated=mutated[0])
         grouped.apply(each_group, *self.args, **self.apply_kwargs, **self.kwargs)
-        return GroupValues(results)
+        return GroupValues(results, mutated=mutated[0])
 
 
 @dataclass(frozen=True)
@@ -291,6 +300,8 @@ class GroupValues:
 
     results: list[Any]
     without_keys: bool = False
+    #: pandas' ``mutated`` over the partition's groups; None where not known
+    mutated: bool | None = None
 
 
 class Replay:
@@ -349,5 +360,15 @@ def replay(obj: pd.DataFrame | pd.Series, by: Any, groupby_kwargs: dict[str, Any
             SerialFallbackWarning, stacklevel=2)
         return grouped.apply(func, *op.args, **apply_kwargs, **op.kwargs)
     flat = [r for part in results for r in part.results]
-    return grouped.apply(Replay(flat, func, op.args, op.kwargs, fail_first=True in without_keys),
+    fail_first = True in without_keys
+    if len(flat) == grouped.ngroups and all(p.mutated is not None for p in results):
+        # every group has rows (none left for the caller): pandas' apply with its loop
+        # answered by the workers' values
+        mutated = any(p.mutated for p in results)
+        try:
+            with group_assembly.answered(grouped, flat, mutated, fail_first):
+                return grouped.apply(op.func, *op.args, **apply_kwargs, **op.kwargs)
+        except group_assembly.Unanswered:
+            pass
+    return grouped.apply(Replay(flat, func, op.args, op.kwargs, fail_first=fail_first),
                          **apply_kwargs)
