@@ -22,6 +22,7 @@ sees; a second pass), :func:`answered` says so and the caller replays instead.
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,6 +72,14 @@ def indexed_like(value: Any, axes: list[pd.Index]) -> bool:
     return bool(_ops._is_indexed_like(value, axes))
 
 
+def own_copy(grouped: Any) -> Any:
+    """A copy of the user's GroupBy whose loop :func:`answered` may stand in for, the
+    user's own left as it is (its computed groups shared, not found again)."""
+    own = copy.copy(grouped)
+    own._grouper = copy.copy(grouped._grouper)
+    return own
+
+
 @contextmanager
 def answered(grouped: Any, values: list[Any], mutated: bool,
              fail_first: bool = False) -> Iterator[None]:
@@ -101,3 +110,44 @@ def answered(grouped: Any, values: list[Any], mutated: bool,
         yield
     finally:
         del grouper.apply_groupwise
+
+
+#: :func:`apply_from_tapes` could not answer: replay.
+UNANSWERED = object()
+
+
+def _one_pass(tapes: list[Any]) -> list[Any] | None:
+    """Every group's value, in group order, where ``apply`` made one pass of its one
+    function over every partition's groups with no error and ``mutated`` known; else None.
+    (``tapes``: :class:`~.group_replay.Tape`, one per partition.)"""
+    values: list[Any] = []
+    for tape in tapes:
+        if tape.mutated is None or set(tape.passes) != {0}:
+            return None
+        made = [p for p in tape.passes[0] if len(p)]
+        if len(made) != 1 or len(made[0]) != tape.groups:
+            return None
+        entries = made[0]
+        for i in range(len(entries)):
+            entry = entries[i]
+            if entry.raised:
+                return None
+            values.append(entry.value)
+    return values
+
+
+def apply_from_tapes(grouped: Any, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                     tapes: list[Any]) -> Any:
+    """``grouped.apply(func, *args, **kwargs)`` from the workers' recorded values (the
+    user's GroupBy left as it is), or :data:`UNANSWERED` where the replay must do it."""
+    if not supported():
+        return UNANSWERED
+    values = _one_pass(tapes)
+    if values is None or len(values) != grouped.ngroups:
+        return UNANSWERED  # groups without rows, an error, a second pass: the replay's
+    own = own_copy(grouped)
+    try:
+        with answered(own, values, any(t.mutated for t in tapes)):
+            return own.apply(func, *args, **kwargs)
+    except Unanswered:
+        return UNANSWERED

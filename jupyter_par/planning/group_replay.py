@@ -25,7 +25,7 @@ import functools
 import itertools
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ import pandas as pd
 
 from ..errors import SerialFallbackWarning
 from ..worker import task as _worker
+from . import group_assembly
 from .group_source import regroup
 from .groups import Keyed
 
@@ -130,6 +131,9 @@ class Tape:
     #: A Series transform's rows, ``Series(value, index=group.index)`` of each group in
     #: order, concatenated: pandas' own pieces (see :func:`_series_transform`), or None.
     aligned: Any = None
+    #: ``apply``: pandas' ``mutated`` over the partition's groups (see group_assembly),
+    #: None where not known.
+    mutated: bool | None = None
 
 
 class Packed:
@@ -191,6 +195,7 @@ class _Book:
         self.rows_left = rows
         self.raised: list[BaseException] = []
         self.pieces: list[pd.Series] | None = None  # a Series transform's, when kept
+        self.mutated: bool | None = None  # apply's, when tracked
 
     def add(self, slot: int, entry: Entry) -> None:
         passes = self.tape.passes.setdefault(slot, [[]])
@@ -215,6 +220,7 @@ class Recorder:
         if size == 0:
             return self.func(arg, *args, **kwargs)
         frame = isinstance(arg, pd.DataFrame)
+        axes = getattr(arg, "axes", None) if self.book.mutated is False else None
         try:
             value = self.func(arg, *args, **kwargs)
         except Exception as exc:
@@ -223,6 +229,9 @@ class Recorder:
             self.book.add(self.slot, Entry(frame, size, exc, raised=True))
             raise
         self.book.add(self.slot, Entry(frame, size, value))
+        if self.book.mutated is False:
+            self.book.mutated = None if axes is None else not group_assembly.indexed_like(
+                value, axes)
         if self.book.pieces is not None:
             try:  # what SeriesGroupBy.transform makes of each group's value
                 self.book.pieces.append(pd.Series(value, index=arg.index))
@@ -262,6 +271,8 @@ class GroupCall:
         book = _Book(grouped.ngroups, len(data))
         if self.method == "transform" and isinstance(data, pd.Series):
             book.pieces = []
+        if self.method == "apply" and group_assembly.supported():
+            book.mutated = False
         spec, kwargs = swap(self.spec, self.kwargs, self.named,
                             lambda f, slot: Recorder(f, slot, book))
         try:
@@ -280,7 +291,7 @@ class GroupCall:
             tape = book.tape
         for passes in tape.passes.values():
             passes[:] = [pack(p) for p in passes]
-        return tape
+        return replace(tape, mutated=book.mutated)
 
 
 class _Replay:
@@ -333,6 +344,11 @@ def assemble(grouped: Any, call: GroupCall, tapes: list[Tape], serial: Callable[
         fast = _series_transform(grouped, tapes)
         if fast is not None:
             return fast
+    if call.method == "apply":
+        result = group_assembly.apply_from_tapes(grouped, call.spec, call.args, call.kwargs,
+                                                 tapes)
+        if result is not group_assembly.UNANSWERED:
+            return result
     replay = _Replay(tapes)
     spec, kwargs = swap(call.spec, call.kwargs, call.named,
                         lambda f, slot: Replayer(f, slot, replay))
