@@ -23,37 +23,45 @@ sees; a second pass), :func:`answered` says so and the caller replays instead.
 from __future__ import annotations
 
 import copy
+import hashlib
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-try:  # pandas' own test, read where it is; absent in a pandas that changed it
+try:  # pandas' own loops and tests, read where they are
     from pandas.core.groupby import ops as _ops
 except ImportError:  # pragma: no cover - every supported pandas has it
     _ops = None
 
-#: The parameters of ``BaseGrouper.apply_groupwise`` this module knows (pandas 3; pandas 2
-#: adds ``axis``, always 0 here: ``groupby(axis=1)`` runs in the caller).
-_KNOWN_LOOPS = (["self", "f", "data"], ["self", "f", "data", "axis"])
+#: The loops this module stands in for, known by their source (sha256, first 16 hex
+#: digits), so that a pandas whose loop reads otherwise keeps the replay:
+#: ``BaseGrouper.apply_groupwise`` -> the pandas whose ``_is_indexed_like`` it calls.
+_APPLY_LOOPS = {"bc8c1ad060c8a248": 3,  # pandas 3.1
+                "5b2c3ab47e9c6192": 2}  # pandas 2.3 (``axis`` argument, always 0 here)
+#: ``BaseGrouper._aggregate_series_pure_python`` -> whether it checks the first result
+#: of every grouper (pandas 2) or only of a resampler's (pandas 3).
+_AGG_LOOPS = {"72f8593368f5eeac": "resample only",  # pandas 3.1
+              "222e210961379874": "always"}  # pandas 2.3
 
 
-def _loop_parameters() -> list[str] | None:
-    loop = getattr(getattr(_ops, "BaseGrouper", None), "apply_groupwise", None)
-    test = getattr(_ops, "_is_indexed_like", None)
-    if loop is None or test is None:
-        return None
+def _known(name: str, known: dict[str, Any]) -> Any:
+    loop = getattr(getattr(_ops, "BaseGrouper", None), name, None)
     try:
-        return list(inspect.signature(loop).parameters)
-    except (TypeError, ValueError):
+        source = inspect.getsource(loop)
+    except (OSError, TypeError):
         return None
+    return known.get(hashlib.sha256(source.encode()).hexdigest()[:16])
 
 
-_LOOP = _loop_parameters()
-#: How many times the kernel's ``apply`` was answered by the workers' values (tests read it).
+_LOOP = _known("apply_groupwise", _APPLY_LOOPS)
+_AGG_LOOP = _known("_aggregate_series_pure_python", _AGG_LOOPS)
+#: How many loops over the groups the workers' values answered (tests read them).
 answered_calls = 0
+answered_agg_passes = 0
 
 
 class Unanswered(BaseException):  # a signal through pandas: it must not catch it
@@ -62,12 +70,17 @@ class Unanswered(BaseException):  # a signal through pandas: it must not catch i
 
 def supported() -> bool:
     """Whether this pandas' ``apply`` loop is the one :func:`answered` stands in for."""
-    return _LOOP in _KNOWN_LOOPS
+    return _LOOP is not None
+
+
+def agg_supported() -> bool:
+    """Whether this pandas' aggregation loop is the one :func:`agg_answered` stands in for."""
+    return _AGG_LOOP is not None
 
 
 def indexed_like(value: Any, axes: list[pd.Index]) -> bool:
     """pandas' own ``_is_indexed_like(value, axes)`` (the group's axes before the call)."""
-    if _LOOP == ["self", "f", "data", "axis"]:
+    if _LOOP == 2:
         return bool(_ops._is_indexed_like(value, axes, 0))
     return bool(_ops._is_indexed_like(value, axes))
 
@@ -110,6 +123,45 @@ def answered(grouped: Any, values: list[Any], mutated: bool,
         yield
     finally:
         del grouper.apply_groupwise
+
+
+@contextmanager
+def agg_answered(grouped: Any, next_pass: Callable[[np.ndarray], list[Any] | None]
+                 ) -> Iterator[None]:
+    """Within the block, ``grouped``'s aggregation loop (one pass of the function over
+    every group of one Series) takes its values from ``next_pass(group sizes)`` where
+    that gives them, and runs as pandas' own otherwise (the replay's function then
+    answers it group by group). ``grouped``: of the caller's own making (:func:`own_copy`).
+
+    What the loop does with each value is pandas' own: ``extract_result`` (with its
+    warning) and, where this pandas does, ``check_result_array`` on the first.
+    """
+    grouper = grouped._grouper
+    loop = grouper._aggregate_series_pure_python
+    sizes: list[np.ndarray] = []
+
+    def answer(obj: Any, func: Any) -> Any:
+        global answered_agg_passes
+        if not sizes:
+            sizes.append(np.asarray(grouper.size(), dtype=np.int64))
+        values = next_pass(sizes[0])
+        if values is None:
+            return loop(obj, func)
+        check = _AGG_LOOP == "always" or getattr(grouper, "_is_resample", False)
+        result = np.empty(len(values), dtype="O")
+        for i, value in enumerate(values):
+            res = _ops.extract_result(value)
+            if check and i == 0:
+                _ops.check_result_array(res, obj.dtype)
+            result[i] = res
+        answered_agg_passes += 1
+        return result
+
+    grouper._aggregate_series_pure_python = answer
+    try:
+        yield
+    finally:
+        del grouper._aggregate_series_pure_python
 
 
 #: :func:`apply_from_tapes` could not answer: replay.

@@ -21,6 +21,7 @@ a partition), the call runs again in the caller, as pandas, with a warning.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import itertools
 import warnings
@@ -324,6 +325,28 @@ class _Replay:
         return entry.value
 
 
+    def whole_pass(self, slot: int, sizes: np.ndarray) -> list[Any] | None:
+        """The next pass of ``slot`` over every group at once, where pandas is at its start
+        and every partition recorded it whole, on Series groups of ``sizes`` rows, without
+        an error; else None (and nothing read)."""
+        pass_, group = self.where.get(slot, (0, 0))
+        if group != 0 or self.total != len(sizes) or self.total == 0:
+            return None
+        values: list[Any] = []
+        for tape in self.tapes:
+            passes = tape.passes.get(slot, [])
+            if pass_ >= len(passes) or len(passes[pass_]) != tape.groups:
+                return None
+            entries = passes[pass_]
+            for i in range(len(entries)):
+                entry = entries[i]
+                if entry.raised or entry.frame or entry.size != sizes[len(values)]:
+                    return None
+                values.append(entry.value)
+        self.where[slot] = (pass_ + 1, 0)
+        return values
+
+
 class Replayer:
     """In the caller: stands for one user function in pandas' own call."""
 
@@ -352,8 +375,17 @@ def assemble(grouped: Any, call: GroupCall, tapes: list[Tape], serial: Callable[
     replay = _Replay(tapes)
     spec, kwargs = swap(call.spec, call.kwargs, call.named,
                         lambda f, slot: Replayer(f, slot, replay))
+    target, answering = grouped, contextlib.nullcontext()
+    if (call.method in ("agg", "aggregate") and not call.named and wrappable(call.spec)
+            and group_assembly.agg_supported()):
+        # one user function: pandas' loop over a Series' groups is answered a pass at a
+        # time from the tapes, without making every group again
+        target = group_assembly.own_copy(grouped)
+        answering = group_assembly.agg_answered(target,
+                                                lambda sizes: replay.whole_pass(0, sizes))
     try:
-        return getattr(grouped, call.method)(spec, *call.args, **kwargs)
+        with answering:
+            return getattr(target, call.method)(spec, *call.args, **kwargs)
     except Mismatch:
         pass
     warnings.warn(f"{label}: pandas called the function differently on the whole input than "
