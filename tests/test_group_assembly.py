@@ -1,5 +1,6 @@
-"""groupby-apply assembled through pandas' own ``apply`` with its loop answered by the
-workers' values (:mod:`jupyter_par.planning.group_assembly`, issue 28 workload 3).
+"""groupby-apply and agg assembled through pandas' own ``apply`` / ``agg`` with their
+loops over the groups answered by the workers' values
+(:mod:`jupyter_par.planning.group_assembly`, issue 28 workload 3, issue 23).
 
 Each case asserts where the result was assembled (the module's counter of answered
 loops, not timing) and that it equals serial pandas: value, index, dtypes and the
@@ -211,8 +212,106 @@ def test_pandas2_grouping_columns_warning_once() -> None:
 
 def test_replay_when_the_loop_is_unknown(monkeypatch) -> None:
     """A pandas whose loop differs: the replay assembles, exactly as before."""
-    monkeypatch.setattr(group_assembly, "_LOOP", ["self", "f", "data", "something"])
+    monkeypatch.setattr(group_assembly, "_LOOP", None)
     expected, _ = _run(lambda: DF.groupby("k").apply(same_index_series))
     (got, _), answered = _parallel(DF, "k", same_index_series, {})
     _same(got, expected)
     assert answered == 0
+
+
+# -- GroupBy.par.apply with a column selection, SeriesGroupBy.apply ----------------------
+SELECTIONS = [
+    ("frame columns", lambda: DF.groupby("k")[["v", "j"]]),
+    ("Series", lambda: DF.groupby("k")["v"]),
+    ("Series, group_keys=False", lambda: DF.groupby("k", group_keys=False)["v"]),
+    ("Series, two keys", lambda: DF.groupby(["k", "j"])["v"]),
+    ("as_index=False", lambda: DF.groupby("k", as_index=False)[["v", "j"]]),
+    ("NaN keys, dropna=False", lambda: NAN_KEYS.groupby("k", dropna=False)["v"]),
+]
+SELECTED_FUNCS = [lambda g: g.sum(), lambda g: g, lambda g: g * 2, lambda g: g.describe(),
+                  lambda g: g.head(2), lambda g: g.reset_index(drop=True).head(2)]
+
+
+def _par(grouped, method, func, backend="threads"):
+    counters = (group_assembly.answered_calls, group_assembly.answered_agg_passes)
+    got = _run(lambda: ran("workers", lambda: getattr(grouped.par, method)(
+        func, jobs=2, partitions=3, backend=backend, progress=False, inline_fallback=False)))
+    return got, (group_assembly.answered_calls - counters[0],
+                 group_assembly.answered_agg_passes - counters[1])
+
+
+@pytest.mark.parametrize("func", range(len(SELECTED_FUNCS)))
+@pytest.mark.parametrize(("name", "make"), SELECTIONS, ids=[s[0] for s in SELECTIONS])
+def test_selected_apply_answered(name, make, func) -> None:
+    func = SELECTED_FUNCS[func]
+    expected, expected_warnings = _run(lambda: make().apply(func))
+    (got, got_warnings), (answered, _) = _par(make(), "apply", func)
+    _same(got, expected)
+    assert got_warnings == expected_warnings
+    assert answered == 1
+    assert "apply_groupwise" not in vars(make()._grouper)
+
+
+# -- GroupBy.par.agg with one function ---------------------------------------------------
+def spread(x):
+    return x.max() - x.min()
+
+
+def first_text(x):
+    return str(x.iloc[0])
+
+
+def first_time(x):
+    return pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(x.iloc[0] % 5))
+
+
+def one_row(x):
+    return x.head(1)  # a one-row Series: pandas takes its value (and pandas 3 warns)
+
+
+def an_array(x):
+    return x.to_numpy()[:1]
+
+
+AGG_FUNCS = [spread, first_text, first_time, one_row, an_array]
+AGG_GROUPS = [
+    ("Series", lambda: DF.groupby("k")["v"]),
+    ("integer Series", lambda: DF.groupby("k")["j"]),
+    ("two keys", lambda: DF.groupby(["k", "j"])["v"]),
+    ("sort=False", lambda: DF.groupby("k", sort=False)["v"]),
+    ("NaN keys, dropna=False", lambda: NAN_KEYS.groupby("k", dropna=False)["v"]),
+    ("categorical, all observed", lambda: CATEGORICAL.groupby("k", observed=False)["v"]),
+    ("frame, columns", lambda: DF.groupby("k")[["v", "j"]]),
+    ("frame, as_index=False", lambda: DF.groupby("k", as_index=False)[["v", "j"]]),
+]
+
+
+@pytest.mark.parametrize("func", AGG_FUNCS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize(("name", "make"), AGG_GROUPS, ids=[g[0] for g in AGG_GROUPS])
+def test_agg_answered(name, make, func) -> None:
+    expected, expected_warnings = _run(lambda: make().agg(func))
+    (got, got_warnings), (_, passes) = _par(make(), "agg", func)
+    _same(got, expected)
+    assert {c for c, _ in got_warnings} == {c for c, _ in expected_warnings}
+    if not isinstance(expected, Exception):
+        assert passes >= 1, "pandas' loop over the groups ran again in the kernel"
+    assert "_aggregate_series_pure_python" not in vars(make()._grouper)
+
+
+def test_agg_from_processes() -> None:
+    grouped = DF.groupby(["k", "j"])["v"]
+    (got, _), (_, passes) = _par(grouped, "agg", spread, backend="processes")
+    _same(got, grouped.agg(spread))
+    assert passes == 1
+
+
+def test_agg_replayed_where_not_answerable() -> None:
+    """Groups without rows, and a list of functions: the replay, equal to pandas."""
+    grouped = UNOBSERVED.groupby("k", observed=False)["v"]
+    (got, _), (_, passes) = _par(grouped, "agg", spread)
+    _same(got, grouped.agg(spread))
+    assert passes == 0
+    listed = DF.groupby("k")["v"]
+    (got, _), (_, passes) = _par(listed, "agg", [spread, first_text])
+    _same(got, listed.agg([spread, first_text]))
+    assert passes == 0
