@@ -87,9 +87,13 @@ def indexed_like(value: Any, axes: list[pd.Index]) -> bool:
 
 def own_copy(grouped: Any) -> Any:
     """A copy of the user's GroupBy whose loop :func:`answered` may stand in for, the
-    user's own left as it is (its computed groups shared, not found again)."""
-    own = copy.copy(grouped)
-    own._grouper = copy.copy(grouped._grouper)
+    user's own left as it is (its computed groups shared, not found again); None where
+    this GroupBy does not copy so."""
+    try:
+        own = copy.copy(grouped)
+        own._grouper = copy.copy(grouped._grouper)
+    except Exception:  # noqa: BLE001 - a GroupBy unlike pandas' own: the replay
+        return None
     return own
 
 
@@ -198,6 +202,8 @@ def apply_from_tapes(grouped: Any, func: Any, args: tuple[Any, ...], kwargs: dic
     if values is None or len(values) != grouped.ngroups:
         return UNANSWERED  # groups without rows, an error, a second pass: the replay's
     own = own_copy(grouped)
+    if own is None:
+        return UNANSWERED
     try:
         with answered(own, values, any(t.mutated for t in tapes)):
             return own.apply(func, *args, **kwargs)

@@ -10,6 +10,10 @@ once, and may call a function several times per group (one pass per column for
     kernel: pandas' own call on the caller's GroupBy, each user function replaced by
             a Replayer that hands back those values in the order pandas asks
 
+For ``apply``, and for ``agg`` with one function, pandas' loop over the groups is
+answered whole from the tapes instead (:mod:`.group_assembly`): pandas does not make
+every group again in the caller. The replay stays for every other call and path.
+
 A *pass* is pandas calling one function once on every group, in group order: the
 caller's pass ``p`` at group ``g`` is pass ``p`` of the partition holding ``g``.
 Calls on empty objects (groups of unobserved categories, pandas' probes) are not
@@ -380,9 +384,11 @@ def assemble(grouped: Any, call: GroupCall, tapes: list[Tape], serial: Callable[
             and group_assembly.agg_supported()):
         # one user function: pandas' loop over a Series' groups is answered a pass at a
         # time from the tapes, without making every group again
-        target = group_assembly.own_copy(grouped)
-        answering = group_assembly.agg_answered(target,
-                                                lambda sizes: replay.whole_pass(0, sizes))
+        own = group_assembly.own_copy(grouped)
+        if own is not None:
+            target = own
+            answering = group_assembly.agg_answered(own,
+                                                    lambda sizes: replay.whole_pass(0, sizes))
     try:
         with answering:
             return getattr(target, call.method)(spec, *call.args, **kwargs)

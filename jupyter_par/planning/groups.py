@@ -8,10 +8,14 @@ combine their own results. Instead::
 
     kernel: groupby once ──group numbers──▶ whole groups per partition (keys sliced along)
     worker: for each group, in pandas' order ──▶ func(group) ──▶ raw results, in order
-    kernel: obj.groupby(...).apply(Replay(results)) ──▶ pandas builds the result
+    kernel: obj.groupby(...).apply(func), its loop over the groups answered by
+            the workers' results (group_assembly) ──▶ pandas builds the result
 
-The replay hands pandas the results the workers computed, in the order pandas asks for
-them, so the result's shape, index, order and dtypes are pandas' own by construction.
+pandas gets the results the workers computed, in group order, and its own ``mutated``
+test of them, so the result's shape, index, order and dtypes are pandas' own by
+construction. Where that loop cannot be answered whole (groups without rows, which only
+the kernel sees; a pandas whose loop is another), the replay hands pandas the results in
+the order it asks for them, group by group.
 """
 
 from __future__ import annotations
