@@ -187,7 +187,8 @@ class _Cutter:
 
 
 def split(obj: pd.DataFrame | pd.Series, by: Any, n_parts: int,
-          groupby_kwargs: dict[str, Any], first: float | None = None) -> GroupPartitions | str:
+          groupby_kwargs: dict[str, Any], first: float | None = None,
+          numbered: Any = None) -> GroupPartitions | str:
     """Partitions of whole groups, in pandas' group order (none if there are no groups);
     or why the call must run in one piece.
 
@@ -198,7 +199,10 @@ def split(obj: pd.DataFrame | pd.Series, by: Any, n_parts: int,
     only when each is first read (:class:`~jupyter_par.planning.partition.LazyPartition`), so
     the first partitions run while the later ones are still being cut.
     """
-    grouped = obj.groupby(by, **_quiet_keywords(groupby_kwargs))
+    # ``numbered``: the caller's own GroupBy of these rows, keys and keywords, whose group
+    # numbers the caller's assembly needs anyway: found once, for both
+    grouped = numbered if numbered is not None else obj.groupby(
+        by, **_quiet_keywords(groupby_kwargs))
     numbers = grouped.ngroup().to_numpy()
     if numbers.dtype.kind == "f":  # rows of no group (a missing key, dropna) are NaN
         codes = np.where(np.isnan(numbers), -1, numbers).astype(np.intp)
