@@ -17,7 +17,7 @@ import pytest
 from where_ran import ran
 
 import jupyter_par as jp
-from jupyter_par.planning import group_assembly
+from jupyter_par.planning import group_assembly, group_replay
 
 PANDAS_2 = int(pd.__version__.split(".")[0]) < 3
 
@@ -315,3 +315,26 @@ def test_agg_replayed_where_not_answerable() -> None:
     (got, _), (_, passes) = _par(listed, "agg", [spread, first_text])
     _same(got, listed.agg([spread, first_text]))
     assert passes == 0
+
+
+# -- SeriesGroupBy.transform: the workers' pieces placed back in input order ------------
+TRANSFORM_GROUPS = [
+    ("Series", lambda: DF.groupby("k")["v"]),
+    ("two keys", lambda: DF.groupby(["k", "j"])["v"]),
+    ("sort=False", lambda: DF.groupby("k", sort=False)["v"]),
+    ("NaN keys dropped", lambda: NAN_KEYS.groupby("k")["v"]),
+    ("NaN keys, dropna=False", lambda: NAN_KEYS.groupby("k", dropna=False)["v"]),
+    ("integers", lambda: DF.groupby("k")["j"]),
+]
+
+
+@pytest.mark.parametrize("func", [lambda x: x - x.mean(), lambda x: x.cumsum(),
+                                  lambda x: x.rank(), lambda x: len(x)])
+@pytest.mark.parametrize(("name", "make"), TRANSFORM_GROUPS, ids=[g[0] for g in TRANSFORM_GROUPS])
+def test_series_transform_equals_pandas(name, make, func) -> None:
+    expected, expected_warnings = _run(lambda: make().transform(func))
+    placed = group_replay.series_transforms_placed
+    (got, got_warnings), _ = _par(make(), "transform", func)
+    _same(got, expected)
+    assert got_warnings == expected_warnings
+    assert group_replay.series_transforms_placed == placed + 1
