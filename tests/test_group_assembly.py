@@ -17,7 +17,7 @@ import pytest
 from where_ran import ran
 
 import jupyter_par as jp
-from jupyter_par.planning import group_assembly, group_replay
+from jupyter_par.planning import group_assembly, group_replay, groups
 
 PANDAS_2 = int(pd.__version__.split(".")[0]) < 3
 
@@ -338,3 +338,19 @@ def test_series_transform_equals_pandas(name, make, func) -> None:
     _same(got, expected)
     assert got_warnings == expected_warnings
     assert group_replay.series_transforms_placed == placed + 1
+
+
+@pytest.mark.parametrize(("obj", "categorical"), [(DF, False), (CATEGORICAL, True)],
+                         ids=["integer key", "categorical key"])
+def test_split_grouping_reused_unless_pandas2_must_warn(obj, categorical) -> None:
+    """The kernel groups the input once: the split's GroupBy assembles the result, except
+    on pandas 2 for a categorical key without observed=, whose warning the caller's own
+    groupby gives (as the serial call does)."""
+    parts = groups.split(obj, "k", 3, {})
+    reused = groups.reusable(parts, {}) is parts.grouped
+    assert reused == (not (PANDAS_2 and categorical))
+    expected, expected_warnings = _run(lambda: obj.groupby("k").apply(scalar))
+    (got, got_warnings), answered = _parallel(obj, "k", scalar, {})
+    _same(got, expected)
+    assert got_warnings == expected_warnings
+    assert answered == 1

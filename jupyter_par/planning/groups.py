@@ -339,9 +339,14 @@ def reusable(parts: Any, groupby_kwargs: dict[str, Any]) -> Any:
     """The ``GroupBy`` :func:`split` made, if the replay may use it as its own: the same
     keywords as the caller's (pandas 2 warns about ``observed`` when the caller leaves
     it out, and the replay must warn as the serial call does), else ``None``."""
+    grouped = getattr(parts, "grouped", None)
     if _PANDAS_MAJOR < 3 and "observed" not in groupby_kwargs:
-        return None  # split spelled out observed=False, which the caller did not
-    return getattr(parts, "grouped", None)
+        # split spelled out observed=False, which the caller did not: pandas 2 makes the
+        # same GroupBy of both (observed=False) and warns only for a categorical grouping
+        groupings = getattr(getattr(grouped, "_grouper", None), "groupings", None)
+        if groupings is None or any(getattr(g, "_passed_categorical", True) for g in groupings):
+            return None
+    return grouped
 
 
 def replay(obj: pd.DataFrame | pd.Series, by: Any, groupby_kwargs: dict[str, Any],
