@@ -101,7 +101,8 @@ def group_call(grouped: Any, method: str, func: Any, args: tuple[Any, ...],
         return Plan.in_caller(serial, label)
     parts = groups.split(source.obj, source.by, partition_count(len(source.obj), jobs,
                                                                partitions),
-                         source.split_flags(), first=FIRST_SHARE if partitions is None else None)
+                         source.split_flags(), first=FIRST_SHARE if partitions is None else None,
+                         numbered=grouped)
     if isinstance(parts, str):
         return Plan.in_caller(serial, label, f"{parts}; ran in the caller")
     if not parts:

@@ -10,6 +10,10 @@ once, and may call a function several times per group (one pass per column for
     kernel: pandas' own call on the caller's GroupBy, each user function replaced by
             a Replayer that hands back those values in the order pandas asks
 
+For ``apply``, and for ``agg`` with one function, pandas' loop over the groups is
+answered whole from the tapes instead (:mod:`.group_assembly`): pandas does not make
+every group again in the caller. The replay stays for every other call and path.
+
 A *pass* is pandas calling one function once on every group, in group order: the
 caller's pass ``p`` at group ``g`` is pass ``p`` of the partition holding ``g``.
 Calls on empty objects (groups of unobserved categories, pandas' probes) are not
@@ -21,11 +25,12 @@ a partition), the call runs again in the caller, as pandas, with a warning.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import itertools
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -33,12 +38,18 @@ import pandas as pd
 
 from ..errors import SerialFallbackWarning
 from ..worker import task as _worker
+from . import group_assembly
 from .group_source import regroup
 from .groups import Keyed
 
 #: Functions pandas knows by name (numpy's reductions, builtins): pandas may run its own
 #: vectorised code instead of calling them, so they are left to pandas as they are.
 _NATIVE_MODULES = ("numpy", "pandas", "builtins")
+
+
+#: How many ``SeriesGroupBy.transform`` results were placed from the workers' pieces
+#: without a replay (tests read it).
+series_transforms_placed = 0
 
 
 class Mismatch(BaseException):  # a signal: pandas must not catch it
@@ -130,6 +141,9 @@ class Tape:
     #: A Series transform's rows, ``Series(value, index=group.index)`` of each group in
     #: order, concatenated: pandas' own pieces (see :func:`_series_transform`), or None.
     aligned: Any = None
+    #: ``apply``: pandas' ``mutated`` over the partition's groups (see group_assembly),
+    #: None where not known.
+    mutated: bool | None = None
 
 
 class Packed:
@@ -191,6 +205,7 @@ class _Book:
         self.rows_left = rows
         self.raised: list[BaseException] = []
         self.pieces: list[pd.Series] | None = None  # a Series transform's, when kept
+        self.mutated: bool | None = None  # apply's, when tracked
 
     def add(self, slot: int, entry: Entry) -> None:
         passes = self.tape.passes.setdefault(slot, [[]])
@@ -215,6 +230,7 @@ class Recorder:
         if size == 0:
             return self.func(arg, *args, **kwargs)
         frame = isinstance(arg, pd.DataFrame)
+        axes = getattr(arg, "axes", None) if self.book.mutated is False else None
         try:
             value = self.func(arg, *args, **kwargs)
         except Exception as exc:
@@ -223,6 +239,9 @@ class Recorder:
             self.book.add(self.slot, Entry(frame, size, exc, raised=True))
             raise
         self.book.add(self.slot, Entry(frame, size, value))
+        if self.book.mutated is False:
+            self.book.mutated = None if axes is None else not group_assembly.indexed_like(
+                value, axes)
         if self.book.pieces is not None:
             try:  # what SeriesGroupBy.transform makes of each group's value
                 self.book.pieces.append(pd.Series(value, index=arg.index))
@@ -262,6 +281,8 @@ class GroupCall:
         book = _Book(grouped.ngroups, len(data))
         if self.method == "transform" and isinstance(data, pd.Series):
             book.pieces = []
+        if self.method == "apply" and group_assembly.supported():
+            book.mutated = False
         spec, kwargs = swap(self.spec, self.kwargs, self.named,
                             lambda f, slot: Recorder(f, slot, book))
         try:
@@ -280,7 +301,7 @@ class GroupCall:
             tape = book.tape
         for passes in tape.passes.values():
             passes[:] = [pack(p) for p in passes]
-        return tape
+        return replace(tape, mutated=book.mutated)
 
 
 class _Replay:
@@ -313,6 +334,28 @@ class _Replay:
         return entry.value
 
 
+    def whole_pass(self, slot: int, sizes: np.ndarray) -> list[Any] | None:
+        """The next pass of ``slot`` over every group at once, where pandas is at its start
+        and every partition recorded it whole, on Series groups of ``sizes`` rows, without
+        an error; else None (and nothing read)."""
+        pass_, group = self.where.get(slot, (0, 0))
+        if group != 0 or self.total != len(sizes) or self.total == 0:
+            return None
+        values: list[Any] = []
+        for tape in self.tapes:
+            passes = tape.passes.get(slot, [])
+            if pass_ >= len(passes) or len(passes[pass_]) != tape.groups:
+                return None
+            entries = passes[pass_]
+            for i in range(len(entries)):
+                entry = entries[i]
+                if entry.raised or entry.frame or entry.size != sizes[len(values)]:
+                    return None
+                values.append(entry.value)
+        self.where[slot] = (pass_ + 1, 0)
+        return values
+
+
 class Replayer:
     """In the caller: stands for one user function in pandas' own call."""
 
@@ -333,11 +376,27 @@ def assemble(grouped: Any, call: GroupCall, tapes: list[Tape], serial: Callable[
         fast = _series_transform(grouped, tapes)
         if fast is not None:
             return fast
+    if call.method == "apply":
+        result = group_assembly.apply_from_tapes(grouped, call.spec, call.args, call.kwargs,
+                                                 tapes)
+        if result is not group_assembly.UNANSWERED:
+            return result
     replay = _Replay(tapes)
     spec, kwargs = swap(call.spec, call.kwargs, call.named,
                         lambda f, slot: Replayer(f, slot, replay))
+    target, answering = grouped, contextlib.nullcontext()
+    if (call.method in ("agg", "aggregate") and not call.named and wrappable(call.spec)
+            and group_assembly.agg_supported()):
+        # one user function: pandas' loop over a Series' groups is answered a pass at a
+        # time from the tapes, without making every group again
+        own = group_assembly.own_copy(grouped)
+        if own is not None:
+            target = own
+            answering = group_assembly.agg_answered(own,
+                                                    lambda sizes: replay.whole_pass(0, sizes))
     try:
-        return getattr(grouped, call.method)(spec, *call.args, **kwargs)
+        with answering:
+            return getattr(target, call.method)(spec, *call.args, **kwargs)
     except Mismatch:
         pass
     warnings.warn(f"{label}: pandas called the function differently on the whole input than "
@@ -363,14 +422,21 @@ def _series_transform(grouped: Any, tapes: list[Tape]) -> pd.Series | None:
     obj = grouped.obj
     numbers = grouped.ngroup().to_numpy(dtype=float, na_value=np.nan)
     kept = ~np.isnan(numbers)
-    ids = numbers[kept].astype(np.intp)
-    positions = np.flatnonzero(kept)[np.argsort(ids, kind="stable")]
+    ids = numbers[kept].astype(np.uint16 if grouped.ngroups <= 2**16 else np.intp)
+    # The kept rows in group order (a stable sort of small integers is a radix sort), and
+    # where each kept row, in input order, lies in that order: what sorting the pieces by
+    # their positions does, in linear time.
+    order = np.argsort(ids, kind="stable")
+    where = np.empty_like(order)
+    where[order] = np.arange(len(order))
     concatenated = pd.concat([t.aligned for t in tapes], ignore_index=True)
-    if len(concatenated) != len(positions):
+    if len(concatenated) != len(order):
         return None
-    result = concatenated.set_axis(pd.Index(positions)).sort_index()
+    result = concatenated.take(where).set_axis(pd.Index(np.flatnonzero(kept)))
     if not kept.all():
         result = result.reindex(pd.RangeIndex(len(obj)))
     result = result.set_axis(obj.index)
     result.name = obj.name
+    global series_transforms_placed
+    series_transforms_placed += 1
     return result

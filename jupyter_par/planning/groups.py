@@ -8,10 +8,14 @@ combine their own results. Instead::
 
     kernel: groupby once ──group numbers──▶ whole groups per partition (keys sliced along)
     worker: for each group, in pandas' order ──▶ func(group) ──▶ raw results, in order
-    kernel: obj.groupby(...).apply(Replay(results)) ──▶ pandas builds the result
+    kernel: obj.groupby(...).apply(func), its loop over the groups answered by
+            the workers' results (group_assembly) ──▶ pandas builds the result
 
-The replay hands pandas the results the workers computed, in the order pandas asks for
-them, so the result's shape, index, order and dtypes are pandas' own by construction.
+pandas gets the results the workers computed, in group order, and its own ``mutated``
+test of them, so the result's shape, index, order and dtypes are pandas' own by
+construction. Where that loop cannot be answered whole (groups without rows, which only
+the kernel sees; a pandas whose loop is another), the replay hands pandas the results in
+the order it asks for them, group by group.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import pandas as pd
 
 from ..errors import SerialFallbackWarning
 from ..worker import task as _worker
+from . import group_assembly
 from .partition import LazyPartition
 
 #: Keywords of ``DataFrame.groupby`` that the API accepts and passes to pandas.
@@ -182,7 +187,8 @@ class _Cutter:
 
 
 def split(obj: pd.DataFrame | pd.Series, by: Any, n_parts: int,
-          groupby_kwargs: dict[str, Any], first: float | None = None) -> GroupPartitions | str:
+          groupby_kwargs: dict[str, Any], first: float | None = None,
+          numbered: Any = None) -> GroupPartitions | str:
     """Partitions of whole groups, in pandas' group order (none if there are no groups);
     or why the call must run in one piece.
 
@@ -193,7 +199,10 @@ def split(obj: pd.DataFrame | pd.Series, by: Any, n_parts: int,
     only when each is first read (:class:`~jupyter_par.planning.partition.LazyPartition`), so
     the first partitions run while the later ones are still being cut.
     """
-    grouped = obj.groupby(by, **_quiet_keywords(groupby_kwargs))
+    # ``numbered``: the caller's own GroupBy of these rows, keys and keywords, whose group
+    # numbers the caller's assembly needs anyway: found once, for both
+    grouped = numbered if numbered is not None else obj.groupby(
+        by, **_quiet_keywords(groupby_kwargs))
     numbers = grouped.ngroup().to_numpy()
     if numbers.dtype.kind == "f":  # rows of no group (a missing key, dropna) are NaN
         codes = np.where(np.isnan(numbers), -1, numbers).astype(np.intp)
@@ -256,12 +265,19 @@ class GroupResults:
             func = _BUILTINS[func]
         ctx = _worker.current_context()
         results: list[Any] = []
+        # pandas' ``mutated`` over this partition's groups (see group_assembly), or None
+        # where this pandas' loop is not the one it knows
+        mutated = [False] if group_assembly.supported() else [None]
 
         def each_group(group: Any, *args: Any, **kwargs: Any) -> None:
             if len(group) == 0:
                 return
             ctx.note_row(getattr(group, "name", None))
-            results.append(func(group, *args, **kwargs))
+            axes = group.axes  # as pandas reads them, before the call
+            value = func(group, *args, **kwargs)
+            results.append(value)
+            if mutated[0] is False and not group_assembly.indexed_like(value, axes):
+                mutated[0] = True
             ctx.add_rows(len(group))
 
         data, by = (part.data, part.by) if isinstance(part, Keyed) else (part, self.by)
@@ -278,11 +294,12 @@ class GroupResults:
                 # pandas 2 calls func again on the groups without the grouping columns
                 # when it raised TypeError with them (a sum over a string key): so here.
                 results.clear()
+                mutated[0] = False if mutated[0] is not None else None
                 grouped.apply(each_group, *self.args, include_groups=False, **self.kwargs)
-                return GroupValues(results, without_keys=True)
-            return GroupValues(results)
+                return GroupValues(results, without_keys=True, mutated=mutated[0])
+            return GroupValues(results, mutated=mutated[0])
         grouped.apply(each_group, *self.args, **self.apply_kwargs, **self.kwargs)
-        return GroupValues(results)
+        return GroupValues(results, mutated=mutated[0])
 
 
 @dataclass(frozen=True)
@@ -291,6 +308,8 @@ class GroupValues:
 
     results: list[Any]
     without_keys: bool = False
+    #: pandas' ``mutated`` over the partition's groups; None where not known
+    mutated: bool | None = None
 
 
 class Replay:
@@ -320,9 +339,14 @@ def reusable(parts: Any, groupby_kwargs: dict[str, Any]) -> Any:
     """The ``GroupBy`` :func:`split` made, if the replay may use it as its own: the same
     keywords as the caller's (pandas 2 warns about ``observed`` when the caller leaves
     it out, and the replay must warn as the serial call does), else ``None``."""
+    grouped = getattr(parts, "grouped", None)
     if _PANDAS_MAJOR < 3 and "observed" not in groupby_kwargs:
-        return None  # split spelled out observed=False, which the caller did not
-    return getattr(parts, "grouped", None)
+        # split spelled out observed=False, which the caller did not: pandas 2 makes the
+        # same GroupBy of both (observed=False) and warns only for a categorical grouping
+        groupings = getattr(getattr(grouped, "_grouper", None), "groupings", None)
+        if groupings is None or any(getattr(g, "_passed_categorical", True) for g in groupings):
+            return None
+    return grouped
 
 
 def replay(obj: pd.DataFrame | pd.Series, by: Any, groupby_kwargs: dict[str, Any],
@@ -349,5 +373,15 @@ def replay(obj: pd.DataFrame | pd.Series, by: Any, groupby_kwargs: dict[str, Any
             SerialFallbackWarning, stacklevel=2)
         return grouped.apply(func, *op.args, **apply_kwargs, **op.kwargs)
     flat = [r for part in results for r in part.results]
-    return grouped.apply(Replay(flat, func, op.args, op.kwargs, fail_first=True in without_keys),
+    fail_first = True in without_keys
+    if len(flat) == grouped.ngroups and all(p.mutated is not None for p in results):
+        # every group has rows (none left for the caller): pandas' apply with its loop
+        # answered by the workers' values
+        mutated = any(p.mutated for p in results)
+        try:
+            with group_assembly.answered(grouped, flat, mutated, fail_first):
+                return grouped.apply(op.func, *op.args, **apply_kwargs, **op.kwargs)
+        except group_assembly.Unanswered:
+            pass
+    return grouped.apply(Replay(flat, func, op.args, op.kwargs, fail_first=fail_first),
                          **apply_kwargs)
