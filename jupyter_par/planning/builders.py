@@ -158,7 +158,8 @@ def groupby_apply(obj: pd.DataFrame | pd.Series, by: Any, func: Any,
 
     if len(obj) == 0 or not callable(func):
         return Plan.in_caller(serial, label)
-    parts = groups.split(obj, by, partition_count(len(obj), jobs, partitions), groupby_kwargs)
+    parts = groups.split(obj, by, partition_count(len(obj), jobs, partitions), groupby_kwargs,
+                         first=groups.FIRST_SHARE if partitions is None else None)
     if isinstance(parts, str):
         return Plan.in_caller(serial, label, f"{parts}; ran in the caller")
     if not parts:

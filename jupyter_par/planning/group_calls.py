@@ -25,10 +25,6 @@ from .plan import Plan
 
 #: The GroupBy methods that take a user function, and their one alias.
 METHODS = ("apply", "transform", "agg", "aggregate", "filter")
-#: The share of the rows in a small first partition, where the caller does not fix the
-#: partitions: the in-kernel fallback runs it in the kernel as its sample (whole groups
-#: cannot be cut anywhere), so that a call the workers win waits little for it.
-FIRST_SHARE = 1 / 32
 #: Keywords of these methods that are pandas' own, not the function's.
 _ENGINE_KEYWORDS = ("engine", "engine_kwargs")
 
@@ -99,10 +95,10 @@ def group_call(grouped: Any, method: str, func: Any, args: tuple[Any, ...],
         return apply_plan(source)
     if refused(grouped, method, func, args, kwargs, named) or len(source.obj) == 0:
         return Plan.in_caller(serial, label)
+    first = groups.FIRST_SHARE if partitions is None else None
     parts = groups.split(source.obj, source.by, partition_count(len(source.obj), jobs,
                                                                partitions),
-                         source.split_flags(), first=FIRST_SHARE if partitions is None else None,
-                         numbered=grouped)
+                         source.split_flags(), first=first, numbered=grouped)
     if isinstance(parts, str):
         return Plan.in_caller(serial, label, f"{parts}; ran in the caller")
     if not parts:

@@ -186,6 +186,13 @@ class _Cutter:
         return (data if whole else Keyed(data, part_by)), rows
 
 
+#: The share of the rows in a small first partition, where the caller does not fix the
+#: partitions: the in-kernel fallback runs it in the kernel as its sample (whole groups
+#: cannot be cut anywhere), before any worker starts, so it is serial work: 1/128 keeps
+#: it under 0.8% of the run (issue 28's serial share) while still measuring whole groups.
+FIRST_SHARE = 1 / 128
+
+
 def split(obj: pd.DataFrame | pd.Series, by: Any, n_parts: int,
           groupby_kwargs: dict[str, Any], first: float | None = None,
           numbered: Any = None) -> GroupPartitions | str:
