@@ -39,15 +39,20 @@ def sampled(monkeypatch):
     monkeypatch.setattr(cost, "SAMPLE_ABOVE_BYTES", 0)
 
 
-def counting(path: Path, slow_row: int | None = None):
+#: The sample's one-row calls (the first warms up; the faster of the two is the verdict's
+#: cost of one call): slow on both, the run goes to the workers with no further sample.
+ONE_ROW_CALLS = (0, 1)
+
+
+def counting(path: Path, slow_rows: tuple[int, ...] = ()):
     """A function of one value that appends ``pid value`` to ``path`` per call; the row
-    ``slow_row`` sleeps past the one-row limit, which sends the run to the workers."""
+    ``slow_rows`` sleep past the one-row limit, which sends the run to the workers."""
     name = str(path)
 
     def count(value):
         with open(name, "a") as f:
             f.write(f"{os.getpid()} {int(value)}\n")
-        if slow_row is not None and int(value) == slow_row:
+        if int(value) in slow_rows:
             time.sleep(0.08)
         return value * 2
 
@@ -82,7 +87,7 @@ def assert_once(path: Path, values) -> set[int]:
 def test_map_and_apply_run_each_row_once(tmp_path, sampled, monkeypatch, backend, start,
                                          verdict):
     series = pd.Series(np.arange(ROWS), name="v")
-    slow = 1 if verdict == "workers" else None  # row 1 is the one-row timing
+    slow = ONE_ROW_CALLS if verdict == "workers" else ()
     if verdict == "kernel":  # moving made to look dear: the rest stays in the kernel
         monkeypatch.setattr(cost, "PARTITION_SECONDS", 1.0)
     with warnings.catch_warnings(record=True) as caught:
@@ -278,8 +283,9 @@ def test_the_progress_counts_the_samples_rows_once(tmp_path, sampled, monkeypatc
     snapshots = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", jp.InlineFallbackWarning)
-        jp.map(series, counting(tmp_path / "p", None if verdict == "kernel" else 1), jobs=2,
-               partitions=8, progress=snapshots.append)
+        slow = () if verdict == "kernel" else ONE_ROW_CALLS
+        jp.map(series, counting(tmp_path / "p", slow), jobs=2, partitions=8,
+               progress=snapshots.append)
     final = snapshots[-1]
     assert final.rows_done == final.rows_total == ROWS
     assert final.partitions_done == final.partitions_total > 8  # the sample's pieces too
