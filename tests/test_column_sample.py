@@ -120,17 +120,23 @@ def _same(result, expected):
         pd.testing.assert_series_equal(result, expected)
 
 
-def test_arrow_columns_and_a_single_column_equal_pandas(monkeypatch):
+def _head(column):
+    time.sleep(0.02)
+    return column.iloc[:2].tolist()
+
+
+def test_arrow_columns_equal_pandas(monkeypatch):
     pytest.importorskip("pyarrow")
     monkeypatch.setattr(cost, "SAMPLE_ABOVE_BYTES", 0)
     frame = pd.DataFrame({"a": pd.array(["x", "yy", None] * 500, dtype="string[pyarrow]"),
                           "b": pd.array(range(1500), dtype="int64[pyarrow]")})
-    def head(column):
-        time.sleep(0.02)
-        return column.iloc[:2].tolist()
+    _same(ran("workers", lambda: jp.apply(frame, _head, axis=0, jobs=2, progress=False)),
+          frame.apply(_head, axis=0))
 
-    for data in (frame, frame[["b"]]):
-        _same(jp.apply(data, head, axis=0, jobs=2, progress=False), data.apply(head, axis=0))
-    empty = frame.iloc[:, :0]
-    pd.testing.assert_series_equal(jp.apply(empty, len, axis=0, jobs=2, progress=False),
-                                   empty.apply(len, axis=0))
+
+def test_one_column_and_no_columns_equal_pandas(monkeypatch):
+    monkeypatch.setattr(cost, "SAMPLE_ABOVE_BYTES", 0)
+    one = WIDE[["c3"]]  # one partition: nothing to sample
+    _same(jp.apply(one, _head, axis=0, jobs=2, progress=False), one.apply(_head, axis=0))
+    empty = WIDE.iloc[:, :0]
+    _same(jp.apply(empty, len, axis=0, jobs=2, progress=False), empty.apply(len, axis=0))
