@@ -23,6 +23,7 @@ import contextlib
 import gc
 import mmap
 import os
+import threading
 from typing import Any
 
 from . import shared_memory as transport
@@ -59,10 +60,17 @@ class Arena:
         self.writes += 1
 
     def release(self) -> None:
-        """Remove the name and the kernel's mapping (a worker's mapping stays valid)."""
+        """Remove the name at once and the kernel's mapping in the background (a worker's
+        mapping stays valid). Unmapping frees the pages, ~2.5 ms per 16 MB, which the
+        end of a run would otherwise wait for; ``munmap`` runs without the GIL."""
         transport.unlink(self.name)
-        with contextlib.suppress(BufferError, ValueError):
-            self._map.close()
+        threading.Thread(target=_close, args=(self._map,), name="jupyter_par-arena-free",
+                         daemon=True).start()
+
+
+def _close(mapping: mmap.mmap) -> None:
+    with contextlib.suppress(BufferError, ValueError):
+        mapping.close()
 
 
 def pack(obj: Any, arena: Arena | None, name: str) -> tuple[transport.Packed | None,
