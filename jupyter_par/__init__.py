@@ -13,7 +13,7 @@ one (``tests/test_layers.py`` reads this table and fails on an upward import)::
     layer  3 cell      cell/         the magic's cell: run, code, meaning (+ expressions,
                                      cross_row_words), row_count, kept
     layer  4 run       run/          pipeline, engine, options, backend_choice, fallback,
-                                     moving
+                                     moving, column_sample
     layer  5 planning  planning/     Plan and every way to cut and combine
     layer  6 progress  progress/     records, the front-end chooser, text bars, timings
     layer  7 backends  backends/     registry, base, processes + process_worker, threads,

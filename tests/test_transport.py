@@ -116,7 +116,7 @@ def big() -> pd.DataFrame:
 def _mapped(part: pd.DataFrame) -> bool:
     base = part["a"].to_numpy()
     while base is not None and not isinstance(base, mmap.mmap):
-        base = getattr(base, "base", None)
+        base = getattr(base, "base", None) if not isinstance(base, memoryview) else base.obj
     return base is not None
 
 

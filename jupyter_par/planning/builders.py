@@ -69,7 +69,7 @@ def frame_apply(df: pd.DataFrame, func: Any, axis: Any, kwargs: dict[str, Any],
                     cuttable=True)
     parts = split_columns(df, partition_count(df.shape[1], jobs, partitions))
     return Plan(parts, operations.ColumnApply(func, kwargs), _columns_result, label,
-                unit="columns")
+                unit="columns", columns_cuttable=True)
 
 
 def _rows_result(results: list[Any]) -> Any:

@@ -35,6 +35,10 @@ class Plan:
     #: however the rows of the partitions (pandas objects) are cut into contiguous pieces.
     #: The in-kernel fallback's sample runs such pieces once and keeps their results.
     cuttable: bool = False
+    #: Columns may be cut anywhere (a column-wise apply: ``op`` is column-local, and the
+    #: results of any contiguous column pieces combine to the same value); the sample
+    #: then runs single columns, not the whole first partition.
+    columns_cuttable: bool = False
     #: Called with the first result that comes back; raises (a UsageError) when the
     #: results cannot be combined, which stops the run at once (a refusal costs nothing).
     check_first: Callable[[Any], None] | None = None

@@ -351,5 +351,6 @@ class Sample:
             end = len(self.size.first) - 1
             rest.append(Partition(done, self.size.first.iloc[self.taken:], first.size - self.taken,
                                   f"rows {self.taken}-{end}"))
-        rest.extend(replace(p, index=done + len(rest) + i) for i, p in enumerate(parts[1:]))
+        start = done + len(rest)  # (extend grows ``rest`` as it goes)
+        rest.extend(replace(p, index=start + i) for i, p in enumerate(parts[1:]))
         return rest

@@ -39,6 +39,7 @@ from ..worker.task import CapturedWarning
 from . import engine, resume
 from . import fallback as cost
 from .backend_choice import BackendChoice, choose_backend
+from .column_sample import ColumnSample
 from .options import Options, with_backend
 from .worker_setup import with_worker_init
 
@@ -279,9 +280,10 @@ class _Steps:
                 return None
             finish = self.plan.kernel_finish if self.fold is None else None
             op = finish.timed(self.plan.op) if finish is not None else self.plan.op
-            sample = cost.Sample(size, here(_with_callers_numpy_errors(op)),
-                                 self.options.jobs, sharing, whole_first=not self.plan.cuttable,
-                                 finish=finish)
+            kind = ColumnSample if self.plan.columns_cuttable else cost.Sample
+            sample = kind(size, here(_with_callers_numpy_errors(op)),
+                          self.options.jobs, sharing, whole_first=not self.plan.cuttable,
+                          finish=finish)
             self.head = _engine_run(sample.pieces(), sample.clock,
                                     with_backend(self.options, in_kernel), output,
                                     label=self.plan.label, unit=self.plan.unit,
