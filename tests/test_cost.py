@@ -214,8 +214,27 @@ def test_a_cheap_groupby_agg_stays_in_the_kernel_and_runs_each_group_once():
 
     grouped = GROUPS.groupby("k")["v"]
     expected = grouped.agg(lambda v: v.iat[0])
-    with pytest.warns(jp.InlineFallbackWarning, match="assembling the result"):
+    # pandas' agg answered from the workers' values needs no walk of its loop, so the
+    # verdict counts no assembly here before one is measured: the work alone decides.
+    with pytest.warns(jp.InlineFallbackWarning, match="ran in the kernel"):
         result = ran("kernel", lambda: grouped.par.agg(first, **RUN))
+    pd.testing.assert_series_equal(result, expected)
+    assert len(calls) == 2000 and set(calls) == {os.getpid()}
+
+
+def test_an_assembly_that_walks_pandas_loop_is_counted_against_the_workers():
+    """``filter`` is assembled by replaying pandas' loop over every group in the kernel:
+    the verdict counts that walk on the workers' side, and names it."""
+    calls = []
+
+    def wide(values):
+        calls.append(os.getpid())
+        return values.iat[0] > 0.5
+
+    grouped = GROUPS.groupby("k")["v"]
+    expected = grouped.filter(lambda v: v.iat[0] > 0.5)
+    with pytest.warns(jp.InlineFallbackWarning, match="assembling the result about"):
+        result = ran("kernel", lambda: grouped.par.filter(wide, **RUN))
     pd.testing.assert_series_equal(result, expected)
     assert len(calls) == 2000 and set(calls) == {os.getpid()}
 

@@ -24,7 +24,15 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import SerialFallbackWarning
-from .group_replay import GroupCall, Mismatch, Tape, _size, name_like, swap
+from .group_replay import (
+    GroupCall,
+    Mismatch,
+    Tape,
+    _size,
+    answered_without_loop,
+    name_like,
+    swap,
+)
 
 #: What :meth:`KernelFinish.finish` returns when the sample's values cannot be used
 #: before any function ran (the caller then runs the rest as partitions, as usual).
@@ -146,7 +154,11 @@ class KernelFinish:
 
     def assembly(self) -> float:
         """CPU seconds of the sample that were pandas' own loop, not the functions' work:
-        what assembling the partition's result from recorded values walks again."""
+        what assembling the partition's result from recorded values walks again; none
+        where the assembly answers pandas without that loop (scaled from a small first
+        partition, the loop's fixed cost per call would read as seconds of assembly)."""
+        if answered_without_loop(self.grouped, self.call):
+            return 0.0
         return max(0.0, self.sample_seconds[0] - self.function_seconds[0])
 
     def finish(self, tapes: list[Any]) -> Any:

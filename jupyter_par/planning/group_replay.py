@@ -369,6 +369,18 @@ class Replayer:
         return self.replay.next(self.slot, arg)
 
 
+def answered_without_loop(grouped: Any, call: GroupCall) -> bool:
+    """Whether :func:`assemble` can answer ``call`` without walking pandas' loop over the
+    groups again (pandas' apply or one-function agg answered from the tapes, a Series'
+    transform put back in place): its assembly then costs next to nothing per group."""
+    if call.method == "transform":
+        return isinstance(grouped.obj, pd.Series)
+    if call.method == "apply":
+        return group_assembly.supported()
+    return (call.method in ("agg", "aggregate") and not call.named and wrappable(call.spec)
+            and group_assembly.agg_supported())
+
+
 def assemble(grouped: Any, call: GroupCall, tapes: list[Tape], serial: Callable[[], Any],
              label: str) -> Any:
     """What ``getattr(grouped, call.method)(...)`` returns, from the partitions' tapes."""
