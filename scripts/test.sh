@@ -33,11 +33,11 @@ ENGINE_SUITE=(tests/test_api.py tests/test_engine.py tests/test_properties.py
   tests/test_text_transport.py tests/test_arrow.py)
 # ... and where pandas or Python differ most from the full suite's (3.10, pandas 2.x): the
 # group calls and their assembly, windows, exactly-once, resume, worker_init, imap, the
-# fallback's verdict, the shared-memory arena and the per-column sample too.
+# fallback's verdict and the per-column sample too.
 ENGINE_SUITE_MORE=(tests/test_group_calls.py tests/test_group_calls_properties.py
   tests/test_windows.py tests/test_exactly_once.py tests/test_resume.py
   tests/test_worker_init.py tests/test_imap.py tests/test_group_assembly.py
-  tests/test_cost.py tests/test_arena.py tests/test_column_sample.py)
+  tests/test_cost.py tests/test_column_sample.py)
 
 # The other interpreters: version | pandas | pyarrow or not | the engine suite's start
 # methods | the routed suites' modes: every method runs on more than one interpreter,

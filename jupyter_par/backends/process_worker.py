@@ -21,8 +21,8 @@ from typing import Any
 import multiprocess
 
 from ..machine import limits
-from ..wire import arena, shipping
 from ..wire import shared_memory as transport
+from ..wire import shipping
 from ..wire.outcome import encode_outcome, loading_failed
 from ..worker import allocator as _allocator
 from ..worker import output as worker_output
@@ -140,13 +140,11 @@ def _adopt_kernel_multiprocessing(keys: dict[str, bytes]) -> None:
 
 def serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None,
            threads: int | None = None, override_threads: bool = False,
-           authkeys: dict[str, bytes] | None = None, held: Any = None) -> None:
+           authkeys: dict[str, bytes] | None = None) -> None:
     """The loop of one worker process: receive a task, run it, send the outcome.
 
     ``peaks[index]`` receives, before each outcome is sent, how much memory the task
-    took (its peak growth plus its result), or -1 where that cannot be measured;
-    ``held[index]`` whether the partition's arena is still referred to
-    (:data:`jupyter_par.wire.arena.HELD`: the kernel must not write it again).
+    took (its peak growth plus its result), or -1 where that cannot be measured.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if authkeys is not None:
@@ -178,7 +176,6 @@ def serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None,
         if kind == "stop":
             return
         before = _reset_peak()
-        mapping = None
         try:
             if op_bytes is not None:
                 ops.clear()
@@ -188,9 +185,7 @@ def serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None,
                 ops[run_id] = shipping.loads(code)
             data = shipping.loads(data_bytes)
             if isinstance(data, transport.Packed):
-                keep = data.keep
-                data, mapping = transport.unpack_mapped(data, unlink_after=not keep)
-                mapping = mapping if keep else None  # only an arena is written again
+                data = transport.unpack(data)
         except BaseException as exc:  # noqa: BLE001 - reported to the parent as the task's failure
             outcome: TaskDone | TaskFailed = _worker.run_task(task_id, loading_failed(exc), None)
         else:
@@ -202,9 +197,6 @@ def serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None,
         result_bytes = transport.shared_bytes(getattr(outcome, "value", None))
         payload = encode_outcome(outcome, segment_tag(index), parent_pid)
         outcome = None
-        if held is not None:  # before the outcome goes: the kernel reads it on receipt
-            held[index] = 0 if arena.let_go(mapping) else arena.HELD
-        mapping = None
         if peaks is not None:
             peak = _status_bytes("VmHWM:") if before >= 0 else -1
             peaks[index] = -1 if peak < 0 else max(0, peak - before) + result_bytes

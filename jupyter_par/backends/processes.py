@@ -34,7 +34,6 @@ from multiprocess.connection import wait
 
 from ..machine import limits
 from ..machine.budget import MemoryBudget, mb
-from ..wire import arena as arenas
 from ..wire import shared_memory as transport
 from ..wire import shipping
 from ..wire.outcome import decode_outcome
@@ -198,9 +197,6 @@ class ProcessBackend(Backend):
         self._procs: list[_Proc | None] = [None] * jobs
         self._slots: Any = None
         self._peaks: Any = None
-        self._held: Any = None
-        #: Each worker slot's input segment in this run (see jupyter_par.wire.arena).
-        self._arenas: dict[int, arenas.Arena] = {}
         self._op: tuple[int, bytes, dict[str, bytes], dict[str, int]] | None = None
         self._budget = MemoryBudget(jobs)
         self._full_count = transport.full_count
@@ -216,14 +212,13 @@ class ProcessBackend(Backend):
         transport.sweep_orphans()  # segments of an earlier kernel killed with its workers
         self._slots = self._ctx.RawArray("q", self.jobs)
         self._peaks = self._ctx.RawArray("q", self.jobs)
-        self._held = self._ctx.RawArray("b", self.jobs)
 
     def _spawn(self, index: int) -> _Proc:
         parent_end, child_end = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=serve,
             args=(child_end, self._slots, index, os.getpid(), self._peaks, self.blas_threads,
-                  self.options.get("blas_threads") is not None, _kernel_authkeys(), self._held),
+                  self.options.get("blas_threads") is not None, _kernel_authkeys()),
             name=f"jupyter_par-worker-{index}",
         )
         with _main_not_rerun(self.start_method), warnings.catch_warnings():
@@ -270,15 +265,6 @@ class ProcessBackend(Backend):
         """Let go of the run's code and large globals (the workers keep what they hold)."""
         if self._op is not None and self._op[0] == run_id:
             self._op = None
-        self._release_arenas()
-
-    def _release_arenas(self, index: int | None = None) -> None:
-        """Remove the arenas (of slot ``index``, or all): none outlives its run."""
-        for slot in list(self._arenas) if index is None else [index]:
-            arena = self._arenas.pop(slot, None)
-            if arena is not None:
-                arena.release()
-
     def _free_index(self) -> int:
         """An idle live worker if there is one, else a slot with no worker yet."""
         live = [i for i, p in enumerate(self._procs) if p is not None and p.task_id is None]
@@ -319,22 +305,14 @@ class ProcessBackend(Backend):
             missing = {t: b for t, b in externals.items() if t not in proc.held}
             proc.held = shipping.plan_hold(proc.held, externals)
             op_bytes = (code, missing, tuple(proc.held), levels)
-        # Large numeric partitions travel through shared memory, not the pipe: the
-        # slot's arena, written again once its worker let go of the last partition.
-        packed = None
-        if transport.packable(task.data):
-            packed, arena = arenas.pack(task.data, self._arenas.get(index),
-                                        transport.new_name(segment_tag(index)))
-            if arena is None:
-                self._arenas.pop(index, None)
-            else:
-                self._arenas[index] = arena
+        # Large numeric partitions travel through shared memory, not the pipe.
+        packed = (transport.pack(task.data, name=transport.new_name(segment_tag(index)))
+                  if transport.packable(task.data) else None)
         self._warn_if_shm_full()
         data_bytes = shipping.dumps_data(task.data if packed is None else packed,
                                          what=f"partition {task.task_id}")
         self._slots[index] = 0
         self._peaks[index] = -1
-        self._held[index] = 0
         self._budget.started(proc.name, task.task_id, proc.process.pid or 0,
                              len(data_bytes) + (packed.size if packed is not None else 0))
         message = pickle.dumps(("task", task.task_id, task.run_id, op_bytes, data_bytes),
@@ -367,8 +345,6 @@ class ProcessBackend(Backend):
                 task_id, proc.task_id = proc.task_id, None
                 used = self._peaks[int(proc.name)]
                 self._budget.finished(proc.name, used if used >= 0 else None)
-                if self._held[int(proc.name)] == arenas.HELD:
-                    self._release_arenas(int(proc.name))  # its worker still uses the pages
                 outcome = decode_outcome(payload)
                 if isinstance(outcome, TaskFailed):
                     proc.held = {}  # it may have failed to load them: send again
@@ -420,7 +396,6 @@ class ProcessBackend(Backend):
             proc.process.kill()
             proc.process.join(1.0)
         # Once it is gone: segments it never mapped, or results it never sent.
-        self._release_arenas(int(proc.name))
         transport.sweep(tag=segment_tag(int(proc.name)))
         with contextlib.suppress(Exception):
             proc.conn.close()

@@ -85,8 +85,7 @@ def fits(nbytes: int) -> bool:
     return nbytes + HEADROOM <= free_bytes()
 
 
-def note_full() -> None:
-    """Count one segment that did not fit (see :data:`full_count`)."""
+def _note_full() -> None:
     global full_count
     full_count += 1
 
@@ -132,9 +131,6 @@ class Packed:
     index: Any
     name: Any = None
     attrs: Any = None
-    #: The segment is a worker slot's arena, written again for its next partition: the
-    #: receiver maps it without removing its name (see :mod:`jupyter_par.wire.arena`).
-    keep: bool = False
 
 
 def segment_path(name: str) -> str:
@@ -176,26 +172,6 @@ def pack(obj: Any, *, min_bytes: int | None = None, name: str | None = None) -> 
         The segment's name (default :func:`new_name`); it must start with the pid of
         the process responsible for sweeping it, as :func:`new_name` names do.
     """
-    laid = layout(obj, min_bytes)
-    if laid is None:
-        return None
-    series, plain, offsets, size = laid
-    if not fits(size):
-        note_full()
-        return None
-    name = name or new_name()
-    try:
-        _write(name, size, plain, offsets)
-    except OSError:
-        note_full()  # filled up by someone else meanwhile
-        return None  # the caller pickles instead
-    return handle(obj, name, size, series, plain, offsets)
-
-
-def layout(obj: Any, min_bytes: int | None = None
-           ) -> tuple[list[pd.Series], list[np.ndarray | None], list[int], int] | None:
-    """Where :func:`pack` puts ``obj``'s numeric columns: (columns, their arrays or
-    ``None``, offsets, segment size); ``None`` when not worth a segment (see :func:`pack`)."""
     if not packable(obj) or not available():
         return None
     series = _columns_of(obj)
@@ -208,28 +184,22 @@ def layout(obj: Any, min_bytes: int | None = None
     threshold = MIN_BYTES if min_bytes is None else min_bytes
     if sum(v.nbytes for v in plain if v is not None) < max(threshold, 1):
         return None
-    return series, plain, offsets, size
-
-
-def handle(obj: Any, name: str, size: int, series: list[pd.Series],
-           plain: list[np.ndarray | None], offsets: list[int], keep: bool = False) -> Packed:
-    """The :class:`Packed` handle of ``obj`` laid out by :func:`layout` in segment ``name``."""
+    if not fits(size):
+        _note_full()
+        return None
+    name = name or new_name()
+    try:
+        _write(name, size, plain, offsets)
+    except OSError:
+        _note_full()  # filled up by someone else meanwhile
+        return None  # the caller pickles instead
     columns = tuple(
         (offset, values.dtype.str, len(values)) if values is not None else column.array
         for column, values, offset in zip(series, plain, offsets)
     )
     if isinstance(obj, pd.Series):
-        return Packed(name, size, "series", columns, None, obj.index, obj.name, obj.attrs or None,
-                      keep)
-    return Packed(name, size, "frame", columns, obj.columns, obj.index, None, obj.attrs or None,
-                  keep)
-
-
-def pieces(plain: list[np.ndarray | None], offsets: list[int]) -> Iterator[tuple[Any, int]]:
-    """The contiguous byte pieces of the laid-out arrays, with their offsets."""
-    return ((piece, offset) for values, start in zip(plain, offsets)
-            if values is not None and values.nbytes
-            for piece, offset in _contiguous_pieces(values, start))
+        return Packed(name, size, "series", columns, None, obj.index, obj.name, obj.attrs or None)
+    return Packed(name, size, "frame", columns, obj.columns, obj.index, None, obj.attrs or None)
 
 
 def write_segment(name: str, size: int, pieces: Iterable[tuple[Any, int]]) -> None:
@@ -257,7 +227,9 @@ def write_segment(name: str, size: int, pieces: Iterable[tuple[Any, int]]) -> No
 
 def _write(name: str, size: int, plain: list[np.ndarray | None], offsets: list[int]) -> None:
     """Create segment ``name`` and copy the arrays in."""
-    write_segment(name, size, pieces(plain, offsets))
+    write_segment(name, size, ((piece, offset) for values, start in zip(plain, offsets)
+                               if values is not None and values.nbytes
+                               for piece, offset in _contiguous_pieces(values, start)))
 
 
 def _contiguous_pieces(values: np.ndarray, offset: int) -> Iterator[tuple[Any, int]]:
@@ -275,16 +247,9 @@ def _contiguous_pieces(values: np.ndarray, offset: int) -> Iterator[tuple[Any, i
 def unpack(packed: Packed, *, unlink_after: bool = True) -> pd.DataFrame | pd.Series:
     """Rebuild the object on top of the segment's pages (no copy of the numeric data).
 
-    The segment's name is removed at once (``unlink_after``, unless the segment is an
-    arena its owner writes again): the mapping keeps the pages alive exactly as long
-    as the arrays built on them.
+    The segment's name is removed at once (``unlink_after``): the mapping keeps the
+    pages alive exactly as long as the arrays built on them.
     """
-    return unpack_mapped(packed, unlink_after=unlink_after and not packed.keep)[0]
-
-
-def unpack_mapped(packed: Packed, *, unlink_after: bool = True
-                  ) -> tuple[pd.DataFrame | pd.Series, mmap.mmap | None]:
-    """:func:`unpack`, and the mapping the object is built on (``None`` if empty)."""
     fd = os.open(segment_path(packed.segment), os.O_RDWR)
     try:
         buffer = mmap.mmap(fd, packed.size) if packed.size else None
@@ -300,8 +265,7 @@ def unpack_mapped(packed: Packed, *, unlink_after: bool = True
                 arrays.append(np.empty(0, dtype=np.dtype(dtype)))
             else:
                 # frombuffer holds an export of the mapping while the array lives, so the
-                # mapping cannot be closed under it (arena.let_go relies on that);
-                # np.ndarray(buffer=...) holds none.
+                # mapping cannot be closed under it; np.ndarray(buffer=...) holds none.
                 arrays.append(np.frombuffer(buffer, np.dtype(dtype), length, offset))
         else:
             arrays.append(column)
@@ -312,7 +276,7 @@ def unpack_mapped(packed: Packed, *, unlink_after: bool = True
         result.columns = packed.labels
     if packed.attrs:
         result.attrs = dict(packed.attrs)
-    return result, buffer
+    return result
 
 
 def unlink(name: str) -> None:

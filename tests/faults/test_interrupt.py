@@ -79,12 +79,19 @@ def _wait_until_both_work(mark, pids: list[int], within: float = 60) -> None:
     pytest.fail(f"workers {pids} never both started a row")
 
 
+def _alive(pid: int) -> bool:
+    """Running, not a zombie (a process may exit between the two questions)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _gone(pids: list[int], limit: float) -> float:
     """Seconds until none of ``pids`` is alive (``limit`` + 1 if they outlive it)."""
     started = time.monotonic()
     while time.monotonic() - started < limit:
-        alive = [p for p in pids if psutil.pid_exists(p)
-                 and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        alive = [p for p in pids if _alive(p)]
         if not alive:
             return time.monotonic() - started
         time.sleep(0.01)
