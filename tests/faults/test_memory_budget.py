@@ -121,8 +121,12 @@ def test_partitions_in_flight_stay_within_a_cgroup_limit() -> None:
     assert "cgroup limit" in report["source"]
     assert peak is not None and peak <= BUDGET_LIMIT
     budget = [w for w in report["warnings"] if w.startswith("MemoryBudgetWarning")]
-    assert len(budget) == 1 and "1 partition(s) at a time instead of 2" in budget[0], \
-        report["warnings"]
+    # The throttle is said once. Where the group's free memory dips below one partition's
+    # need at a dispatch (its page cache and /dev/shm pages count against the limit, and
+    # vary from run to run), that is said too: a true notice, not a second throttle.
+    throttled = [w for w in budget if "1 partition(s) at a time instead of 2" in w]
+    assert len(throttled) == 1, report["warnings"]
+    assert all(w in throttled or "may need about" in w for w in budget), report["warnings"]
 
 
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
