@@ -309,6 +309,22 @@ ORDER_EXCUSE = ("t.py::once | ^assert names == want\\n(AssertionError: )?assert 
                 "(?P<got>\\[.*\\]) == (?P<want>\\[.*\\]) | order: completion order | threads\n")
 
 
+def _assert_excused_or_failed(tmp_path, excuse: str, mode: str, message: str,
+                              excused: bool) -> None:
+    """``t.py::once`` passes plain and fails routed in ``mode`` with ``message`` at
+    ``assert names == want``: ``excuse`` excuses it (or not), and is not stale."""
+    path = tmp_path / "excused.txt"
+    path.write_text(excuse)
+    base = _report(**{"t.py::once": _test("passed")})
+    routed = _report(mode=mode,
+                     **{"t.py::once": _test("failed", where="assert names == want",
+                                            message=message)})
+    found = compare.applicable(compare.read_excused(path), mode, "3.1.1")
+    counts, _, stale = compare.compare(base, routed, found)
+    assert (counts["excused"], counts["failed"]) == ((1, 0) if excused else (0, 1))
+    assert stale == []
+
+
 @pytest.mark.parametrize(("message", "excused"), [
     ("assert [2, 1, 3] == [1, 2, 3]", True),          # each once, another order
     ("assert [2.0, 1.0] == [1, 2]", True),            # the same values, printed as floats
@@ -319,16 +335,7 @@ ORDER_EXCUSE = ("t.py::once | ^assert names == want\\n(AssertionError: )?assert 
     ("assert [<NA>, 1] == [1, 2]", False),            # not a list of literals: not excused
 ])
 def test_an_order_excuse_excuses_only_a_reordering(tmp_path, message, excused):
-    path = tmp_path / "excused.txt"
-    path.write_text(ORDER_EXCUSE)
-    base = _report(**{"t.py::once": _test("passed")})
-    routed = _report(mode="threads",
-                     **{"t.py::once": _test("failed", where="assert names == want",
-                                            message=message)})
-    found = compare.applicable(compare.read_excused(path), "threads", "3.1.1")
-    counts, _, stale = compare.compare(base, routed, found)
-    assert (counts["excused"], counts["failed"]) == ((1, 0) if excused else (0, 1))
-    assert stale == []
+    _assert_excused_or_failed(tmp_path, ORDER_EXCUSE, "threads", message, excused)
 
 
 def test_an_order_excuse_that_excused_nothing_is_not_stale(tmp_path):
@@ -358,17 +365,9 @@ def test_one_test_has_one_excuse_per_disjoint_set_of_modes(tmp_path):
     ("assert [1, 1] == [1, 2, 3]", False),     # a row run twice in the kernel
 ])
 def test_a_fallback_excuse_allows_part_of_the_items_none_twice(tmp_path, message, excused):
-    path = tmp_path / "excused.txt"
-    path.write_text("t.py::once | ^assert names == want\\n(AssertionError: )?assert "
-                    "(?P<got>\\[.*\\]) == (?P<want>\\[.*\\]) | fallback: timed | default\n")
-    base = _report(**{"t.py::once": _test("passed")})
-    routed = _report(mode="default",
-                     **{"t.py::once": _test("failed", where="assert names == want",
-                                            message=message)})
-    found = compare.applicable(compare.read_excused(path), "default", "3.1.1")
-    counts, _, stale = compare.compare(base, routed, found)
-    assert (counts["excused"], counts["failed"]) == ((1, 0) if excused else (0, 1))
-    assert stale == []
+    excuse = ("t.py::once | ^assert names == want\\n(AssertionError: )?assert "
+              "(?P<got>\\[.*\\]) == (?P<want>\\[.*\\]) | fallback: timed | default\n")
+    _assert_excused_or_failed(tmp_path, excuse, "default", message, excused)
 
 
 def test_an_excuse_for_a_file_the_run_left_out_is_not_stale(tmp_path):
