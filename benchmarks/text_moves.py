@@ -12,9 +12,14 @@ text as one buffer (the default), and serial pandas beside them:
 
 Where pyarrow is installed, the same map and the same pickling with Arrow-backed text:
 pandas 3's default ``str`` with pyarrow, and ``pd.ArrowDtype(pa.string())``. Those travel
-as Arrow buffers (pickle protocol 5), never one string at a time, so the threshold above
-does not apply to them. (The cases above use Python-backed ``str`` explicitly, so that
-they measure the same thing with or without pyarrow.)
+as Arrow buffers, never one string at a time, so the threshold above does not apply to
+them: partitions go to the workers pickled (protocol 5), and results of 256 KB and more
+come back as an Arrow IPC stream in a shared-memory segment that the kernel reads in
+place. "pickle + unpickle" and "segment write + read" time both ways for the whole column
+in this process; "kernel CPU" is the kernel process's CPU time for the column out to the
+workers and back unchanged, in 8 partitions (``map_partitions``). (The
+cases above use Python-backed ``str`` explicitly, so that they measure the same thing with
+or without pyarrow.)
 
 Usage: .venv/bin/python benchmarks/text_moves.py [--rows 1000000] [--repeat 3]
 """
@@ -32,6 +37,7 @@ import pandas as pd
 
 import jupyter_par as jp
 from jupyter_par.wire import pickling as _pickling
+from jupyter_par.wire import shared_memory as _transport
 
 
 def best_of(repeat: int, call) -> float:
@@ -124,8 +130,9 @@ def arrow_cases(texts: list[str], python_backed: pd.Series, repeat: int) -> None
         "ArrowDtype(pa.string())": pd.Series(texts, dtype=pd.ArrowDtype(pa.string())),
     }
     print(f"Arrow cases, {len(texts):,} strings, pyarrow {pa.__version__} (median seconds)")
-    print("| column | serial map | map, workers | map, as shipped | pickle + unpickle |")
-    print("|---|---|---|---|---|")
+    print("| column | serial map | map, workers | map, as shipped | pickle + unpickle "
+          "| segment write + read | kernel CPU, out and back |")
+    print("|---|---|---|---|---|---|---|")
     for label, column in columns.items():
         expected = column.map(shout)
         serial_s = best_of(repeat, lambda c=column: c.map(shout))
@@ -138,8 +145,37 @@ def arrow_cases(texts: list[str], python_backed: pd.Series, repeat: int) -> None
                 pd.testing.assert_series_equal(run(), expected)  # warm, and checked
                 measured.append(best_of(repeat, run))
         trip = best_of(repeat, lambda c=column: pickle.loads(_pickling.dumps_plain(c)))
+        # What a large partition costs the sender and the receiver through a segment;
+        # "-" where it stays in the pipe (Python-backed text).
+        probe = _transport.pack(column)
+        segment = "-"
+        if probe is not None:
+            _transport.unpack(probe)
+            trip_s = best_of(repeat, lambda c=column: _transport.unpack(_transport.pack(c)))
+            segment = f"{trip_s:.3f}"
+        kernel_cpu = _kernel_cpu(column, repeat)
         print(f"| {label} | {serial_s:.3f} | {measured[0]:.3f} | {measured[1]:.3f} "
-              f"| {trip:.3f} |")
+              f"| {trip:.3f} | {segment} | {kernel_cpu:.3f} |")
+
+
+def _as_is(part: pd.Series) -> pd.Series:
+    return part
+
+
+def _kernel_cpu(column: pd.Series, repeat: int) -> float:
+    """The kernel process's CPU seconds (median) to send ``column`` to the workers in 8
+    partitions and take it back unchanged."""
+    def run() -> None:
+        jp.map_partitions(column, _as_is, jobs=2, partitions=8, progress=False,
+                          inline_fallback=False)
+    run()
+    times = []
+    for _ in range(max(repeat, 3)):
+        started = time.process_time()
+        run()
+        times.append(time.process_time() - started)
+    return statistics.median(times)
+
 
 
 if __name__ == "__main__":

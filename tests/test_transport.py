@@ -79,7 +79,8 @@ def test_strided_columns_round_trip_exactly():
 def test_small_or_non_pandas_data_is_not_packed():
     assert transport.pack(pd.DataFrame({"a": [1.0, 2.0]})) is None
     assert transport.pack([1, 2, 3], min_bytes=0) is None
-    assert transport.pack(pd.DataFrame({"s": ["a", "b"]}), min_bytes=0) is None
+    # Python strings travel pickled; Arrow-backed ones go into the segment (test_arrow.py).
+    assert transport.pack(pd.DataFrame({"s": ["a", "b"]}, dtype=object), min_bytes=0) is None
 
 
 def test_sweep_removes_only_the_owners_tagged_segments():
@@ -189,3 +190,36 @@ def test_heavy_work_on_large_data_still_goes_to_the_workers(monkeypatch):
     # The first partition is the fallback's sample: it ran once, in the kernel, and was
     # kept (issue 25); every other partition went to the workers.
     assert os.getpid() not in set(pids.iloc[1:])
+
+
+@pytest.mark.parametrize("cut", ["whole", "slice"])
+def test_object_columns_keep_their_dtype_beside_shared_ones(cut):
+    # pandas 3 reads an object array of strings as ``str`` when building a frame: a column
+    # that travels pickled beside shared ones must come back object, as it was sent.
+    n = 40
+    df = pd.DataFrame({
+        "f": np.arange(n, dtype=float),
+        "text": pd.Series([f"t{i}" for i in range(n)], dtype=object),
+        "mixed": pd.Series(["a", 1] * (n // 2), dtype=object),
+        "when": pd.Series(list(pd.date_range("2024-01-01", periods=n)), dtype=object),
+    }, index=np.arange(n) // 2)  # duplicate labels: no alignment may happen
+    part = df if cut == "whole" else df.iloc[5:30]
+    back = transport.unpack(transport.pack(part, min_bytes=0))
+    pd.testing.assert_frame_equal(back, part)
+    text = part["text"]
+    pd.testing.assert_series_equal(transport.unpack(transport.pack(
+        pd.Series(np.arange(len(text), dtype=float), index=text.index), min_bytes=0)),
+        pd.Series(np.arange(len(text), dtype=float), index=text.index))
+    assert _segments() == []
+
+
+def _as_is(part: pd.DataFrame) -> pd.DataFrame:
+    return part
+
+
+def test_large_partitions_with_object_text_come_back_object(big):
+    frame = big.assign(text=pd.Series(["x"] * len(big), dtype=object, index=big.index))
+    result = jp.map_partitions(frame, _as_is, jobs=2, partitions=2, progress=False,
+                               inline_fallback=False)
+    pd.testing.assert_frame_equal(result, frame)
+    assert _segments() == []

@@ -194,7 +194,7 @@ def serve(conn: Any, slots: Any, index: int, parent_pid: int, peaks: Any = None,
                                       send_output=functools.partial(send_output, task_id))
         # Drop the partition before waiting: shared pages stay mapped while referenced.
         data = None
-        result_bytes = transport.shared_bytes(getattr(outcome, "value", None))
+        result_bytes = transport.movable_bytes(getattr(outcome, "value", None))
         payload = encode_outcome(outcome, segment_tag(index), parent_pid)
         outcome = None
         if peaks is not None:

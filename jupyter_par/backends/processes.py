@@ -305,8 +305,10 @@ class ProcessBackend(Backend):
             missing = {t: b for t, b in externals.items() if t not in proc.held}
             proc.held = shipping.plan_hold(proc.held, externals)
             op_bytes = (code, missing, tuple(proc.held), levels)
-        # Large numeric partitions travel through shared memory, not the pipe.
-        packed = (transport.pack(task.data, name=transport.new_name(segment_tag(index)))
+        # Large numeric partitions travel through shared memory, not the pipe; Arrow
+        # columns pickled (cheaper to send than a fresh segment's pages, see pack).
+        packed = (transport.pack(task.data, name=transport.new_name(segment_tag(index)),
+                                 arrow=False)
                   if transport.packable(task.data) else None)
         self._warn_if_shm_full()
         data_bytes = shipping.dumps_data(task.data if packed is None else packed,

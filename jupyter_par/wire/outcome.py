@@ -23,8 +23,9 @@ def encode_outcome(outcome: TaskDone | TaskFailed, tag: str = "", owner: int = 0
     """A task's outcome as bytes for the parent; a large numeric result via shared memory."""
     if isinstance(outcome, TaskDone):
         try:
-            # A large numeric result goes back through shared memory, named after the
-            # parent so that the parent can sweep it if this worker dies before it is read.
+            # A large numeric or Arrow result goes back through shared memory (the parent
+            # maps it: no copy, no unpickling), named after the parent so that the parent
+            # can sweep it if this worker dies before it is read.
             packed = transport.pack(outcome.value, name=transport.new_name(tag, owner)) \
                 if owner else None
             if packed is not None:

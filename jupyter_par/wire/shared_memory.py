@@ -3,10 +3,11 @@
 Pickling a 300 MB frame through a pipe costs a serialisation, a copy through the
 kernel and a deserialisation on each side; a shared-memory segment costs one copy in
 and none out (the receiver maps the same pages). :func:`pack` writes the numeric
-columns of a DataFrame or Series into one segment and returns a small picklable
+columns of a DataFrame or Series into one segment, and its Arrow-backed columns after
+them as one Arrow IPC stream (:mod:`.arrow_columns`), and returns a small picklable
 :class:`Packed` handle; :func:`unpack` rebuilds the object on top of the mapped pages
-without copying them. Other columns (strings, objects, extension dtypes) and the index
-travel inside the handle with ordinary pickle.
+without copying them. Other columns (Python strings, objects, other extension dtypes)
+and the index travel inside the handle with ordinary pickle.
 
 Cleanup is by name, so no crash can strand a segment: every segment is a file named
 ``jupyter_par-<owner pid>-...`` under ``/dev/shm``; the receiver unlinks it as soon as
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import JupyterParWarning
+from . import arrow_columns
 
 #: Below this many bytes of numeric data, pickling through the pipe is as fast. Measured
 #: (2-CPU VM, Series.map of 1M ints, issue 16): partitions of 250 KB, 500 KB and 1 MB
@@ -104,7 +106,9 @@ def _numpy(column: pd.Series) -> np.ndarray | None:
 
 
 def shared_bytes(obj: Any) -> int:
-    """How many bytes of ``obj`` would go through shared memory (0 if none)."""
+    """How many bytes of ``obj``'s numeric columns would go through shared memory (0 if
+    none): what the cost model counts at the segments' rate (Arrow columns it counts as
+    pickled, by their measured pickling time)."""
     if not isinstance(obj, pd.DataFrame | pd.Series):
         return 0
     total = 0
@@ -115,12 +119,21 @@ def shared_bytes(obj: Any) -> int:
     return total
 
 
+def movable_bytes(obj: Any) -> int:
+    """How many bytes of ``obj`` :func:`pack` would write: numeric and Arrow columns."""
+    if not isinstance(obj, pd.DataFrame | pd.Series):
+        return 0
+    return shared_bytes(obj) + sum(arrow_columns.nbytes(c) for c in _columns_of(obj))
+
+
 @dataclass(frozen=True)
 class Packed:
     """A picklable handle to a DataFrame or Series whose numeric columns are in a segment.
 
-    ``columns`` holds, per column, either ``(offset, dtype, length)`` for a column in
-    the segment or the column's own array (pickled with the handle).
+    ``columns`` holds, per column, ``(offset, dtype, length)`` for a numeric column in
+    the segment, an :class:`~.arrow_columns.ArrowColumn` for one in the Arrow stream at
+    ``arrow`` (``(offset, size)`` in the segment), or the column's own array (pickled with
+    the handle).
     """
 
     segment: str
@@ -131,6 +144,7 @@ class Packed:
     index: Any
     name: Any = None
     attrs: Any = None
+    arrow: tuple[int, int] | None = None
 
 
 def segment_path(name: str) -> str:
@@ -154,8 +168,10 @@ def packable(obj: Any) -> bool:
     return isinstance(obj, pd.DataFrame | pd.Series)
 
 
-def pack(obj: Any, *, min_bytes: int | None = None, name: str | None = None) -> Packed | None:
-    """Copy the numeric columns of ``obj`` into a new segment; ``None`` if not worth it.
+def pack(obj: Any, *, min_bytes: int | None = None, name: str | None = None,
+         arrow: bool = True) -> Packed | None:
+    """Copy the numeric columns of ``obj`` into a new segment, and its Arrow-backed columns
+    where ``arrow``; ``None`` if not worth it.
 
     ``None`` also when the segment cannot be made (``/dev/shm`` too small or full,
     counted in :data:`full_count`): the caller then pickles ``obj`` as it would
@@ -171,35 +187,56 @@ def pack(obj: Any, *, min_bytes: int | None = None, name: str | None = None) -> 
     name
         The segment's name (default :func:`new_name`); it must start with the pid of
         the process responsible for sweeping it, as :func:`new_name` names do.
+    arrow
+        Whether Arrow-backed columns go into the segment (else they are pickled with the
+        handle, as their Arrow buffers). Reading them from a segment costs nothing, but
+        writing a fresh segment costs the writer a page allocation per 4 KB (about 0.8 ms
+        per MB here) where pickling Arrow buffers costs a plain copy: the kernel sends
+        partitions with ``arrow=False`` and workers return results with Arrow in the
+        segment, which is the kernel's cheaper side both ways (``benchmarks/text_moves.py``).
     """
     if not packable(obj) or not available():
         return None
     series = _columns_of(obj)
     plain = [_numpy(s) for s in series]
+    arrow_data = [None if values is not None or not arrow else arrow_columns.chunked(s)
+                  for s, values in zip(series, plain)]
     offsets, size = [], 0
     for values in plain:
         offsets.append(size)
         if values is not None:
             size += -(-values.nbytes // _ALIGN) * _ALIGN
     threshold = MIN_BYTES if min_bytes is None else min_bytes
-    if sum(v.nbytes for v in plain if v is not None) < max(threshold, 1):
+    total = sum(v.nbytes for v in plain if v is not None) + \
+        sum(a.nbytes for a in arrow_data if a is not None)
+    if total < max(threshold, 1):
         return None
+    stream, arrow_at = None, size
+    if any(a is not None for a in arrow_data):
+        stream = arrow_columns.stream([a for a in arrow_data if a is not None])
+        size += stream.size
     if not fits(size):
         _note_full()
         return None
     name = name or new_name()
     try:
-        _write(name, size, plain, offsets)
+        _write(name, size, plain, offsets, None if stream is None else (stream, arrow_at))
     except OSError:
         _note_full()  # filled up by someone else meanwhile
         return None  # the caller pickles instead
+    fields = iter(range(len(series)))
     columns = tuple(
-        (offset, values.dtype.str, len(values)) if values is not None else column.array
-        for column, values, offset in zip(series, plain, offsets)
+        (offset, values.dtype.str, len(values)) if values is not None
+        else arrow_columns.placeholder(column, next(fields)) if in_arrow is not None
+        else column.array
+        for column, values, in_arrow, offset in zip(series, plain, arrow_data, offsets)
     )
+    where = None if stream is None else (arrow_at, stream.size)
     if isinstance(obj, pd.Series):
-        return Packed(name, size, "series", columns, None, obj.index, obj.name, obj.attrs or None)
-    return Packed(name, size, "frame", columns, obj.columns, obj.index, None, obj.attrs or None)
+        return Packed(name, size, "series", columns, None, obj.index, obj.name,
+                      obj.attrs or None, where)
+    return Packed(name, size, "frame", columns, obj.columns, obj.index, None,
+                  obj.attrs or None, where)
 
 
 def write_segment(name: str, size: int, pieces: Iterable[tuple[Any, int]]) -> None:
@@ -225,11 +262,13 @@ def write_segment(name: str, size: int, pieces: Iterable[tuple[Any, int]]) -> No
         os.close(fd)
 
 
-def _write(name: str, size: int, plain: list[np.ndarray | None], offsets: list[int]) -> None:
-    """Create segment ``name`` and copy the arrays in."""
-    write_segment(name, size, ((piece, offset) for values, start in zip(plain, offsets)
-                               if values is not None and values.nbytes
-                               for piece, offset in _contiguous_pieces(values, start)))
+def _write(name: str, size: int, plain: list[np.ndarray | None], offsets: list[int],
+           stream: tuple[Any, int] | None) -> None:
+    """Create segment ``name`` and copy the arrays in, and the Arrow stream after them."""
+    pieces = ((piece, offset) for values, start in zip(plain, offsets)
+              if values is not None and values.nbytes
+              for piece, offset in _contiguous_pieces(values, start))
+    write_segment(name, size, itertools.chain(pieces, [stream] if stream is not None else []))
 
 
 def _contiguous_pieces(values: np.ndarray, offset: int) -> Iterator[tuple[Any, int]]:
@@ -258,8 +297,11 @@ def unpack(packed: Packed, *, unlink_after: bool = True) -> pd.DataFrame | pd.Se
         if unlink_after:
             unlink(packed.segment)
     arrays = []
+    arrow = arrow_columns.read(buffer, *packed.arrow) if packed.arrow else []
     for column in packed.columns:
-        if isinstance(column, tuple):
+        if isinstance(column, arrow_columns.ArrowColumn):
+            arrays.append(arrow_columns.rebuild(column, arrow))
+        elif isinstance(column, tuple):
             offset, dtype, length = column
             if length == 0 or buffer is None:
                 arrays.append(np.empty(0, dtype=np.dtype(dtype)))
@@ -269,14 +311,28 @@ def unpack(packed: Packed, *, unlink_after: bool = True) -> pd.DataFrame | pd.Se
                 arrays.append(np.frombuffer(buffer, np.dtype(dtype), length, offset))
         else:
             arrays.append(column)
+    # Each column keeps the dtype it was sent with: pandas 3's constructors read an object
+    # array of strings as ``str``, so object columns are given their dtype as Series on the
+    # same index (the same object: no alignment, duplicates or not).
     if packed.kind == "series":
-        result: Any = pd.Series(arrays[0], index=packed.index, name=packed.name, copy=False)
+        result: Any = pd.Series(arrays[0], index=packed.index, name=packed.name,
+                                dtype=_sent_dtype(arrays[0]), copy=False)
     else:
-        result = pd.DataFrame(dict(enumerate(arrays)), index=packed.index, copy=False)
+        result = pd.DataFrame(
+            {i: pd.Series(a, index=packed.index, dtype=object, copy=False)
+             if _sent_dtype(a) == np.dtype(object) else a for i, a in enumerate(arrays)},
+            index=packed.index, copy=False)
         result.columns = packed.labels
     if packed.attrs:
         result.attrs = dict(packed.attrs)
     return result
+
+
+def _sent_dtype(array: Any) -> Any:
+    """The dtype a column was sent with (a numpy dtype for pandas' numpy-backed arrays)."""
+    if isinstance(array, pd.arrays.NumpyExtensionArray):
+        return array.dtype.numpy_dtype
+    return array.dtype
 
 
 def unlink(name: str) -> None:
