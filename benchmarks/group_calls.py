@@ -3,6 +3,7 @@
 
     python benchmarks/group_calls.py                       # this Python only
     python benchmarks/group_calls.py --old .venv-bench-old/bin/python
+    python benchmarks/group_calls.py --work-us 500          # where the work dominates
 
 pandarallel needs pandas 2 (see setup_envs.sh), so ``--old`` runs the same measurements
 in that environment too: serial pandas and jupyter_par there as well, so each row's
@@ -27,8 +28,15 @@ import pandas as pd
 WORK = 50e-6
 
 
-def spin(seconds: float = WORK) -> None:
-    end = time.perf_counter() + seconds
+def set_work(seconds: float) -> None:
+    """Seconds of work per group call, for this process (the workers read it with the
+    function: a global of this module)."""
+    global WORK
+    WORK = seconds
+
+
+def spin(seconds: float | None = None) -> None:
+    end = time.perf_counter() + (WORK if seconds is None else seconds)
     while time.perf_counter() < end:
         pass
 
@@ -102,9 +110,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50, help="rows per group")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--work-us", type=float, default=50.0,
+                        help="microseconds of work per group call")
     parser.add_argument("--old", help="a Python with pandas 2 and pandarallel")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    set_work(args.work_us / 1e6)
     if args.child:
         print(json.dumps(measure(args.groups, args.rows, args.repeat, args.jobs)))
         return
@@ -115,7 +126,8 @@ def main() -> None:
     for python in pythons:
         run = subprocess.run([python, __file__, "--child", "--groups", str(args.groups),
                               "--rows", str(args.rows), "--repeat", str(args.repeat),
-                              "--jobs", str(args.jobs)], capture_output=True, text=True,
+                              "--jobs", str(args.jobs), "--work-us", str(args.work_us)],
+                             capture_output=True, text=True,
                              check=False)
         if run.returncode != 0:
             print(f"{python}: failed\n{run.stderr[-2000:]}")

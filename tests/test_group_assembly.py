@@ -340,6 +340,39 @@ def test_series_transform_equals_pandas(name, make, func) -> None:
     assert group_replay.series_transforms_placed == placed + 1
 
 
+def _other_labels(x):
+    return pd.Series(x.to_numpy() * 2, index=x.index[::-1])  # pandas aligns it: reordered
+
+
+def _fresh_labels(x):
+    return x.reset_index(drop=True)  # labels 0..n-1: mostly missing once aligned
+
+
+def _same_labels_copy(x):
+    return pd.Series(x.to_numpy() + 1, index=x.index.copy())
+
+
+@pytest.mark.parametrize("func", [lambda x: x - x.mean(), lambda x: len(x), _other_labels,
+                                  _fresh_labels, _same_labels_copy],
+                         ids=["same index", "scalar", "other order", "fresh labels",
+                              "equal labels"])
+@pytest.mark.parametrize("backend", ["threads", "processes"])
+@pytest.mark.parametrize("labels", ["unique", "duplicated"])
+def test_series_transform_replayed_from_the_pieces_equals_pandas(func, backend, labels) -> None:
+    """Unobserved categories: pandas calls the function on the empty groups in the caller,
+    so the pieces are not placed directly and pandas' loop is replayed, each group's piece
+    standing for its value; equal to pandas whatever index the values carry."""
+    obj = UNOBSERVED if labels == "unique" else UNOBSERVED.set_axis(
+        np.arange(len(UNOBSERVED)) // 2)
+    grouped = obj.groupby("k", observed=False)["v"]
+    expected, expected_warnings = _run(lambda: grouped.transform(func))
+    placed = group_replay.series_transforms_placed
+    (got, got_warnings), _ = _par(grouped, "transform", func, backend=backend)
+    _same(got, expected)
+    assert got_warnings == expected_warnings
+    assert group_replay.series_transforms_placed == placed  # the replay, not the placing
+
+
 @pytest.mark.parametrize(("obj", "categorical"), [(DF, False), (CATEGORICAL, True)],
                          ids=["integer key", "categorical key"])
 def test_split_grouping_reused_unless_pandas2_must_warn(obj, categorical) -> None:

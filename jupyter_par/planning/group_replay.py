@@ -38,7 +38,7 @@ import pandas as pd
 
 from ..errors import SerialFallbackWarning
 from ..worker import task as _worker
-from . import group_assembly
+from . import group_assembly, series_transform
 from .group_source import regroup
 from .groups import Keyed
 
@@ -139,7 +139,8 @@ class Tape:
     groups: int
     passes: dict[int, list[Any]] = field(default_factory=dict)  # lists of Entry, or Packed
     #: A Series transform's rows, ``Series(value, index=group.index)`` of each group in
-    #: order, concatenated: pandas' own pieces (see :func:`_series_transform`), or None.
+    #: order, concatenated (labels kept): pandas' own pieces (see
+    #: :func:`_series_transform`), or None.
     aligned: Any = None
     #: ``apply``: pandas' ``mutated`` over the partition's groups (see group_assembly),
     #: None where not known.
@@ -160,6 +161,20 @@ class Packed:
         self.names = [getattr(e.value, "name", None) for e in entries] if isinstance(
             whole, pd.Series) else None
         self.whole = whole
+
+    @classmethod
+    def of_pieces(cls, entries: list[Entry], aligned: pd.Series) -> list[Entry] | Packed:
+        """A Series transform's pass, read from its concatenated pieces (one per group,
+        each as long as its group) rather than concatenated again."""
+        if len(entries) < 2 or sum(e.size for e in entries) != len(aligned):
+            return pack(entries)
+        packed = cls.__new__(cls)
+        packed.frame = entries[0].frame
+        packed.sizes = [e.size for e in entries]
+        packed.bounds = np.cumsum([0, *packed.sizes])
+        packed.names = [getattr(e.value, "name", None) for e in entries]
+        packed.whole = aligned
+        return packed
 
     def __len__(self) -> int:
         return len(self.sizes)
@@ -244,7 +259,9 @@ class Recorder:
                 value, axes)
         if self.book.pieces is not None:
             try:  # what SeriesGroupBy.transform makes of each group's value
-                self.book.pieces.append(pd.Series(value, index=arg.index))
+                self.book.pieces.append(value if type(value) is pd.Series
+                                        and value.index is arg.index
+                                        else pd.Series(value, index=arg.index))
             except Exception:  # noqa: BLE001 - pandas raises it again in the replay
                 self.book.pieces = None
         return value
@@ -286,7 +303,11 @@ class GroupCall:
         spec, kwargs = swap(self.spec, self.kwargs, self.named,
                             lambda f, slot: Recorder(f, slot, book))
         try:
-            getattr(grouped, self.method)(spec, *self.args, **kwargs)
+            if book.pieces is not None and series_transform.supported() and callable(spec):
+                book.pieces = None  # the loop makes them, not the Recorder
+                book.pieces = series_transform.pieces(grouped, spec, self.args, kwargs)
+            else:
+                getattr(grouped, self.method)(spec, *self.args, **kwargs)
         except Exception as exc:
             if _from_function(exc, book.raised):
                 raise  # the user's error, as the serial call raises it
@@ -296,11 +317,17 @@ class GroupCall:
         if (pieces and len(pieces) == book.tape.groups and not book.raised
                 and all(p.dtype == pieces[0].dtype for p in pieces)):
             # one dtype: concatenating here first changes nothing pandas would infer
-            tape = Tape(book.tape.groups, book.tape.passes, pd.concat(pieces, ignore_index=True))
+            aligned = pd.concat(pieces)
+            tape = Tape(book.tape.groups, book.tape.passes, aligned)
+            # Should the caller replay pandas' loop after all (unobserved categories), each
+            # group's piece (its group's labels) stands for its value: pandas makes the
+            # same piece of either.
+            for passes in tape.passes.values():
+                passes[:] = [Packed.of_pieces(p, aligned) for p in passes]
         else:
             tape = book.tape
-        for passes in tape.passes.values():
-            passes[:] = [pack(p) for p in passes]
+            for passes in tape.passes.values():
+                passes[:] = [pack(p) for p in passes]
         return replace(tape, mutated=book.mutated)
 
 
