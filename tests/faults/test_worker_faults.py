@@ -204,10 +204,20 @@ def test_cancel_event_stops_workers(method, report_time):
     cancel = threading.Event()
     cancelled_at: list[float] = []
 
+    both_busy: list[bool] = []
+
     def cancel_when_busy() -> None:
-        deadline = time.monotonic() + 10
-        while not pool.rows_done() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        # Cancel once every worker holds a partition and one has done a row: partitions of
+        # 50 rows of 20 ms keep both busy for about a second, so a worker cannot finish its
+        # own (and rightly stay warm, idle) between this moment and the engine stopping it,
+        # even on a loaded machine (with short partitions it could, and did under load).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            done = pool.rows_done()
+            if len(done) == len(busy_pids) and any(done.values()):
+                both_busy.append(True)
+                break
+            time.sleep(0.005)
         cancelled_at.append(time.monotonic())
         cancel.set()
 
@@ -216,11 +226,12 @@ def test_cancel_event_stops_workers(method, report_time):
     opts = resolve(**options(method))
     try:
         with pytest.raises(jp.CancelledError):
-            pipeline.execute(Plan(split_rows(df, PARTS), operations.RowApply(slow),
-                                           combine, "cancel"), opts, sinks=[], cancel=cancel)
+            pipeline.execute(Plan(split_rows(df, len(busy_pids) * 2), operations.RowApply(slow),
+                                  combine, "cancel"), opts, sinks=[], cancel=cancel)
     finally:
         canceller.join()
     report_time(time.monotonic() - cancelled_at[0])
+    assert both_busy, "the workers were never all busy at once within 30 s"
     assert not set(busy_pids) & set(pool.pids()), "workers that held a task are still alive"
     pd.testing.assert_frame_equal(df, before)
     check_next_run_works(method)
