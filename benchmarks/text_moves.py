@@ -40,12 +40,12 @@ from jupyter_par.wire import pickling as _pickling
 from jupyter_par.wire import shared_memory as _transport
 
 
-def best_of(repeat: int, call) -> float:
+def best_of(repeat: int, call, clock=time.perf_counter) -> float:
     times = []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started = clock()
         call()
-        times.append(time.perf_counter() - started)
+        times.append(clock() - started)
     return statistics.median(times)
 
 
@@ -168,13 +168,8 @@ def _kernel_cpu(column: pd.Series, repeat: int) -> float:
     def run() -> None:
         jp.map_partitions(column, _as_is, jobs=2, partitions=8, progress=False,
                           inline_fallback=False)
-    run()
-    times = []
-    for _ in range(max(repeat, 3)):
-        started = time.process_time()
-        run()
-        times.append(time.process_time() - started)
-    return statistics.median(times)
+    run()  # warm
+    return best_of(max(repeat, 3), run, clock=time.process_time)
 
 
 

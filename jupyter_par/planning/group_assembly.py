@@ -48,8 +48,10 @@ _AGG_LOOPS = {"72f8593368f5eeac": "resample only",  # pandas 3.1
               "222e210961379874": "always"}  # pandas 2.3
 
 
-def _known(name: str, known: dict[str, Any]) -> Any:
-    loop = getattr(getattr(_ops, "BaseGrouper", None), name, None)
+def known_loop(owner: Any, name: str, known: dict[str, Any]) -> Any:
+    """What ``known`` says of ``owner.name``, looked up by its source (sha256, first 16
+    hex digits): ``None`` where this pandas' code reads otherwise, or cannot be read."""
+    loop = getattr(owner, name, None)
     try:
         source = inspect.getsource(loop)
     except (OSError, TypeError):
@@ -57,8 +59,9 @@ def _known(name: str, known: dict[str, Any]) -> Any:
     return known.get(hashlib.sha256(source.encode()).hexdigest()[:16])
 
 
-_LOOP = _known("apply_groupwise", _APPLY_LOOPS)
-_AGG_LOOP = _known("_aggregate_series_pure_python", _AGG_LOOPS)
+_GROUPER = getattr(_ops, "BaseGrouper", None)
+_LOOP = known_loop(_GROUPER, "apply_groupwise", _APPLY_LOOPS)
+_AGG_LOOP = known_loop(_GROUPER, "_aggregate_series_pure_python", _AGG_LOOPS)
 #: How many loops over the groups the workers' values answered (tests read them).
 answered_calls = 0
 answered_agg_passes = 0

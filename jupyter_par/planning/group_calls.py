@@ -19,14 +19,12 @@ import pandas as pd
 from . import group_transform, groups
 from .group_live import KernelFinish
 from .group_replay import GroupCall, assemble, has_user_function, name_like, swap, wrappable
-from .group_source import Source, can_iterate, describe
+from .group_source import Source, can_iterate, describe, function_kwargs
 from .partition import partition_count
 from .plan import Plan
 
 #: The GroupBy methods that take a user function, and their one alias.
 METHODS = ("apply", "transform", "agg", "aggregate", "filter")
-#: Keywords of these methods that are pandas' own, not the function's.
-_ENGINE_KEYWORDS = ("engine", "engine_kwargs")
 
 
 def _name_of(func: Any) -> str:
@@ -128,7 +126,7 @@ def _frame_transform(grouped: Any, source: Source, parts: Any, func: Any,
     if isinstance(probed, tuple):  # one group: pandas finished in the probe
         value = probed[0]
         return Plan.in_caller(lambda: value, label)
-    func_kwargs = {k: v for k, v in kwargs.items() if k not in _ENGINE_KEYWORDS}
+    func_kwargs = function_kwargs(kwargs)
     op = group_transform.FrameTransform(func, args, func_kwargs, probed.fast,
                                         probed.first_name, source.by, source.worker_flags(),
                                         source.selection)

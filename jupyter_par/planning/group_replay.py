@@ -154,10 +154,12 @@ class Packed:
     stands for; each value a slice of the whole, with the index, name and dtype it had.
     """
 
-    def __init__(self, entries: list[Entry], whole: Any) -> None:
+    def __init__(self, entries: list[Entry], whole: Any,
+                 lengths: list[int] | None = None) -> None:
         self.frame = entries[0].frame
         self.sizes = [e.size for e in entries]
-        self.bounds = np.cumsum([0, *(len(e.value) for e in entries)])
+        self.bounds = np.cumsum([0, *(lengths if lengths is not None
+                                      else (len(e.value) for e in entries))])
         self.names = [getattr(e.value, "name", None) for e in entries] if isinstance(
             whole, pd.Series) else None
         self.whole = whole
@@ -166,15 +168,10 @@ class Packed:
     def of_pieces(cls, entries: list[Entry], aligned: pd.Series) -> list[Entry] | Packed:
         """A Series transform's pass, read from its concatenated pieces (one per group,
         each as long as its group) rather than concatenated again."""
-        if len(entries) < 2 or sum(e.size for e in entries) != len(aligned):
+        sizes = [e.size for e in entries]
+        if len(entries) < 2 or sum(sizes) != len(aligned):
             return pack(entries)
-        packed = cls.__new__(cls)
-        packed.frame = entries[0].frame
-        packed.sizes = [e.size for e in entries]
-        packed.bounds = np.cumsum([0, *packed.sizes])
-        packed.names = [getattr(e.value, "name", None) for e in entries]
-        packed.whole = aligned
-        return packed
+        return cls(entries, aligned, lengths=sizes)
 
     def __len__(self) -> int:
         return len(self.sizes)

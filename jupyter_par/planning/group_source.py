@@ -20,6 +20,14 @@ from typing import Any
 
 import pandas as pd
 
+#: Keywords of the GroupBy methods that are pandas' own, not the user function's.
+ENGINE_KEYWORDS = ("engine", "engine_kwargs")
+
+
+def function_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` without pandas' own keywords: what the user's function is called with."""
+    return {k: v for k, v in kwargs.items() if k not in ENGINE_KEYWORDS}
+
 #: The GroupBy flags that travel with it, as ``DataFrame.groupby`` takes them.
 FLAGS = ("level", "as_index", "sort", "group_keys", "observed", "dropna")
 _MISSING = object()

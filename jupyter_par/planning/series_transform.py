@@ -17,31 +17,20 @@ time per group. Elsewhere it runs pandas' own ``transform`` and keeps its pieces
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
+from .group_assembly import known_loop
+from .group_source import function_kwargs
+
 #: ``SeriesGroupBy._transform_general``, by its source (sha256, first 16 hex digits),
 #: -> whether its iterator takes ``axis`` (pandas 2).
 _LOOPS = {"8362e20bd4153e20": False,  # pandas 3.1
           "2ff0254551211853": True}  # pandas 2.3
-#: Keywords of ``transform`` that are pandas' own, not the function's.
-_ENGINE_KEYWORDS = ("engine", "engine_kwargs")
-
-
-def _known() -> bool | None:
-    loop = getattr(getattr(pd.core.groupby, "SeriesGroupBy", None), "_transform_general", None)
-    try:
-        source = inspect.getsource(loop)
-    except (OSError, TypeError):
-        return None
-    return _LOOPS.get(hashlib.sha256(source.encode()).hexdigest()[:16])
-
-
-_WITH_AXIS = _known()
+_WITH_AXIS = known_loop(getattr(pd.core.groupby, "SeriesGroupBy", None),
+                        "_transform_general", _LOOPS)
 
 
 def supported() -> bool:
@@ -53,7 +42,7 @@ def pieces(grouped: Any, func: Callable[..., Any], args: tuple[Any, ...],
            kwargs: dict[str, Any]) -> list[pd.Series]:
     """``Series(func(group), index=group.index)`` of each group, in group order, as
     pandas' ``transform`` makes them (the same calls, names and arguments)."""
-    kwargs = {k: v for k, v in kwargs.items() if k not in _ENGINE_KEYWORDS}
+    kwargs = function_kwargs(kwargs)
     klass = type(grouped.obj)
     extra = {"axis": grouped.axis} if _WITH_AXIS else {}
     made = []
