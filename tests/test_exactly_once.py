@@ -181,7 +181,7 @@ def test_a_refused_cell_stops_at_its_first_partition_and_keeps_it(tmp_path, shel
     with pytest.raises(UsageError, match=r"value of df_ff is not row-aligned.*finished are kept"):
         shell.run_cell_magic("parallel", "df_ff -j 2 --partitions 16 --no-progress",
                              "df_ff = agg_part(df_ff)\n")
-    assert time.perf_counter() - started < 1.5
+    assert time.perf_counter() - started < 3.0  # all eight rounds would take 4 s
     assert shell.user_ns["df_ff"] is frame  # nothing written
     first = finished_partitions(tmp_path / "finished")
     assert 1 <= sum(first.values()) <= 2

@@ -31,8 +31,15 @@ def uneven(x: int) -> int:
     return x * 3
 
 
-def slow(x: int) -> int:
-    time.sleep(0.3)
+def stuck_from_3(x: int) -> int:
+    """Quick for the items a test takes, then long enough that waiting for a busy
+    worker (instead of stopping it) shows in the time a ``break`` takes."""
+    time.sleep(0.02 if x < 3 else 30)
+    return x
+
+
+def stuck_from_2(x: int) -> int:
+    time.sleep(0.02 if x < 2 else 30)
     return x
 
 
@@ -85,7 +92,8 @@ def test_unordered_yields_fast_items_before_a_slow_one():
 @pytest.mark.parametrize("method", METHODS)
 def test_break_over_an_endless_generator_returns_at_once_no_worker_busy(method):
     source = Pulled()
-    results = jp.imap(slow, source, jobs=2, start_method=method, progress=False)
+    results = jp.imap(stuck_from_3, source, jobs=2, chunksize=1, start_method=method,
+                      progress=False)
     taken, busy = [], []
     try:
         for value in results:
@@ -97,7 +105,7 @@ def test_break_over_an_endless_generator_returns_at_once_no_worker_busy(method):
     finally:
         results.close()  # what a for loop's break does when the generator is dropped
     assert busy, "the workers should be busy with the next items"
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10  # the 30 s items were stopped, not waited for
     assert taken == [0, 1, 2]
     assert _busy_workers() == []
     assert source.count <= 3 + 4 * 2, source.count  # read only as far as it was used
@@ -114,7 +122,8 @@ def test_breaking_the_for_loop_itself_stops_the_workers():
 
     def consume() -> list[int]:
         out = []
-        for value in jp.imap(slow, itertools.count(), jobs=2, progress=False):
+        for value in jp.imap(stuck_from_2, itertools.count(), jobs=2, chunksize=1,
+                             progress=False):
             out.append(value)
             if len(out) == 2:
                 broke_at.append(time.monotonic())
@@ -122,7 +131,7 @@ def test_breaking_the_for_loop_itself_stops_the_workers():
         return out  # CPython closes the dropped generator as the loop ends
 
     assert consume() == [0, 1]
-    assert time.monotonic() - broke_at[0] < 1.0  # the busy workers were not waited for
+    assert time.monotonic() - broke_at[0] < 10  # the 30 s items were not waited for
     assert _busy_workers() == []
 
 
