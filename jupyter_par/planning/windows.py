@@ -9,12 +9,18 @@ rows before it (and after it, for ``center=True``) that its windows reach::
             windows of rows [a, b) (each window runs exactly once), own rows returned
     kernel: the partitions' own rows concatenated, in order
 
-Which windows pandas calls ``func`` for (those with at least ``min_periods`` finite
+Where pandas' own window bounds can be read (rows or time, ``expanding``, no ``step``,
+``min_periods`` of at least 1), the worker hands them back to pandas with the overlap
+rows' windows emptied, in pieces (``window_bounds.py``): pandas never calls the
+function for those, and nothing runs per window but the call and a count. Elsewhere,
+which windows pandas calls ``func`` for (those with at least ``min_periods`` finite
 values) is found first, vectorised, by the same pandas call on a frame of 0/NaN marks,
-so the function is skipped on the overlap rows' windows without guessing pandas'
-window bounds. ``expanding`` needs every row before a partition: partition ``k`` of
-``P`` carries ``k/P`` of the input, so the rows moved grow with the partition count
-(about ``P/2`` times the input in all); the function still runs once per window.
+and a wrapper skips the function on the overlap rows' windows without guessing
+pandas' window bounds.
+
+``expanding`` needs every row before a partition: partition ``k`` of ``P`` carries
+``k/P`` of the input, so the rows moved grow with the partition count (about ``P/2``
+times the input in all); the function still runs once per window.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from pandas.api.indexers import BaseIndexer
 from ..worker import task as _worker
 from .partition import LazyPartition, combine, partition_count
 from .plan import Plan
+from .window_bounds import pandas_bounds, run_in_pieces
 
 #: Window parameters read back from a ``Rolling`` / ``Expanding`` object (public attributes).
 ROLLING_PARAMS = ("window", "min_periods", "center", "win_type", "on", "closed", "step", "method")
@@ -213,6 +220,14 @@ class WindowApply:
         data = part.data
         step = int(self.params.get("step") or 1)
         lo, hi = -(-part.own_start // step), -(-part.own_stop // step)
+        window = _rebuild(data, self.kind, self.params, self.selection)
+        bounds = pandas_bounds(window, len(data)) if hi > lo else None
+        if bounds is not None:
+            return run_in_pieces(data, lo, hi, bounds, self._apply,
+                                 lambda piece, params: _rebuild(piece, "rolling", params,
+                                                                self.selection),
+                                 self._call_order(data), self.func,
+                                 bool(self.args or self.kwargs))
         try:
             order = _calls(data, self.kind, self.params, self.selection, lo, hi)
         except Exception:  # noqa: BLE001 - a column pandas refuses: let pandas say so below
@@ -223,11 +238,23 @@ class WindowApply:
             func, finish = _own_windows(self.func, order, data.index[::step],
                                         _worker.current_context(), hi - lo,
                                         bool(self.args or self.kwargs))
-        window = _rebuild(data, self.kind, self.params, self.selection)
-        out = window.apply(func, raw=self.raw, args=self.args, kwargs=self.kwargs)
+        out = self._apply(window, func)
         if finish is not None:
             finish()
         return out.iloc[lo:hi]
+
+    def _apply(self, window: Any, func: Callable[..., Any]) -> Any:
+        return window.apply(func, raw=self.raw, args=self.args, kwargs=self.kwargs)
+
+    def _call_order(self, data: Any) -> Callable[[Any, dict[str, Any]], list[int]]:
+        """For a piece: its rows, in the order pandas calls the function for them (read
+        only to name a failing window's row)."""
+        def order(piece: Any, params: dict[str, Any]) -> list[int]:
+            columns = None if isinstance(data, pd.Series) else column_order(
+                data, self.kind, self.params, self.selection)
+            masks = called(piece, "rolling", params, self.selection, columns)
+            return [int(r) for mask in masks for r in np.flatnonzero(mask)]
+        return order
 
 
 def _marks(obj: pd.DataFrame | pd.Series, on: Any) -> pd.DataFrame | pd.Series:
