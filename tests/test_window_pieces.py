@@ -125,6 +125,44 @@ def test_a_failing_window_in_a_later_piece_names_its_row(small_pieces):
     assert "r47" in "".join(getattr(info.value, "__notes__", [])) + str(info.getrepr())
 
 
+class FailsAt:
+    """Raises on the window that ends at ``bad`` (in column ``y`` of the frame)."""
+
+    def __init__(self, bad: float) -> None:
+        self.bad = bad
+
+    def __call__(self, window) -> float:
+        return self.check(window)
+
+    def check(self, window) -> float:
+        if np.asarray(window)[-1] == self.bad:
+            msg = "bad window"
+            raise ZeroDivisionError(msg)
+        return 0.0
+
+
+def _plain(window):
+    if np.asarray(window)[-1] == 2 * 31:
+        msg = "bad window"
+        raise ZeroDivisionError(msg)
+    return 0.0
+
+
+@pytest.mark.parametrize("raw", [True, False])
+@pytest.mark.parametrize("kind", ["function", "object", "method"])
+@pytest.mark.parametrize("window", [4, "3min"])
+def test_the_failing_windows_row_is_named_for_every_kind_of_callable(small_pieces, raw, kind,
+                                                                   window):
+    small_pieces(5)
+    frame = pd.DataFrame({"x": np.arange(60.0), "y": np.arange(60.0) * 2},
+                         index=pd.date_range("2024-01-01", periods=60, freq="min"))
+    frame.iloc[[3, 40], 0] = np.nan  # NaN in the windows: they still match themselves
+    func = {"function": _plain, "object": FailsAt(62.0), "method": FailsAt(62.0).check}[kind]
+    with pytest.raises(ZeroDivisionError, match="bad window") as info:
+        frame.rolling(window).par.apply(func, raw=raw, partitions=3, **RUN)
+    assert "2024-01-01 00:31:00" in "".join(getattr(info.value, "__notes__", []))
+
+
 @pytest.mark.parametrize(("make", "fast"), [
     (lambda s: s.rolling(10), True),
     (lambda s: s.rolling("2h"), True),
@@ -144,3 +182,37 @@ def test_which_windows_take_pandas_bounds(make, fast):
     if fast:
         start, end, periods = bounds
         assert len(start) == len(end) == 30 and periods >= 1
+
+
+class Recorder:
+    """A progress sink that keeps every record."""
+
+    def __init__(self) -> None:
+        self.updates = []
+        self.final = None
+
+    def update(self, progress) -> None:
+        self.updates.append(progress)
+
+    def close(self, progress) -> None:
+        self.final = progress
+
+
+def _slow_window(x: np.ndarray) -> float:
+    import time
+    time.sleep(0.0005)
+    return float(x.sum())
+
+
+def test_workers_report_window_rows_as_their_pieces_finish():
+    """Two partitions of 1,500 windows of 0.5 ms (about 0.75 s each): each worker's rows
+    move before its partition is done, as pandas' bounds run piece by piece."""
+    series = pd.Series(np.arange(3000.0))
+    rec = Recorder()
+    got = series.rolling(10).par.apply(_slow_window, raw=True, jobs=2, partitions=2,
+                                       progress=rec, inline_fallback=False)
+    pd.testing.assert_series_equal(got, series.rolling(10).apply(_slow_window, raw=True))
+    assert rec.final is not None and rec.final.rows_done == 3000
+    midway = [w.rows_done for p in rec.updates for w in p.workers
+              if 0 < w.rows_done < w.rows_assigned]
+    assert midway, "no worker reported rows before its partition ended"

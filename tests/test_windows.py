@@ -202,7 +202,10 @@ def test_processes_ran_it(start_method):
     assert jp.last_run().with_workers
 
 
-def test_a_failing_window_names_its_row():
+@pytest.mark.parametrize("periods", [None, 0], ids=["bounds", "wrapper"])
+def test_a_failing_window_names_its_row(periods):
+    """Both paths: pandas' bounds handed back (the row found from the traceback) and,
+    with ``min_periods=0``, the wrapper that skips the overlap windows."""
     series = pd.Series(np.arange(100.0), index=[f"r{i}" for i in range(100)])
 
     def f(x):
@@ -212,7 +215,7 @@ def test_a_failing_window_names_its_row():
         return 0.0
 
     with pytest.raises(ZeroDivisionError, match="bad window") as info:
-        series.rolling(10).par.apply(f, raw=True, partitions=4, **RUN)
+        series.rolling(10, min_periods=periods).par.apply(f, raw=True, partitions=4, **RUN)
     assert "r77" in "".join(getattr(info.value, "__notes__", [])) + str(info.getrepr())
 
 

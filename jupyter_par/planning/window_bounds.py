@@ -11,12 +11,13 @@ the bounds pandas computes for the partition and hands pandas them back through 
 pandas then calls the function only for windows with ``min_periods`` values, so never
 for an empty one, and every own row's window is the one pandas would have given it.
 The own rows run in consecutive pieces (progress after each, as a row-wise apply
-reports), each piece carrying only the rows its windows reach.
+reports), each piece carrying only the rows its windows reach. Nothing of jupyter_par
+runs per window: a failing window's row is found afterwards, from the traceback.
 """
 
 from __future__ import annotations
 
-import itertools
+import inspect
 import time
 from collections.abc import Callable
 from typing import Any
@@ -83,35 +84,16 @@ def _piece_bounds(start: np.ndarray, end: np.ndarray, a: int, b: int
     return s0, e0, FixedBounds(piece_start, piece_end)
 
 
-def _counted(func: Callable[..., Any], extra: bool) -> tuple[Callable[..., Any], Callable[[], int]]:
-    """``func`` with a call count (the only cost per window: one C call), and how to read
-    the calls made so far. After a failure the last call is the failing window's: the
-    function raised there, or pandas refused what it returned."""
-    tick = itertools.count().__next__
-
-    def counted(window: Any) -> Any:
-        tick()
-        return func(window)
-
-    def counted_extra(window: Any, *args: Any, **kwargs: Any) -> Any:
-        tick()
-        return func(window, *args, **kwargs)
-
-    wrapped = counted_extra if extra else counted
-    wrapped.__name__ = getattr(func, "__name__", "func")
-    return wrapped, tick  # after k calls, the next tick reads k
-
-
 def run_in_pieces(data: pd.DataFrame | pd.Series, lo: int, hi: int,
                   bounds: tuple[np.ndarray, np.ndarray, int],
                   apply: Callable[[Any, Callable[..., Any]], Any],
                   rebuild: Callable[[Any, dict[str, Any]], Any],
-                  call_order: Callable[[Any, dict[str, Any]], list[int]],
-                  func: Callable[..., Any], extra: bool) -> Any:
+                  call_order: Callable[[Any, dict[str, Any]], list[tuple[Any, np.ndarray]]],
+                  func: Callable[..., Any], raw: bool) -> Any:
     """pandas' window call for rows ``lo..hi`` of ``data``, in pieces: ``rebuild(slice,
     params)`` makes the window over a slice, ``apply(window, f)`` calls pandas' apply,
-    ``call_order(slice, params)`` lists the rows pandas calls the function for (read
-    only after a failure, to name its row)."""
+    ``call_order(slice, params)`` lists, column by column in pandas' order, the rows
+    pandas calls the function for (read only after a failure, to name its row)."""
     start, end, periods = bounds
     ctx = _worker.current_context()
     outs = []
@@ -121,12 +103,11 @@ def run_in_pieces(data: pd.DataFrame | pd.Series, lo: int, hi: int,
         s0, e0, piece = _piece_bounds(start, end, a, b)
         part = data.iloc[s0:e0]
         params = {"window": piece, "min_periods": periods}
-        wrapped, calls = _counted(func, extra)
         began = time.perf_counter()
         try:
-            out = apply(rebuild(part, params), wrapped)
-        except BaseException:
-            _name_failing_row(ctx, part, params, call_order, calls())
+            out = apply(rebuild(part, params), func)
+        except BaseException as exc:
+            _name_failing_row(ctx, exc, func, raw, part, params, call_order)
             raise
         outs.append(out.iloc[a - s0:b - s0])
         ctx.add_rows(b - a)
@@ -137,12 +118,68 @@ def run_in_pieces(data: pd.DataFrame | pd.Series, lo: int, hi: int,
     return result
 
 
-def _name_failing_row(ctx: Any, part: Any, params: dict[str, Any],
-                      call_order: Callable[[Any, dict[str, Any]], list[int]],
-                      calls: int) -> None:
+def _name_failing_row(ctx: Any, exc: BaseException, func: Callable[..., Any], raw: bool,
+                      part: Any, params: dict[str, Any],
+                      call_order: Callable[[Any, dict[str, Any]], list[tuple[Any, np.ndarray]]]
+                      ) -> None:
+    """Note the row whose window the function failed on.
+
+    Nothing ran per window to count the calls, so the window is read back from the
+    function's own frame in the traceback, and its row is the first (in pandas' call
+    order) whose window holds the same values (and, for ``raw=False``, labels): a
+    function that fails on a window fails on the first window equal to it. Not found
+    (a function pandas' C code calls directly, an argument rebound in the function, a
+    failure in pandas itself): no row is named.
+    """
+    window = _window_argument(exc, func)
+    if window is None:
+        return
     try:
-        rows = call_order(part, params)
+        row = _first_equal_window(window, raw, part, params, call_order)
     except Exception:  # noqa: BLE001 - the user's error is the one to report
         return
-    if 0 < calls <= len(rows):
-        ctx.note_row(part.index[rows[calls - 1]])
+    if row is not None:
+        ctx.note_row(part.index[row])
+
+
+def _window_argument(exc: BaseException, func: Callable[..., Any]) -> Any:
+    """The first argument of ``func``'s outermost frame in ``exc``'s traceback."""
+    skip = 0
+    if inspect.ismethod(func):
+        func, skip = func.__func__, 1
+    elif not inspect.isfunction(func):
+        call = next((vars(k)["__call__"] for k in type(func).__mro__  # its class's method
+                     if "__call__" in vars(k)), None)
+        if not inspect.isfunction(call):
+            return None
+        func, skip = call, 1
+    code = getattr(func, "__code__", None)
+    if code is None or code.co_argcount <= skip:
+        return None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            return tb.tb_frame.f_locals.get(code.co_varnames[skip])
+        tb = tb.tb_next
+    return None
+
+
+def _first_equal_window(window: Any, raw: bool, part: Any, params: dict[str, Any],
+                        call_order: Callable[[Any, dict[str, Any]],
+                                             list[tuple[Any, np.ndarray]]]) -> int | None:
+    if raw:
+        values, labels = np.asarray(window, dtype="float64"), None
+    elif isinstance(window, pd.Series):
+        values, labels = window.to_numpy(dtype="float64", na_value=np.nan), window.index
+    else:
+        return None
+    bounds = params["window"]
+    lengths = bounds.end - bounds.start
+    for column, rows in call_order(part, params):
+        column_values = column.to_numpy(dtype="float64", na_value=np.nan)
+        for row in rows[lengths[rows] == len(values)]:
+            s, e = bounds.start[row], bounds.end[row]
+            if np.array_equal(column_values[s:e], values, equal_nan=True) and (
+                    labels is None or labels.equals(part.index[s:e])):
+                return int(row)
+    return None

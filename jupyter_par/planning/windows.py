@@ -226,8 +226,7 @@ class WindowApply:
             return run_in_pieces(data, lo, hi, bounds, self._apply,
                                  lambda piece, params: _rebuild(piece, "rolling", params,
                                                                 self.selection),
-                                 self._call_order(data), self.func,
-                                 bool(self.args or self.kwargs))
+                                 self._call_order(data), self.func, self.raw)
         try:
             order = _calls(data, self.kind, self.params, self.selection, lo, hi)
         except Exception:  # noqa: BLE001 - a column pandas refuses: let pandas say so below
@@ -246,14 +245,19 @@ class WindowApply:
     def _apply(self, window: Any, func: Callable[..., Any]) -> Any:
         return window.apply(func, raw=self.raw, args=self.args, kwargs=self.kwargs)
 
-    def _call_order(self, data: Any) -> Callable[[Any, dict[str, Any]], list[int]]:
-        """For a piece: its rows, in the order pandas calls the function for them (read
-        only to name a failing window's row)."""
-        def order(piece: Any, params: dict[str, Any]) -> list[int]:
-            columns = None if isinstance(data, pd.Series) else column_order(
-                data, self.kind, self.params, self.selection)
-            masks = called(piece, "rolling", params, self.selection, columns)
-            return [int(r) for mask in masks for r in np.flatnonzero(mask)]
+    def _call_order(self, data: Any) -> Callable[[Any, dict[str, Any]],
+                                                 list[tuple[Any, np.ndarray]]]:
+        """For a piece: column by column, in pandas' order, the column and the rows
+        pandas calls the function for (read only to name a failing window's row)."""
+        def order(piece: Any, params: dict[str, Any]) -> list[tuple[Any, np.ndarray]]:
+            if isinstance(data, pd.Series):
+                labels, columns = None, [piece]
+            else:
+                labels = column_order(data, self.kind, self.params, self.selection)
+                columns = [piece[label] for label in labels]
+            masks = called(piece, "rolling", params, self.selection, labels)
+            return [(column, np.flatnonzero(mask)) for column, mask in zip(columns, masks,
+                                                                         strict=True)]
         return order
 
 
