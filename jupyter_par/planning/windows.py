@@ -12,7 +12,7 @@ rows before it (and after it, for ``center=True``) that its windows reach::
 Where pandas' own window bounds can be read (rows or time, ``expanding``, no ``step``,
 ``min_periods`` of at least 1), the worker hands them back to pandas with the overlap
 rows' windows emptied, in pieces (``window_bounds.py``): pandas never calls the
-function for those, and nothing runs per window but the call and a count. Elsewhere,
+function for those, and nothing of jupyter_par runs per window. Elsewhere,
 which windows pandas calls ``func`` for (those with at least ``min_periods`` finite
 values) is found first, vectorised, by the same pandas call on a frame of 0/NaN marks,
 and a wrapper skips the function on the overlap rows' windows without guessing
