@@ -43,6 +43,11 @@ def stuck_from_2(x: int) -> int:
     return x
 
 
+def stuck_from_4(x: int) -> int:
+    time.sleep(0.02 if x < 4 else 30)
+    return x
+
+
 def fails_on_7(x: int) -> int:
     if x == 7:
         msg = f"bad item {x}"
