@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from fixed_readings import reading
 from where_ran import ran
 
 import jupyter_par as jp
@@ -68,20 +69,10 @@ def test_only_the_first_column_runs_in_the_kernel_and_the_result_is_pandas():
     pd.testing.assert_series_equal(result, WIDE.apply(slow, axis=0))
 
 
-class _ReadsAsCheap:
-    """A stopwatch that reads every call as 0.2 ms of work: what a cheap column function
-    takes on a quiet machine. The real clock let one scheduler hiccup (5 ms on a busy CI
-    host) read as a measurable first column, and the growth under test never happened."""
-
-    def start(self):
-        return self
-
-    def stop(self) -> float:
-        return 0.0002
-
-
 def test_a_cheap_column_function_grows_its_pieces_and_stays_in_the_kernel(monkeypatch):
-    monkeypatch.setattr(cost.load, "Stopwatch", _ReadsAsCheap)
+    # 0.2 ms a piece: a cheap column function on a quiet machine (the real clock let one
+    # scheduler hiccup on a busy CI host end the growth at the first column).
+    reading(monkeypatch, 0.0002)
     many = pd.DataFrame(np.ones((80_000, 64)))  # 41 MB, 8 columns a partition
     plan, sample, widths = _sample(many, lambda column: column.iloc[0])
     assert plan.parts[0].size == 8
@@ -96,11 +87,7 @@ def test_a_cheap_column_function_grows_its_pieces_and_stays_in_the_kernel(monkey
 def test_a_measurable_piece_ends_the_growth(monkeypatch):
     """Each piece reads 2 ms: the third reading (1 + 2 + 4 columns) passes the measurable
     5 ms, so the sample stops there and the rest of the partition goes on from column 7."""
-    class ReadsTwoMs(_ReadsAsCheap):
-        def stop(self) -> float:
-            return 0.002
-
-    monkeypatch.setattr(cost.load, "Stopwatch", ReadsTwoMs)
+    reading(monkeypatch, 0.002)
     many = pd.DataFrame(np.ones((80_000, 64)))
     plan, sample, widths = _sample(many, lambda column: column.iloc[0])
     assert widths == [1, 2, 4]

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
+from fixed_readings import reading
 from where_ran import ran
 
 import jupyter_par as jp
@@ -205,7 +206,12 @@ GROUPS = pd.DataFrame({"k": np.repeat(np.arange(2000), 50),
                        "w": np.arange(100_000, dtype=float) % 7})
 
 
-def test_a_cheap_groupby_agg_stays_in_the_kernel_and_runs_each_group_once():
+def test_a_cheap_groupby_agg_stays_in_the_kernel_and_runs_each_group_once(monkeypatch):
+    """Read as cheap (0.2 ms for the sample's 16 groups), the agg stays in the kernel. On
+    the real clock the sample's one pandas call (~0.7 ms here, most of it pandas' fixed
+    cost) is scaled by 128, so this call's verdict flipped to the workers in 3-5 of 30
+    runs, quiet or loaded: the test read the clock, not the rule (issue 28's note)."""
+    reading(monkeypatch, 0.0002)
     calls = []
 
     def first(values):  # a few microseconds: pandas' own loop is most of the call
