@@ -10,12 +10,15 @@ values, and how many times the function ran (once per window pandas calls it for
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_progress import Recorder
+from test_windows import _f
 
 import jupyter_par  # noqa: F401 - registers .par
 from jupyter_par.planning import window_bounds
@@ -36,8 +39,7 @@ class Counted:
     def __call__(self, x) -> float:
         with self._lock:
             self.calls += 1
-        values = np.asarray(x, dtype=float)
-        return float(np.nansum(values * np.arange(1, len(values) + 1))) + len(values)
+        return _f(x)
 
 
 @pytest.fixture
@@ -184,22 +186,8 @@ def test_which_windows_take_pandas_bounds(make, fast):
         assert len(start) == len(end) == 30 and periods >= 1
 
 
-class Recorder:
-    """A progress sink that keeps every record."""
-
-    def __init__(self) -> None:
-        self.updates = []
-        self.final = None
-
-    def update(self, progress) -> None:
-        self.updates.append(progress)
-
-    def close(self, progress) -> None:
-        self.final = progress
-
 
 def _slow_window(x: np.ndarray) -> float:
-    import time
     time.sleep(0.0005)
     return float(x.sum())
 
@@ -213,6 +201,6 @@ def test_workers_report_window_rows_as_their_pieces_finish():
                                        progress=rec, inline_fallback=False)
     pd.testing.assert_series_equal(got, series.rolling(10).apply(_slow_window, raw=True))
     assert rec.final is not None and rec.final.rows_done == 3000
-    midway = [w.rows_done for p in rec.updates for w in p.workers
+    midway = [w.rows_done for _, p in rec.updates for w in p.workers
               if 0 < w.rows_done < w.rows_assigned]
     assert midway, "no worker reported rows before its partition ended"
