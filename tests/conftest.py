@@ -16,6 +16,7 @@ import pytest
 
 import jupyter_par
 from jupyter_par import backends
+from jupyter_par.run import verdicts
 
 # The start_method fixture's methods; CI's other interpreters each run one
 # (JP_TEST_START_METHODS="forkserver", see scripts/test.sh).
@@ -69,6 +70,15 @@ def _stray_children(before: set[int], grace: float = 5.0) -> list[psutil.Process
         if not stray or time.monotonic() > deadline:
             return stray
         time.sleep(0.1)
+
+
+@pytest.fixture(autouse=True)
+def fresh_verdicts():
+    """Each test starts as a new kernel would: no fallback verdict remembered from another
+    test's call of the same function (tests/test_verdicts.py checks the memory itself)."""
+    verdicts.forget()
+    yield
+    verdicts.forget()
 
 
 @pytest.fixture(autouse=True)

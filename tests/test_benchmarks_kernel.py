@@ -32,7 +32,9 @@ def test_kernel_share_reports_every_part_and_correct_results():
         assert row[-1] == "yes"
         split, shipping, tail, combine, kernel = (float(x) for x in row[6:11])
         assert kernel == pytest.approx(split + shipping + tail + combine, abs=0.2)
-        assert 0 < float(row[14]) <= 1  # efficiency at 16 workers
+        first_ms, first_share = (x.strip() for x in row[14].split(","))
+        assert float(first_ms) > 0 and first_share.endswith("%")  # the call sampled again
+        assert 0 < float(row[15]) <= 1  # efficiency at 16 workers
 
 
 @pytest.mark.slow

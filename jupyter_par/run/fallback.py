@@ -124,11 +124,15 @@ class Clocked:
         self.busy.append(load.busy_elsewhere(self.cpus))
         return result
 
+    @property
+    def mean_busy(self) -> float:
+        """CPUs' worth of other processes' work, on average while the sample ran."""
+        return sum(self.busy) / len(self.busy) if self.busy else load.busy_elsewhere(self.cpus)
+
     def speedup(self, jobs: int) -> float:
         """How many times the kernel's speed ``jobs`` workers would get now: at the mean
         load read during the sample."""
-        busy = sum(self.busy) / len(self.busy) if self.busy else load.busy_elsewhere(self.cpus)
-        return load.speedup(jobs, busy, self.cpus)
+        return load.speedup(jobs, self.mean_busy, self.cpus)
 
 
 class Sample:
@@ -149,6 +153,9 @@ class Sample:
         self.assembly = 0.0  # seconds the assembly after the workers would take
         self.clock = Clocked(op)
         self.verdict: str | None = None
+        #: What the workers save over what moving costs them (1: even), where measured;
+        #: a clear margin is remembered for the next call (:mod:`.verdicts`).
+        self.margin: float | None = None
         self.taken = 0  # rows of the first partition handed out so far
         self.count = 0  # pieces handed out
         self.one = 0.0  # seconds of a call on one row, once warm
@@ -197,7 +204,10 @@ class Sample:
                 return False
         self.one = min(call[0] for call in self.clock.calls[-2:])
         # This slow on one row: the work outweighs moving; a longer sample would drag.
-        return self.one <= SLOW_CALL_SECONDS
+        if self.one > SLOW_CALL_SECONDS:
+            self.margin = float("inf")
+            return False
+        return True
 
     def _moving_bound(self) -> float:
         size = self.size
@@ -221,9 +231,10 @@ class Sample:
                 return False
             fastest = last[0] if fastest is None else min(fastest, last[0])
             per_row = max(0.0, fastest - self.one) / (MIN_SAMPLE_ROWS - 1)
-            if not (fastest >= MEASURABLE_SECONDS and
-                    per_row * self.size.rows * self._saved() > 4 * self._moving_bound()):
+            saved, bound = per_row * self.size.rows * self._saved(), self._moving_bound()
+            if not (fastest >= MEASURABLE_SECONDS and saved > 4 * bound):
                 return True
+        self.margin = saved / (MARGIN * bound) if bound > 0 else float("inf")
         return False
 
     def _saved(self) -> float:
@@ -326,7 +337,9 @@ class Sample:
                   + in_seconds + out_seconds
                   + size.partitions * PARTITION_SECONDS + self.sharing)
         speedup = self.clock.speedup(self.jobs)
-        if compute * (1 - 1 / speedup) > MARGIN * moving + self.assembly:
+        saved, bar = compute * (1 - 1 / speedup), MARGIN * moving + self.assembly
+        self.margin = saved / bar if bar > 0 else float("inf")
+        if saved > bar:
             return None
         total_mb = (size.numeric + size.pickled_bytes) / 2**20
         also = f" (shared objects: {self.sharing:.2g} s of it)" if self.sharing else ""

@@ -36,7 +36,7 @@ from ..wire import shared_objects as _shared
 from ..worker import display as _display
 from ..worker import task as _worker
 from ..worker.task import CapturedWarning
-from . import engine, resume
+from . import engine, resume, verdicts
 from . import fallback as cost
 from .backend_choice import BackendChoice, choose_backend
 from .column_sample import ColumnSample
@@ -278,6 +278,9 @@ class _Steps:
             sharing = cost.sharing_seconds(self.shared) if self.shared else 0.0
             if size is None or not cost.worth_a_sample(size, sharing):
                 return None
+            call = verdicts.key(self.plan.label, self.plan.op, in_kernel.jobs, size.partitions)
+            if verdicts.clear_for(call, size):
+                return None  # the workers clearly won this call before: no sample again
             finish = self.plan.kernel_finish if self.fold is None else None
             op = finish.timed(self.plan.op) if finish is not None else self.plan.op
             kind = ColumnSample if self.plan.columns_cuttable else cost.Sample
@@ -289,6 +292,8 @@ class _Steps:
                                     label=self.plan.label, unit=self.plan.unit,
                                     cancel=self.cancel, fold=self.fold,
                                     check_first=self.plan.check_first)
+        if sample.count and not self.head.failures:  # a kernel verdict forgets a clear one
+            verdicts.note(call, size, in_kernel.jobs, sample.clock.mean_busy, sample.margin)
         assert isinstance(self.parts, Sequence)
         self.parts = sample.rest(self.parts)
         self.done_before = (sample.units_done, sample.count)
