@@ -140,6 +140,34 @@ def test_a_cheap_function_kept_in_the_kernel_is_sampled_every_time(monkeypatch):
         pd.testing.assert_series_equal(result, WIDE.apply(cheap, axis=0))
 
 
+def test_a_remembered_run_checks_its_verdict_by_the_workers_compute():
+    """The same function made cheap by its settings still goes to the workers once (the
+    verdict is remembered), but that run's compute no longer beats moving: the verdict
+    is forgotten and the next call is sampled again. Work that stays slow keeps it."""
+    settings = {"delay": 0.1}  # 1.6 s of work: clear beside a busy CPU too
+    seen: list[str] = []
+
+    def column_work(column):
+        if os.getpid() == KERNEL:
+            seen.append(column.name)
+        time.sleep(settings["delay"])
+        return float(column.sum())
+
+    _apply(WIDE, column_work)
+    _apply(WIDE, column_work)  # remembered: no sample, and still clear afterwards
+    assert len(verdicts._remembered) == 1
+    seen.clear()
+    settings["delay"] = 0.0
+    result = _apply(WIDE, column_work)  # remembered: to the workers, no sample
+    assert seen == []
+    pd.testing.assert_series_equal(result, WIDE.apply(column_work, axis=0))
+    assert verdicts._remembered == {}  # its compute (16 sums) did not pay for moving
+    seen.clear()
+    with pytest.warns(jp.InlineFallbackWarning, match="ran in the kernel"):
+        ran("kernel", lambda: jp.apply(WIDE, column_work, axis=0, jobs=2, progress=False))
+    assert seen == list(WIDE.columns)  # sampled, and kept in the kernel
+
+
 def test_a_kernel_verdict_forgets_a_clear_one(monkeypatch):
     seen: list[str] = []
     slow = _slow_columns(seen)
@@ -214,7 +242,8 @@ def test_a_call_is_known_by_its_code_form_workers_and_partitions():
 
 @pytest.mark.parametrize("margin, kept", [(None, False), (1.2, False), (verdicts.CLEAR, True),
                                           (float("inf"), True)])
-def test_only_a_clear_margin_is_kept(margin, kept):
+def test_only_a_clear_margin_is_kept(monkeypatch, margin, kept):
+    monkeypatch.setattr(load, "busy_elsewhere", lambda cpus=None: 0.0)  # the load then
     size = _Size(rows=1000, weighted_bytes=8e6, groups=0)
     verdicts.note(("call",), size, 2, 0.0, margin)
     assert verdicts.clear_for(("call",), size) is kept

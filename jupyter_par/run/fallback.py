@@ -104,6 +104,30 @@ def worth_a_sample(size: Input, sharing: float) -> bool:
             or size.groups >= SAMPLE_ABOVE_GROUPS)
 
 
+def moving_bound(size: Input, sharing: float = 0.0) -> float:
+    """At most what moving ``size`` to the workers and back costs (seconds): its numbers
+    through shared memory and a result as large, its objects pickled both ways, a round
+    trip per partition, and preparing the shared objects."""
+    return (size.numeric * MOVE_SECONDS_PER_BYTE * 3 + size.pickled_seconds * 3
+            + size.partitions * PARTITION_SECONDS + sharing)
+
+
+def margin_seen(size: Input, jobs: int, compute: float, busy: float,
+                finish: Any = None) -> float:
+    """The margin a run on the workers showed: what its ``compute`` seconds (the
+    workers' own, summed) saved at the load ``busy``, over what moving costs by
+    :func:`moving_bound` (and the assembly, for a GroupBy call), with :data:`MARGIN`.
+    A run sent to the workers by a remembered verdict checks it so: work that has
+    become cheap (the same function, other settings) is sampled again next time."""
+    assembly = 0.0
+    if finish is not None:
+        per_group = _assembly_per_group.get(finish.call.method)
+        assembly = per_group * finish.groups if per_group is not None else 0.0
+    saved = compute * (1 - 1 / load.speedup(jobs, busy))
+    bar = MARGIN * moving_bound(size) + assembly
+    return saved / bar if bar > 0 else float("inf")
+
+
 # -- the sample: pieces of the first partition, each run once, results kept ----------------
 @dataclass
 class Clocked:
@@ -210,9 +234,7 @@ class Sample:
         return True
 
     def _moving_bound(self) -> float:
-        size = self.size
-        return (size.numeric * MOVE_SECONDS_PER_BYTE * 3 + size.pickled_seconds * 3
-                + size.partitions * PARTITION_SECONDS + self.sharing)
+        return moving_bound(self.size, self.sharing)
 
     def _few_rows(self) -> Iterator[Partition]:
         """A few rows tell the cost per row from the cost per call: work that clearly

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from ..errors import InlineFallbackWarning, PartialResultWarning, SerialFallbackWarning
+from ..machine import load
 from ..machine.load import Stopwatch
 from ..planning.group_live import NOT_FINISHED
 from ..planning.plan import Plan
@@ -204,6 +205,7 @@ def execute(
     value, outcome = run.finish_in_kernel(output)
     if outcome is None:
         outcome = _joined(run.head, run.the_rest(sinks, output))
+        run.recheck(outcome)
         show_outputs(outcome, output)
         value, combined, combining = _combined(plan.combine, outcome)
         if plan.kernel_finish is not None and run.options.chosen.in_kernel is None:
@@ -250,6 +252,9 @@ class _Steps:
         self.parts = self.keeper.parts
         self.head: engine.RunOutcome | None = None  # the sample's pieces, run in the kernel
         self.done_before = (0, 0)  # rows and partitions the sample ran
+        #: The call, input and workers of a remembered verdict that sent this run to the
+        #: workers with no sample (run/verdicts.py), or None.
+        self.remembered: tuple[Any, cost.Input, int] | None = None
 
     def choose_backend(self, where: tuple[str, int] | None, output: TextIO | None) -> None:
         """Where the run goes (:func:`choose_backend`, the one place that decides it),
@@ -280,7 +285,10 @@ class _Steps:
                 return None
             call = verdicts.key(self.plan.label, self.plan.op, in_kernel.jobs, size.partitions)
             if verdicts.clear_for(call, size):
-                return None  # the workers clearly won this call before: no sample again
+                # The workers clearly won this call before: no sample again; the run's
+                # own compute checks the verdict afterwards (recheck).
+                self.remembered = (call, size, in_kernel.jobs)
+                return None
             finish = self.plan.kernel_finish if self.fold is None else None
             op = finish.timed(self.plan.op) if finish is not None else self.plan.op
             kind = ColumnSample if self.plan.columns_cuttable else cost.Sample
@@ -298,6 +306,17 @@ class _Steps:
         self.parts = sample.rest(self.parts)
         self.done_before = (sample.units_done, sample.count)
         return sample.verdict
+
+    def recheck(self, outcome: engine.RunOutcome) -> None:
+        """A run a remembered verdict sent to the workers: keep the verdict if the run's
+        own compute still clearly beats moving, else forget it (sampled next time)."""
+        if self.remembered is None or outcome.timings is None or outcome.failures:
+            return
+        call, size, jobs = self.remembered
+        finish = self.plan.kernel_finish if self.fold is None else None
+        busy = load.busy_elsewhere()
+        margin = cost.margin_seen(size, jobs, outcome.timings.worker_compute, busy, finish)
+        verdicts.note(call, size, jobs, busy, margin)
 
     def finish_in_kernel(self, output: TextIO | None) -> tuple[Any, engine.RunOutcome | None]:
         """Where the verdict kept the run here and the plan finishes in the kernel as
