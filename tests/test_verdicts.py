@@ -208,6 +208,32 @@ def test_a_row_function_slow_on_its_first_row_is_remembered_too(monkeypatch):
     pd.testing.assert_series_equal(result, rows.apply(first_value, axis=1))
 
 
+# 1,200 groups of 100 rows: a GroupBy call over this many groups is sampled whatever its
+# size (each group costs a value moved back and a step of the assembly).
+GROUPED = pd.DataFrame({"k": np.repeat(np.arange(1200), 100),
+                        "v": np.random.default_rng(5).standard_normal(120_000)})
+
+
+@pytest.mark.parametrize("method", ["agg", "apply"])
+def test_a_groupby_call_the_workers_clearly_won_is_not_sampled_again(method):
+    seen: list[int] = []
+
+    def per_group(values):
+        if os.getpid() == KERNEL:
+            seen.append(1)
+        time.sleep(0.001)
+        return float(values.sum())
+
+    grouped = GROUPED.groupby("k")["v"]
+    call = getattr(grouped.par, method)
+    ran("workers", lambda: call(per_group, jobs=2, progress=False))
+    assert seen, "the first call ran its first groups in the kernel (the sample)"
+    seen.clear()
+    result = ran("workers", lambda: call(per_group, jobs=2, progress=False))
+    assert seen == []
+    pd.testing.assert_series_equal(result, getattr(grouped, method)(per_group))
+
+
 # -- what a call is known by -------------------------------------------------------------
 def _compiled(source: str, name: str, cell: str):
     scope: dict = {}
@@ -229,15 +255,46 @@ def test_a_call_is_known_by_its_code_form_workers_and_partitions():
     raw = verdicts.key("apply(axis=0)", ColumnApply(f1, {"raw": True}), 2, 8)
     assert raw != key
     assert raw == verdicts.key("apply(axis=0)", ColumnApply(f2, {"raw": True}), 2, 8)
-    # an argument's data counts by its type, not its value (nor its hash)
-    assert (verdicts.key("x", ColumnApply(f1, {"args": ([1],)}), 2, 8)
-            == verdicts.key("x", ColumnApply(f1, {"args": ([2, 3],)}), 2, 8))
+    # an argument's data counts by its type, not its value (nor its hash); short plain
+    # settings by their value
+    assert (verdicts.key("x", ColumnApply(f1, {"args": (np.zeros(3), list(range(100)))}), 2, 8)
+            == verdicts.key("x", ColumnApply(f1, {"args": (np.ones(5), list(range(50)))}), 2, 8))
+    assert (verdicts.key("x", ColumnApply(f1, {"args": (1, "a")}), 2, 8)
+            != verdicts.key("x", ColumnApply(f1, {"args": (2, "a")}), 2, 8))
     # functools.partial: its function; a callable object or a ufunc: its type and name
     assert (verdicts.key("x", ColumnApply(functools.partial(f1)), 2, 8)
             == verdicts.key("x", ColumnApply(functools.partial(f2, 3)), 2, 8))
     assert verdicts.key("x", ColumnApply(np.sqrt), 2, 8) != verdicts.key(
         "x", ColumnApply(np.exp), 2, 8)
     assert verdicts.key("x", object(), 2, 8) is None  # no user function: never remembered
+
+
+def test_a_groupby_calls_spec_is_known_by_its_functions_and_names():
+    f1 = _compiled("def f(c):\n    return c.sum() + 1\n", "f", "<cell-1>")
+    f2 = _compiled("def f(c):\n    return c.sum() + 1\n", "f", "<cell-2>")
+    g = _compiled("def f(c):\n    return c.max()\n", "f", "<cell-3>")
+
+    @dataclasses.dataclass
+    class Call:  # the fields of planning.group_replay.GroupCall the key reads
+        method: str
+        spec: object
+        kwargs: dict
+
+    def key(method, spec, **kwargs):
+        return verdicts.key("groupby", Call(method, spec, kwargs), 2, 8)
+
+    assert key("agg", [f1, "sum"]) == key("agg", [f2, "sum"])
+    assert key("agg", [f1, "sum"]) != key("agg", [g, "sum"])
+    assert key("agg", [f1, "sum"]) != key("agg", [f1, "mean"])
+    assert key("agg", {"a": f1}) == key("agg", {"a": f2})
+    assert key("agg", {"a": f1}) != key("agg", {"b": f1})
+    assert key("agg", f1) != key("transform", f1)
+    # named aggregation: the functions are in the keywords
+    assert key("agg", None, total=("v", f1)) is None  # no spec, no func: not remembered
+    assert (verdicts._settings(Call("agg", None, {"total": ("v", f1)}))
+            == verdicts._settings(Call("agg", None, {"total": ("v", f2)})))
+    assert (verdicts._settings(Call("agg", None, {"total": ("v", f1)}))
+            != verdicts._settings(Call("agg", None, {"total": ("v", g)})))
 
 
 @pytest.mark.parametrize("margin, kept", [(None, False), (1.2, False), (verdicts.CLEAR, True),

@@ -82,25 +82,50 @@ def _code(func: Any) -> Hashable:
     return ("object", kind.__module__, kind.__qualname__, name)
 
 
+_PLAIN = (bool, int, float, str, bytes, type(None))
+#: Lists, tuples and dicts longer than this are data, known by their type only.
+_ITEMS = 16
+
+
+def _shape(value: Any, depth: int = 0) -> Hashable:
+    """What a function spec or setting is known by: plain values as they are, functions
+    by their code, classes by their names, short lists, tuples and dicts by their items
+    (a GroupBy ``agg`` takes all three), anything else (an argument's data) by its type
+    only."""
+    if isinstance(value, _PLAIN):
+        return value if not isinstance(value, str | bytes) or len(value) <= 256 else \
+            ("long", type(value).__name__, len(value))
+    if isinstance(value, type):
+        return ("class", value.__module__, value.__qualname__)
+    if callable(value):
+        return _code(value)
+    if depth < 3 and isinstance(value, list | tuple) and len(value) <= _ITEMS:
+        return (type(value).__name__, *(_shape(v, depth + 1) for v in value))
+    if depth < 3 and isinstance(value, dict) and len(value) <= _ITEMS:
+        return ("dict", *sorted(((repr(k), _shape(v, depth + 1)) for k, v in value.items()),
+                                key=repr))
+    return ("type", type(value).__module__, type(value).__qualname__)
+
+
 def _settings(op: Any) -> Hashable:
-    """The operation's keyword settings (``raw=True`` and the like): plain values as
-    they are, any other (an argument's data) by its type only."""
+    """The operation's keyword settings (``raw=True``, a named ``agg``'s columns and
+    functions): see :func:`_shape`."""
     kwargs = getattr(op, "kwargs", None)
-    if not isinstance(kwargs, dict):
-        return ()
-    plain = (bool, int, float, str, type(None))
-    return tuple(sorted((name, value if isinstance(value, plain) else type(value).__qualname__)
-                        for name, value in kwargs.items()))
+    return _shape(kwargs) if isinstance(kwargs, dict) else ()
 
 
 def key(label: str, op: Any, jobs: int, partitions: int) -> Hashable | None:
     """The call a verdict is remembered for: its form (the label: ``df.apply(axis=1)``),
-    its operation's kind, function and settings, the workers and partitions; ``None``
-    where the operation holds no user function (nothing to know it by)."""
+    its operation's kind, method, function (or a GroupBy call's function spec) and
+    settings, the workers and partitions; ``None`` where the operation holds no user
+    function (nothing to know it by)."""
     func = getattr(op, "func", None)
     if func is None:
+        func = getattr(op, "spec", None)
+    if func is None:
         return None
-    return (label, type(op).__qualname__, _code(func), _settings(op), jobs, partitions)
+    return (label, type(op).__qualname__, getattr(op, "method", None), _shape(func),
+            _settings(op), jobs, partitions)
 
 
 def _near(now: float, then: float) -> bool:
@@ -112,8 +137,9 @@ def _near(now: float, then: float) -> bool:
 
 
 def clear_for(call: Hashable | None, size: Input) -> bool:
-    """Whether the workers clearly won this call before, on an input like ``size``, at
-    no less free CPU than now: then it goes to them with no sample."""
+    """Whether the workers clearly won this call before, on an input within
+    :data:`SIZE_FACTOR` of ``size``, by a margin that is still :data:`CLEAR` at the load
+    now: then it goes to them with no sample."""
     if call is None:
         return False
     then = _remembered.get(call)
