@@ -19,6 +19,11 @@ bounds the speedup (Amdahl): efficiency at ``n`` workers is ``1 / (1 + s (n - 1)
 so ``s <= 0.4%`` keeps 80% at 64 workers. The kernel process's CPU during the run is
 shown against the whole process tree's (workers included).
 
+The timed calls follow a warm-up call of the same function, so a clear "workers" verdict
+of the in-kernel fallback is remembered and they take no sample (``run/verdicts.py``);
+the "first call" column is one more call after ``verdicts.forget()``: what the first
+call of a function in a kernel pays, its sample included.
+
 Usage (repository root)::
 
     .venv/bin/python benchmarks/kernel_share.py            # full sizes, 2 workers, ~1 min
