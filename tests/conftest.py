@@ -8,6 +8,7 @@ process still alive a few seconds after the test.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -17,6 +18,13 @@ import pytest
 import jupyter_par
 from jupyter_par import backends
 from jupyter_par.run import verdicts
+
+# Ctrl-C as in a terminal or a kernel, however the suite was started: a shell without job
+# control starts its background jobs (``cmd &``) with SIGINT ignored, Python then keeps it
+# ignored, and so does every process the tests start. The interrupt tests (a SIGINT to
+# this process, to a child on a terminal, to a Dask worker) would see nothing arrive.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # The start_method fixture's methods; CI's other interpreters each run one
 # (JP_TEST_START_METHODS="forkserver", see scripts/test.sh).
