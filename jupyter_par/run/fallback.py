@@ -104,6 +104,13 @@ def worth_a_sample(size: Input, sharing: float) -> bool:
             or size.groups >= SAMPLE_ABOVE_GROUPS)
 
 
+def _noted_assembly(finish: Any) -> float | None:
+    """Seconds the assembly of ``finish``'s call would take, from the last one of its
+    method measured in this kernel (:func:`note_assembly`), or ``None`` before any."""
+    per_group = _assembly_per_group.get(finish.call.method)
+    return per_group * finish.groups if per_group is not None else None
+
+
 def moving_bound(size: Input, sharing: float = 0.0) -> float:
     """At most what moving ``size`` to the workers and back costs (seconds): its numbers
     through shared memory and a result as large, its objects pickled both ways, a round
@@ -119,10 +126,8 @@ def margin_seen(size: Input, jobs: int, compute: float, busy: float,
     :func:`moving_bound` (and the assembly, for a GroupBy call), with :data:`MARGIN`.
     A run sent to the workers by a remembered verdict checks it so: work that has
     become cheap (the same function, other settings) is sampled again next time."""
-    assembly = 0.0
-    if finish is not None:
-        per_group = _assembly_per_group.get(finish.call.method)
-        assembly = per_group * finish.groups if per_group is not None else 0.0
+    noted = _noted_assembly(finish) if finish is not None else None
+    assembly = noted if noted is not None else 0.0
     saved = compute * (1 - 1 / load.speedup(jobs, busy))
     bar = MARGIN * moving_bound(size) + assembly
     return saved / bar if bar > 0 else float("inf")
@@ -334,8 +339,8 @@ class Sample:
         if isinstance(result, pd.DataFrame | pd.Series):
             out_seconds *= len(result)
         if self.finish is not None:
-            per_group = _assembly_per_group.get(self.finish.call.method)
-            self.assembly = (per_group * self.finish.groups if per_group is not None
+            noted = _noted_assembly(self.finish)
+            self.assembly = (noted if noted is not None
                              else self.finish.assembly() * self.size.scale)
         self.verdict = self._verdict(seconds * self.size.scale, self.size.pickled_seconds,
                                      out_seconds * self.size.scale,

@@ -289,7 +289,7 @@ class _Steps:
                 # own compute checks the verdict afterwards (recheck).
                 self.remembered = (call, size, in_kernel.jobs)
                 return None
-            finish = self.plan.kernel_finish if self.fold is None else None
+            finish = self._kernel_finish()
             op = finish.timed(self.plan.op) if finish is not None else self.plan.op
             kind = ColumnSample if self.plan.columns_cuttable else cost.Sample
             sample = kind(size, here(_with_callers_numpy_errors(op)),
@@ -307,15 +307,20 @@ class _Steps:
         self.done_before = (sample.units_done, sample.count)
         return sample.verdict
 
+    def _kernel_finish(self) -> Any:
+        """The plan's kernel finish (what the verdict counts as its assembly), where the
+        results are kept; none with a fold."""
+        return self.plan.kernel_finish if self.fold is None else None
+
     def recheck(self, outcome: engine.RunOutcome) -> None:
         """A run a remembered verdict sent to the workers: keep the verdict if the run's
         own compute still clearly beats moving, else forget it (sampled next time)."""
         if self.remembered is None or outcome.timings is None or outcome.failures:
             return
         call, size, jobs = self.remembered
-        finish = self.plan.kernel_finish if self.fold is None else None
         busy = load.busy_elsewhere()
-        margin = cost.margin_seen(size, jobs, outcome.timings.worker_compute, busy, finish)
+        margin = cost.margin_seen(size, jobs, outcome.timings.worker_compute, busy,
+                                  self._kernel_finish())
         verdicts.note(call, size, jobs, busy, margin)
 
     def finish_in_kernel(self, output: TextIO | None) -> tuple[Any, engine.RunOutcome | None]:
